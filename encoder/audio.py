@@ -1,0 +1,99 @@
+"""Audio input: decode, down-mix, resample to 16 kHz and validate a learner's recording."""
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import soundfile
+import soxr
+
+SAMPLE_RATE = 16_000
+MIN_DURATION_S = 0.3
+MAX_DURATION_S = 60.0  # documented limit: one read sentence or short paragraph
+SILENCE_PEAK = 1e-4  # peak amplitude (full scale = 1.0) below which a recording counts as silent
+
+
+class AudioError(ValueError):
+    """The input cannot be assessed; the message says why, in words a user can act on."""
+
+
+@dataclass(frozen=True)
+class Audio:
+    """Mono float32 samples in [-1, 1] at 16 kHz."""
+
+    samples: np.ndarray
+    sample_rate: int = SAMPLE_RATE
+
+    @property
+    def duration(self) -> float:
+        return len(self.samples) / self.sample_rate
+
+    def to_int16_bytes(self) -> bytes:
+        return (np.clip(self.samples, -1.0, 1.0) * 32767).astype("<i2").tobytes()
+
+
+def load_audio(source: str | Path | bytes | np.ndarray, sample_rate: int | None = None) -> Audio:
+    """Read a path, encoded bytes or a sample array (with its sample rate) into validated 16 kHz mono audio."""
+    if isinstance(source, np.ndarray):
+        if sample_rate is None:
+            raise AudioError("a sample array needs its sample_rate")
+        samples, rate = source, int(sample_rate)
+    else:
+        samples, rate = _decode(source)
+    return from_array(samples, rate)
+
+
+def from_array(samples: np.ndarray, sample_rate: int) -> Audio:
+    samples = _to_float_mono(np.asarray(samples))
+    if sample_rate <= 0:
+        raise AudioError(f"sample rate must be positive, got {sample_rate}")
+    if not np.all(np.isfinite(samples)):
+        raise AudioError("audio contains NaN or infinite samples")
+    if sample_rate != SAMPLE_RATE and samples.size:
+        samples = soxr.resample(samples, sample_rate, SAMPLE_RATE, quality="HQ").astype(np.float32)
+    _check_duration(samples.size / SAMPLE_RATE)
+    if float(np.max(np.abs(samples))) < SILENCE_PEAK:
+        raise AudioError("audio is silent (no sample above -80 dBFS)")
+    return Audio(np.clip(samples, -1.0, 1.0).astype(np.float32))
+
+
+def _decode(source: str | Path | bytes) -> tuple[np.ndarray, int]:
+    if isinstance(source, (bytes, bytearray)):
+        if not source:
+            raise AudioError("audio is empty (0 bytes)")
+        handle, label = io.BytesIO(source), "the given bytes"
+    else:
+        path = Path(source)
+        if not path.is_file():
+            raise AudioError(f"audio file not found: {path}")
+        if path.stat().st_size == 0:
+            raise AudioError(f"audio file is empty: {path}")
+        handle, label = path, str(path)
+    try:
+        samples, rate = soundfile.read(handle, dtype="float32", always_2d=True)
+    except (soundfile.LibsndfileError, RuntimeError, TypeError) as err:
+        raise AudioError(f"{label} is not readable audio (WAV, FLAC, OGG or MP3 expected): {err}") from None
+    return samples, rate
+
+
+def _to_float_mono(samples: np.ndarray) -> np.ndarray:
+    if samples.ndim == 2:
+        # soundfile gives (frames, channels); a caller's array may come channels-first
+        samples = samples.mean(axis=1) if samples.shape[0] >= samples.shape[1] else samples.mean(axis=0)
+    if samples.ndim != 1:
+        raise AudioError(f"audio must be 1-D (mono) or 2-D (frames x channels), got shape {samples.shape}")
+    if np.issubdtype(samples.dtype, np.integer):
+        info = np.iinfo(samples.dtype)
+        return (samples.astype(np.float64) / max(abs(info.min), info.max)).astype(np.float32)
+    if not np.issubdtype(samples.dtype, np.floating):
+        raise AudioError(f"audio samples must be int or float, got {samples.dtype}")
+    return samples.astype(np.float32)
+
+
+def _check_duration(seconds: float) -> None:
+    if seconds < MIN_DURATION_S:
+        raise AudioError(f"audio is too short: {seconds:.2f} s (at least {MIN_DURATION_S} s needed)")
+    if seconds > MAX_DURATION_S:
+        raise AudioError(f"audio is too long: {seconds:.1f} s (at most {MAX_DURATION_S:.0f} s)")

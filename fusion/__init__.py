@@ -1,0 +1,1 @@
+"""Fusion: one response from scores, diagnosis and rationale; the CLI and (later) the service."""
