@@ -1,0 +1,156 @@
+"""The acoustic front-end: audio + canonical phones -> alignment -> per-phone feature groups + utterance pool."""
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..alignment import ForcedAligner
+from ..audio import Audio
+from ..phoneset import CanonicalPhone, canonical_phones
+from .records import FeatureBlock, GroupOutput, HeardPhone
+
+PHONE_GROUPS = ("likelihood_gop", "posterior_gop", "whisper", "prosody")
+FEATURE_VERSION = "1"  # bump when extraction changes, so cached features are recomputed
+
+
+class FrontEndError(ValueError):
+    """The front-end was configured wrongly or given inconsistent input."""
+
+
+@dataclass(frozen=True)
+class FrontEndConfig:
+    groups: tuple[str, ...] = PHONE_GROUPS
+    utterance_pool: bool = True
+    whisper_size: str = "base"  # "base" or "tiny.en"
+    version: str = FEATURE_VERSION
+
+    def __post_init__(self) -> None:
+        unknown = set(self.groups) - set(PHONE_GROUPS)
+        if unknown:
+            raise FrontEndError(f"unknown feature group(s) {sorted(unknown)}; choose from {', '.join(PHONE_GROUPS)}")
+
+    def key(self) -> str:
+        """A short hash of everything that changes the features: the cache key's configuration half."""
+        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:16]
+
+
+@dataclass
+class PhoneFeatures:
+    """Everything the front-end extracted from one utterance."""
+
+    phones: list[CanonicalPhone]
+    starts: np.ndarray  # (n,) seconds
+    ends: np.ndarray  # (n,) seconds
+    alignment_fallback: bool
+    alignment_note: str
+    blocks: dict[str, FeatureBlock]  # per-phone groups, each (n, d)
+    heard: list[HeardPhone] | None  # most likely phone heard per canonical phone
+    utterance: FeatureBlock | None  # (1, m) handcrafted utterance-level pool
+    duration: float
+    timings: dict[str, float] = field(default_factory=dict)  # seconds per stage
+
+    def phone_matrix(self, groups: tuple[str, ...] | None = None) -> FeatureBlock:
+        """The chosen groups' per-phone features side by side, names prefixed by group."""
+        chosen = [g for g in (groups or tuple(self.blocks)) if g in self.blocks]
+        names = tuple(f"{g}.{n}" for g in chosen for n in self.blocks[g].names)
+        values = np.concatenate([self.blocks[g].values for g in chosen], axis=1) if chosen else np.zeros((len(self.phones), 0), np.float32)
+        return FeatureBlock(names, values.astype(np.float32))
+
+    def save(self, path: str | Path) -> None:
+        meta = {
+            "word_phones": _word_phones(self.phones), "fallback": self.alignment_fallback,
+            "note": self.alignment_note, "duration": self.duration, "timings": self.timings,
+            "names": {g: list(b.names) for g, b in self.blocks.items()},
+            "heard": None if self.heard is None else [[h.base, h.probability] for h in self.heard],
+            "utterance_names": None if self.utterance is None else list(self.utterance.names),
+        }
+        arrays = {f"group.{g}": b.values for g, b in self.blocks.items()}
+        if self.utterance is not None:
+            arrays["utterance"] = self.utterance.values
+        with open(path, "wb") as fh:  # a file handle keeps numpy from appending .npz to the name
+            np.savez(fh, meta=json.dumps(meta), starts=self.starts, ends=self.ends, **arrays)
+
+    @classmethod
+    def load(cls, path: str | Path) -> "PhoneFeatures":
+        with np.load(path) as data:
+            meta = json.loads(str(data["meta"]))
+            blocks = {g: FeatureBlock(tuple(n), data[f"group.{g}"]) for g, n in meta["names"].items()}
+            utterance = None if meta["utterance_names"] is None else FeatureBlock(tuple(meta["utterance_names"]), data["utterance"])
+            starts, ends = data["starts"], data["ends"]
+        heard = None if meta["heard"] is None else [HeardPhone(b, float(p)) for b, p in meta["heard"]]
+        return cls(canonical_phones(meta["word_phones"]), starts, ends, meta["fallback"], meta["note"],
+                   blocks, heard, utterance, meta["duration"], meta["timings"])
+
+
+def _word_phones(phones: list[CanonicalPhone]) -> list[list[str]]:
+    words: list[list[str]] = []
+    for p in phones:
+        if p.word_index == len(words):
+            words.append([])
+        words[-1].append(p.symbol)
+    return words
+
+
+class FrontEnd:
+    """Loads the aligner and the enabled feature groups once; `extract` runs them on one utterance."""
+
+    def __init__(self, config: FrontEndConfig | None = None):
+        self.config = config or FrontEndConfig()
+        self.aligner = ForcedAligner()
+        self.groups = {name: _build_group(name, self.config) for name in self.config.groups}
+        self.pool = _build_pool() if self.config.utterance_pool else None
+
+    def extract(self, audio: Audio, phones: list[CanonicalPhone]) -> PhoneFeatures:
+        if not phones:
+            raise FrontEndError("no canonical phones to align")
+        timings: dict[str, float] = {}
+        alignment = _timed(timings, "alignment", self.aligner.align, audio, phones)
+        outputs = {name: _timed(timings, name, group.extract, audio, alignment) for name, group in self.groups.items()}
+        utterance = None
+        if self.pool is not None:
+            names, values = _timed(timings, "utterance_pool", self.pool.extract, audio, alignment, outputs)
+            utterance = FeatureBlock(tuple(names), np.asarray(values, np.float32).reshape(1, -1))
+        return PhoneFeatures(
+            phones=list(phones),
+            starts=np.array([s.start for s in alignment.segments], np.float32),
+            ends=np.array([s.end for s in alignment.segments], np.float32),
+            alignment_fallback=alignment.fallback, alignment_note=alignment.note,
+            blocks={name: out.block for name, out in outputs.items()},
+            heard=_heard(outputs), utterance=utterance, duration=audio.duration, timings=timings,
+        )
+
+
+def _heard(outputs: dict[str, GroupOutput]) -> list[HeardPhone] | None:
+    return next((out.heard for out in outputs.values() if out.heard is not None), None)
+
+
+def _timed(timings: dict[str, float], name: str, fn, *args):
+    start = time.perf_counter()
+    result = fn(*args)
+    timings[name] = time.perf_counter() - start
+    return result
+
+
+def _build_group(name: str, config: FrontEndConfig):
+    # imported here so a disabled group's heavy dependencies are never loaded
+    if name == "likelihood_gop":
+        from .likelihood_gop import LikelihoodGOP
+        return LikelihoodGOP()
+    if name == "posterior_gop":
+        from .posterior_gop import PosteriorGOP
+        return PosteriorGOP()
+    if name == "whisper":
+        from .whisper import WhisperFeatures
+        return WhisperFeatures(size=config.whisper_size)
+    from .prosody import ProsodyFeatures
+    return ProsodyFeatures()
+
+
+def _build_pool():
+    from .utterance_pool import UtterancePool
+    return UtterancePool()

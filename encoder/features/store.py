@@ -1,0 +1,155 @@
+"""Feature store: extract a corpus split in parallel, cache by (configuration, audio content), write a manifest."""
+from __future__ import annotations
+
+import hashlib
+import json
+import multiprocessing
+import os
+import shutil
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Iterable, Iterator
+
+from tqdm import tqdm
+
+from ..audio import AudioError, load_audio
+from ..corpus import Utterance
+from ..phoneset import canonical_phones
+from .frontend import FrontEnd, FrontEndConfig, PhoneFeatures
+
+MANIFEST = "manifest.json"
+
+
+@dataclass(frozen=True)
+class ExtractionJob:
+    utt_id: str
+    audio_path: str
+    word_phones: tuple[tuple[str, ...], ...]
+
+
+@dataclass(frozen=True)
+class ExtractionResult:
+    utt_id: str
+    cache_file: str | None
+    fallback: bool
+    error: str | None
+
+
+def default_cache_dir() -> Path:
+    return Path(os.environ.get("ORTHOEPY_CACHE", Path.home() / ".cache" / "orthoepy")) / "features"
+
+
+def content_key(audio_path: str | Path, word_phones: Iterable[Iterable[str]]) -> str:
+    """Hash of the audio bytes and the canonical phones: what the features depend on besides the configuration."""
+    digest = hashlib.sha256(Path(audio_path).read_bytes())
+    digest.update(json.dumps([list(w) for w in word_phones]).encode())
+    return digest.hexdigest()[:32]
+
+
+def extract_utterances(
+    utterances: list[Utterance], out_dir: str | Path, config: FrontEndConfig | None = None,
+    nj: int | None = None, cache_dir: str | Path | None = None, progress: bool = True,
+) -> dict:
+    """Features of every utterance into out_dir/utts/<utt_id>.npz plus out_dir/manifest.json; returns the manifest."""
+    config = config or FrontEndConfig()
+    out_dir, cache = Path(out_dir), Path(cache_dir or default_cache_dir()) / config.key()
+    (out_dir / "utts").mkdir(parents=True, exist_ok=True)
+    cache.mkdir(parents=True, exist_ok=True)
+    jobs = [ExtractionJob(u.utt_id, str(u.audio_path), tuple(w.phones for w in u.words)) for u in utterances]
+    results = list(_run_jobs(jobs, cache, config, nj or os.cpu_count() or 1, progress))
+    for r in results:
+        if r.cache_file:
+            _place(Path(r.cache_file), out_dir / "utts" / f"{r.utt_id}.npz")
+    manifest = _manifest(config, results, utterances)
+    (out_dir / MANIFEST).write_text(json.dumps(manifest, indent=1))
+    return manifest
+
+
+def _run_jobs(jobs: list[ExtractionJob], cache: Path, config: FrontEndConfig, nj: int, progress: bool) -> Iterator[ExtractionResult]:
+    cached, todo = [], []
+    for job in jobs:
+        path = cache / f"{content_key(job.audio_path, job.word_phones)}.npz"
+        (cached if path.exists() else todo).append((job, path))
+    yield from (ExtractionResult(j.utt_id, str(p), PhoneFeatures.load(p).alignment_fallback, None) for j, p in cached)
+    if not todo:
+        return
+    bar = tqdm(total=len(todo), desc=f"features ({len(cached)} cached)", unit="utt", disable=not progress)
+    if nj == 1:
+        _init_worker(config)
+        for item in todo:
+            yield _extract_one(item)
+            bar.update()
+    else:
+        with multiprocessing.get_context("spawn").Pool(nj, initializer=_init_worker, initargs=(config,)) as pool:
+            for result in pool.imap_unordered(_extract_one, todo, chunksize=4):
+                yield result
+                bar.update()
+    bar.close()
+
+
+_worker_frontend: FrontEnd | None = None
+
+
+def _init_worker(config: FrontEndConfig) -> None:
+    global _worker_frontend  # one front-end per worker process: models load once, not per utterance
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    _worker_frontend = FrontEnd(config)
+
+
+def _extract_one(item: tuple[ExtractionJob, Path]) -> ExtractionResult:
+    job, path = item
+    try:
+        audio = load_audio(job.audio_path)
+        features = _worker_frontend.extract(audio, canonical_phones([list(w) for w in job.word_phones]))
+    except (AudioError, ValueError) as err:
+        return ExtractionResult(job.utt_id, None, False, f"{type(err).__name__}: {err}")
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    features.save(tmp)
+    tmp.replace(path)  # atomic: a crash never leaves a half-written cache entry
+    return ExtractionResult(job.utt_id, str(path), features.alignment_fallback, None)
+
+
+def _place(src: Path, dst: Path) -> None:
+    dst.unlink(missing_ok=True)
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copyfile(src, dst)
+
+
+def _manifest(config: FrontEndConfig, results: list[ExtractionResult], utterances: list[Utterance]) -> dict:
+    done = sorted(r.utt_id for r in results if r.cache_file)
+    sample = PhoneFeatures.load(next(Path(r.cache_file) for r in results if r.cache_file)) if done else None
+    return {
+        "config": asdict(config), "config_key": config.key(),
+        "utterances": done,
+        "splits": {u.utt_id: u.split for u in utterances if u.utt_id in set(done)},
+        "groups": {} if sample is None else {g: len(b.names) for g, b in sample.blocks.items()},
+        "utterance_features": 0 if sample is None or sample.utterance is None else len(sample.utterance.names),
+        "fallbacks": sorted(r.utt_id for r in results if r.fallback),
+        "failures": {r.utt_id: r.error for r in sorted(results, key=lambda r: r.utt_id) if r.error},
+    }
+
+
+class FeatureStore:
+    """Read side of an extracted directory: manifest plus one PhoneFeatures per utterance."""
+
+    def __init__(self, out_dir: str | Path):
+        self.root = Path(out_dir)
+        manifest = self.root / MANIFEST
+        if not manifest.is_file():
+            raise FileNotFoundError(f"{self.root} holds no {MANIFEST}: run `orthoepy features` first")
+        self.manifest = json.loads(manifest.read_text())
+
+    @property
+    def utt_ids(self) -> list[str]:
+        return list(self.manifest["utterances"])
+
+    def load(self, utt_id: str) -> PhoneFeatures:
+        return PhoneFeatures.load(self.root / "utts" / f"{utt_id}.npz")
+
+    def __iter__(self) -> Iterator[tuple[str, PhoneFeatures]]:
+        return ((u, self.load(u)) for u in self.utt_ids)
+
+    def __len__(self) -> int:
+        return len(self.manifest["utterances"])
