@@ -1,9 +1,15 @@
 """Forced alignment of a recording to its canonical phones (pocketsphinx en-us acoustic model)."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
-from .phoneset import CanonicalPhone
+import numpy as np
+
+from .audio import Audio
+from .phoneset import PHONE_INDEX, CanonicalPhone
 
 
 @dataclass(frozen=True)
@@ -35,3 +41,250 @@ class Alignment:
     note: str  # why the fallback was used, "" otherwise
     speech_start: float  # first aligned speech, seconds
     speech_end: float
+    pauses: list[tuple[float, float]] = field(default_factory=list)  # silences between words, seconds
+
+
+# ---------------------------------------------------------------------------------------------
+# The aligner
+# ---------------------------------------------------------------------------------------------
+
+FRAME_S = 0.01  # pocketsphinx frame shift
+SCORE_UNIT_NAT = 0.1024  # one pocketsphinx path-score unit (log base 1.0001, shifted by 10 bits)
+SILENCE = "SIL"
+_WORD_PREFIX = "__"  # keeps our per-pronunciation words apart from any real dictionary word
+
+
+@dataclass(frozen=True)
+class DecoderSettings:
+    """Search settings of one pocketsphinx decoder; the relaxed ones trade speed for robustness."""
+
+    beam: float = 1e-48
+    wbeam: float = 7e-29
+    pbeam: float = 1e-48
+    maxhmmpf: int = 30000
+
+    def as_kwargs(self) -> dict[str, float | int]:
+        return {"beam": self.beam, "wbeam": self.wbeam, "pbeam": self.pbeam, "maxhmmpf": self.maxhmmpf}
+
+
+STRICT_SEARCH = DecoderSettings()
+RELAXED_SEARCH = DecoderSettings(beam=1e-100, wbeam=1e-80, pbeam=1e-100, maxhmmpf=-1)
+LOOP_LANGUAGE_WEIGHT = 6.5  # pocketsphinx's default for the phone bigram
+
+
+class AlignmentFailed(RuntimeError):
+    """One forced-alignment attempt gave no usable result; the message says why."""
+
+
+@dataclass(frozen=True)
+class _TimedPhone:
+    name: str  # ARPAbet base or SIL
+    start_frame: int
+    frames: int
+    score: int  # pocketsphinx path-score units
+
+
+class ForcedAligner:
+    """Aligns recordings to their canonical phones with pocketsphinx's en-us model; never raises on valid audio.
+
+    Decoders are built once and reused; one instance is not safe to share between threads.
+    """
+
+    def __init__(self, model_dir: Path | None = None) -> None:
+        import pocketsphinx  # imported here so the records above stay importable without it
+
+        self._pocketsphinx = pocketsphinx
+        root = Path(model_dir) if model_dir is not None else Path(pocketsphinx.get_model_path())
+        self._acoustic_model = root / "en-us" / "en-us"
+        self._phone_bigram = root / "en-us" / "en-us-phone.lm.bin"
+        self._strict = self._alignment_decoder(STRICT_SEARCH)
+        self._relaxed: Any = None  # built on the first hard utterance
+        self._loop = self._new_decoder(allphone=str(self._phone_bigram), lw=LOOP_LANGUAGE_WEIGHT)
+
+    # -- public API ---------------------------------------------------------------------------
+
+    def align(self, audio: Audio, phones: list[CanonicalPhone]) -> Alignment:
+        raw = audio.to_int16_bytes()
+        loop = self.phone_loop(audio, raw)
+        if not phones:
+            return _assemble([], [], loop, audio.duration, fallback=False, note="no canonical phones")
+        notes: list[str] = []
+        for settings in (STRICT_SEARCH, RELAXED_SEARCH):
+            try:
+                timed = self._align_once(self._decoder_for(settings), raw, phones)
+                segments, pauses = _segments_from(timed, phones, audio.duration)
+                note = "" if not notes else "aligned on relaxed retry after: " + notes[0]
+                return _assemble(segments, pauses, loop, audio.duration, fallback=False, note=note)
+            except AlignmentFailed as err:
+                notes.append(str(err))
+            except Exception as err:  # noqa: BLE001 - a C decoder's failure must become a fallback, not a crash
+                notes.append(f"decoder error: {err}")
+        segments = uniform_segments(audio, phones)
+        return _assemble(segments, [], loop, audio.duration, fallback=True,
+                         note="uniform fallback: " + "; ".join(notes))
+
+    def phone_loop(self, audio: Audio, raw: bytes | None = None) -> list[LoopPhone]:
+        """Free phone recognition (phone bigram, no text); empty when the search yields nothing."""
+        raw = audio.to_int16_bytes() if raw is None else raw
+        try:
+            decoder = self._loop
+            decoder.start_utt()
+            decoder.process_raw(raw, full_utt=True)
+            decoder.end_utt()
+            logmath = decoder.get_logmath()
+            # hyp() crashed after this search in a probe; seg() is safe
+            return [_loop_phone(seg, logmath, audio.duration) for seg in decoder.seg()]
+        except Exception:  # noqa: BLE001 - the loop is auxiliary; features cope with an empty one
+            return []
+
+    # -- decoders -----------------------------------------------------------------------------
+
+    def _new_decoder(self, **settings: Any) -> Any:
+        with tempfile.TemporaryDirectory() as folder:
+            empty_dictionary = Path(folder) / "empty.dict"
+            empty_dictionary.write_text("")
+            return self._pocketsphinx.Decoder(
+                hmm=str(self._acoustic_model), dict=str(empty_dictionary), lm=None,
+                samprate=16000, bestpath=False, loglevel="FATAL", **settings,
+            )
+
+    def _alignment_decoder(self, settings: DecoderSettings) -> Any:
+        return self._new_decoder(**settings.as_kwargs())
+
+    def _decoder_for(self, settings: DecoderSettings) -> Any:
+        if settings is STRICT_SEARCH:
+            return self._strict
+        if self._relaxed is None:
+            self._relaxed = self._alignment_decoder(RELAXED_SEARCH)
+        return self._relaxed
+
+    # -- one attempt --------------------------------------------------------------------------
+
+    def _align_once(self, decoder: Any, raw: bytes, phones: list[CanonicalPhone]) -> list[_TimedPhone]:
+        decoder.set_align_text(" ".join(_word_names(decoder, phones)))
+        _decode(decoder, raw)
+        if decoder.hyp() is None:
+            raise AlignmentFailed("the word pass reached no end state")
+        decoder.set_alignment()
+        _decode(decoder, raw)
+        alignment = decoder.get_alignment()
+        if alignment is None:
+            raise AlignmentFailed("the phone pass gave no alignment")
+        return [_TimedPhone(p.name, p.start, p.duration, p.score) for p in alignment.phones()]
+
+
+def _decode(decoder: Any, raw: bytes) -> None:
+    decoder.start_utt()
+    decoder.process_raw(raw, full_utt=True)
+    decoder.end_utt()
+
+
+def _word_names(decoder: Any, phones: list[CanonicalPhone]) -> list[str]:
+    """One dictionary word per canonical word, named after its pronunciation so entries are reused."""
+    names = []
+    for word in _group_by_word(phones):
+        pronunciation = " ".join(p.base for p in word)
+        name = _WORD_PREFIX + "_".join(p.base.lower() for p in word)
+        if decoder.lookup_word(name) is None:
+            decoder.add_word(name, pronunciation, True)
+        names.append(name)
+    return names
+
+
+def _group_by_word(phones: list[CanonicalPhone]) -> list[list[CanonicalPhone]]:
+    words: list[list[CanonicalPhone]] = []
+    for i, phone in enumerate(phones):
+        if i == 0 or phone.word_index != phones[i - 1].word_index:
+            words.append([])
+        words[-1].append(phone)
+    return words
+
+
+def _loop_phone(seg: Any, logmath: Any, duration: float) -> LoopPhone:
+    name = seg.word.upper()
+    base = name if name in PHONE_INDEX else SILENCE
+    start = min(seg.start_frame * FRAME_S, duration)
+    end = min((seg.end_frame + 1) * FRAME_S, duration)
+    score = logmath.log(seg.ascore) * SCORE_UNIT_NAT if seg.ascore > 0 else 0.0
+    return LoopPhone(base, start, max(end, start), float(score))
+
+
+def _segments_from(
+    timed: list[_TimedPhone], phones: list[CanonicalPhone], duration: float
+) -> tuple[list[PhoneSegment], list[tuple[float, float]]]:
+    """Map the aligner's phones onto the canonical ones; silences become pauses."""
+    speech = [t for t in timed if t.name != SILENCE]
+    got = [t.name for t in speech]
+    want = [p.base for p in phones]
+    if got != want:
+        raise AlignmentFailed(f"aligned phones {' '.join(got)} differ from canonical {' '.join(want)}")
+    if any(t.frames < 1 for t in speech):
+        raise AlignmentFailed("a phone got no frames")
+    segments = []
+    for t, phone in zip(speech, phones):
+        start = min(t.start_frame * FRAME_S, duration)
+        end = min((t.start_frame + t.frames) * FRAME_S, duration)
+        if end <= start:
+            raise AlignmentFailed(f"phone {phone.base} lies past the end of the audio")
+        segments.append(PhoneSegment(phone, start, end, t.frames, t.score * SCORE_UNIT_NAT))
+    first, last = segments[0].start, segments[-1].end
+    pauses = [
+        (t.start_frame * FRAME_S, min((t.start_frame + t.frames) * FRAME_S, duration))
+        for t in timed
+        if t.name == SILENCE and first <= t.start_frame * FRAME_S < last
+    ]
+    return segments, pauses
+
+
+def _assemble(
+    segments: list[PhoneSegment], pauses: list[tuple[float, float]], loop: list[LoopPhone],
+    duration: float, fallback: bool, note: str,
+) -> Alignment:
+    if segments:
+        speech_start, speech_end = segments[0].start, segments[-1].end
+    else:
+        speech_start, speech_end = 0.0, duration
+    return Alignment(segments, loop, fallback, note, speech_start, speech_end, pauses)
+
+
+# -- fallback -----------------------------------------------------------------------------------
+
+def speech_region(audio: Audio, floor_db: float = 35.0) -> tuple[int, int]:
+    """First and one-past-last 10 ms frame whose energy is within floor_db of the loudest frame."""
+    hop = int(audio.sample_rate * FRAME_S)
+    n_frames = max(1, len(audio.samples) // hop)
+    frames = audio.samples[: n_frames * hop].reshape(n_frames, -1) if len(audio.samples) >= hop \
+        else audio.samples.reshape(1, -1)
+    energy_db = 10.0 * np.log10(np.mean(frames.astype(np.float64) ** 2, axis=1) + 1e-12)
+    loud = np.flatnonzero(energy_db >= energy_db.max() - floor_db)
+    if loud.size == 0:
+        return 0, n_frames
+    return int(loud[0]), int(loud[-1]) + 1
+
+
+def uniform_segments(audio: Audio, phones: list[CanonicalPhone]) -> list[PhoneSegment]:
+    """Spread the canonical phones evenly over the speech region, at least one frame each where it fits."""
+    n = len(phones)
+    first, last = speech_region(audio)
+    total_frames = max(1, int(round(audio.duration / FRAME_S)))
+    first, last = _widen(first, last, n, total_frames)
+    bounds = np.linspace(first, last, n + 1)
+    if last - first >= n:
+        bounds = np.round(bounds)  # whole frames, each phone >= 1
+    seconds = np.minimum(bounds * FRAME_S, audio.duration)
+    return [
+        PhoneSegment(phone, float(seconds[i]), float(seconds[i + 1]),
+                     max(1, int(round(bounds[i + 1] - bounds[i]))), 0.0)
+        for i, phone in enumerate(phones)
+    ]
+
+
+def _widen(first: int, last: int, n_phones: int, total_frames: int) -> tuple[int, int]:
+    """Grow the region around its centre until every phone can have a frame (or the audio runs out)."""
+    if last - first >= n_phones:
+        return first, last
+    if total_frames <= n_phones:
+        return 0, total_frames
+    missing = n_phones - (last - first)
+    first = max(0, min(first - (missing + 1) // 2, total_frames - n_phones))
+    return first, min(total_frames, max(last, first + n_phones))

@@ -146,7 +146,7 @@ def _build_group(name: str, config: FrontEndConfig):
         return PosteriorGOP()
     if name == "whisper":
         from .whisper import WhisperFeatures
-        return WhisperFeatures(size=config.whisper_size)
+        return WhisperFeatures(model=config.whisper_size)
     from .prosody import ProsodyFeatures
     return ProsodyFeatures()
 

@@ -1,0 +1,167 @@
+"""GOPT-style goodness-of-pronunciation features from a CTC phone recogniser's posteriors.
+
+The recogniser is hama's waveform-to-IPA CTC model (191 IPA tokens, 20 ms frames). Its token
+posteriors are folded onto the 39 ARPAbet phones with IPA_TO_ARPABET; per canonical phone segment
+we compute the log posterior of the canonical phone (LPP), its log ratio against every phone (LPR),
+and a few shape features. The most likely phone in each segment is reported as what was "heard".
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..alignment import Alignment, PhoneSegment
+from ..audio import Audio
+from ..phoneset import IPA_TO_ARPABET, PHONE_INDEX, PHONES
+from .records import FeatureBlock, GroupOutput, HeardPhone
+
+FRAME_SECONDS = 0.02  # hama: 160-sample STFT hop, subsampled by 2
+LOG_FLOOR = -30.0
+CONTEXT_FRAMES = 1  # CTC spikes can sit just outside an aligner's boundary
+POOL_SMOOTHING = 1e-4  # phone mass added to every phone so all-blank segments pool to ~uniform
+
+
+@dataclass(frozen=True)
+class FramePosteriors:
+    """Per-frame posteriors of one utterance, folded onto ARPAbet."""
+
+    phone: np.ndarray  # (T, 39) probability mass of each phone's IPA tokens
+    blank: np.ndarray  # (T,) CTC blank probability
+    other: np.ndarray  # (T,) word boundary and IPA tokens with no ARPAbet counterpart
+    greedy_tokens: list[str]  # greedy CTC decoding, collapsed, blanks removed (IPA, <wb> kept)
+
+
+class PosteriorGOP:
+    """Feature group `posterior_gop`: LPP/LPR per canonical phone plus the phone heard there."""
+
+    name = "posterior_gop"
+
+    def __init__(self) -> None:
+        from hama.asr import ASRModel  # heavy: load only when the group is used
+
+        self._model = ASRModel()
+        self._tokens: list[str] = list(self._model.decoder_tokens)
+        self._blank_id = self._tokens.index("<blank>")
+        self._token_to_phone = _token_phone_matrix(self._tokens)
+
+    def names(self) -> tuple[str, ...]:
+        return (
+            "lpp",
+            *(f"lpr_{p}" for p in PHONES),
+            "max_frame_lp",
+            "entropy",
+            "blank_share",
+            "other_share",
+        )
+
+    def extract(self, audio: Audio, alignment: Alignment) -> GroupOutput:
+        post = self.frame_posteriors(audio)
+        rows, heard = [], []
+        for segment in alignment.segments:
+            row, heard_phone = _segment_features(post, segment)
+            rows.append(row)
+            heard.append(heard_phone)
+        values = np.asarray(rows, dtype=np.float32).reshape(len(rows), len(self.names()))
+        summary = _utterance_summary(post, alignment, audio, values[:, 0], heard)
+        return GroupOutput(FeatureBlock(self.names(), values), heard=heard, frame_summary=summary)
+
+    def frame_posteriors(self, audio: Audio) -> FramePosteriors:
+        wav = np.ascontiguousarray(audio.samples, dtype=np.float32)
+        log_probs, out_lengths = self._model.session.run(
+            ["log_probs", "out_lengths"],
+            {"waveform": wav[None], "waveform_lengths": np.array([wav.size], dtype=np.int64)},
+        )
+        valid = max(1, min(int(np.asarray(out_lengths).reshape(-1)[0]), log_probs.shape[1]))
+        log_probs = np.clip(np.asarray(log_probs[0, :valid], dtype=np.float64), LOG_FLOOR, 0.0)
+        probs = np.exp(log_probs)
+        probs /= probs.sum(axis=1, keepdims=True)
+        phone = probs @ self._token_to_phone
+        blank = probs[:, self._blank_id]
+        other = np.clip(1.0 - blank - phone.sum(axis=1), 0.0, 1.0)
+        return FramePosteriors(phone, blank, other, self._greedy_tokens(log_probs))
+
+    def _greedy_tokens(self, log_probs: np.ndarray) -> list[str]:
+        best = log_probs.argmax(axis=1)
+        collapsed = [int(t) for i, t in enumerate(best) if i == 0 or t != best[i - 1]]
+        return [self._tokens[t] for t in collapsed if t != self._blank_id]
+
+
+def _token_phone_matrix(tokens: list[str]) -> np.ndarray:
+    """(n_tokens, 39) 0/1 matrix: which ARPAbet phone each IPA token counts towards."""
+    matrix = np.zeros((len(tokens), len(PHONES)))
+    for i, token in enumerate(tokens):
+        phone = IPA_TO_ARPABET.get(token)
+        if phone is not None:
+            matrix[i, PHONE_INDEX[phone]] = 1.0
+    return matrix
+
+
+def segment_frames(segment: PhoneSegment, n_frames: int, frame_seconds: float, margin: int = 0) -> slice:
+    """Frames overlapping [start, end), widened by `margin` frames, at least one, inside [0, n_frames)."""
+    first = int(np.floor(segment.start / frame_seconds)) - margin
+    last = int(np.ceil(segment.end / frame_seconds)) + margin  # exclusive
+    first = min(max(first, 0), n_frames - 1)
+    last = min(max(last, first + 1), n_frames)
+    return slice(first, last)
+
+
+def _segment_features(post: FramePosteriors, segment: PhoneSegment) -> tuple[list[float], HeardPhone]:
+    # CTC posteriors are mostly blank, with short phone spikes. Pooling the raw phone mass over the
+    # segment is the same as averaging each frame's non-blank-renormalised phone distribution,
+    # weighted by that frame's phone mass: blank frames carry no vote, spikes decide. How much of the
+    # segment was blank is kept as its own feature.
+    frames = segment_frames(segment, len(post.blank), FRAME_SECONDS, CONTEXT_FRAMES)
+    mass = post.phone[frames].sum(axis=0) + POOL_SMOOTHING
+    pooled = mass / mass.sum()
+    log_pooled = np.maximum(np.log(pooled), LOG_FLOOR)
+    canonical = PHONE_INDEX[segment.phone.base]
+    lpp = float(log_pooled[canonical])
+    lpr = lpp - log_pooled
+    max_frame_lp = float(np.maximum(np.log(post.phone[frames, canonical].max() + 1e-30), LOG_FLOOR))
+    entropy = float(-(pooled * log_pooled).sum())
+    row = [lpp, *lpr.tolist(), max_frame_lp, entropy,
+           float(post.blank[frames].mean()), float(post.other[frames].mean())]
+    best = int(pooled.argmax())
+    return row, HeardPhone(PHONES[best], float(pooled[best]))
+
+
+def _utterance_summary(
+    post: FramePosteriors, alignment: Alignment, audio: Audio, lpp: np.ndarray, heard: list[HeardPhone]
+) -> dict[str, float]:
+    canonical = [s.phone.base for s in alignment.segments]
+    n_tokens = sum(1 for t in post.greedy_tokens if t != "<wb>")
+    speech_seconds = alignment.speech_end - alignment.speech_start
+    if speech_seconds <= 0.0:
+        speech_seconds = audio.duration
+    matches = [h.base == c for h, c in zip(heard, canonical)]
+    return {
+        "mean_lpp": float(lpp.mean()) if lpp.size else LOG_FLOOR,
+        "heard_match_share": float(np.mean(matches)) if matches else 0.0,
+        "blank_frame_share": float(np.mean(post.blank > 0.5)),
+        "phone_rate": float(n_tokens / max(audio.duration, FRAME_SECONDS)),
+        "speech_phone_rate": float(n_tokens / max(speech_seconds, FRAME_SECONDS)),
+        "greedy_agreement": greedy_agreement(greedy_arpabet(post), canonical),
+    }
+
+
+def greedy_arpabet(post: FramePosteriors) -> list[str]:
+    """The greedy CTC transcript as ARPAbet, tokens without an ARPAbet counterpart dropped."""
+    return [IPA_TO_ARPABET[t] for t in post.greedy_tokens if t in IPA_TO_ARPABET]
+
+
+def greedy_agreement(heard: list[str], canonical: list[str]) -> float:
+    """1 - edit distance / canonical length, floored at 0."""
+    if not canonical:
+        return 0.0
+    return max(0.0, 1.0 - edit_distance(heard, canonical) / len(canonical))
+
+
+def edit_distance(a: list[str], b: list[str]) -> int:
+    previous = list(range(len(b) + 1))
+    for i, x in enumerate(a, start=1):
+        current = [i]
+        for j, y in enumerate(b, start=1):
+            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (x != y)))
+        previous = current
+    return previous[-1]
