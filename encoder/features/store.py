@@ -121,7 +121,7 @@ def _manifest(config: FrontEndConfig, results: list[ExtractionResult], utterance
     done = sorted(r.utt_id for r in results if r.cache_file)
     sample = PhoneFeatures.load(next(Path(r.cache_file) for r in results if r.cache_file)) if done else None
     return {
-        "config": asdict(config), "config_key": config.key(),
+        "config": {**asdict(config), "groups": list(config.groups)}, "config_key": config.key(),
         "utterances": done,
         "splits": {u.utt_id: u.split for u in utterances if u.utt_id in set(done)},
         "groups": {} if sample is None else {g: len(b.names) for g, b in sample.blocks.items()},
