@@ -11,6 +11,8 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	# the CPU build of torch first and pinned, so nothing later pulls a multi-GB CUDA build
 	$(PIP) install -q torch==2.13.0
 	$(PIP) install -q -c constraints.txt -e ".[test]"
+	# espnet's declared requirements pull a CUDA torch and old source builds; the scorer needs only its encoder modules
+	$(PIP) install -q --no-deps espnet==202511
 	touch $@
 
 install: $(VENV)/.installed
