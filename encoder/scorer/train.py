@@ -1,0 +1,212 @@
+"""Training drivers: MTP pretraining of the phone encoder, then multi-task fine-tuning of the whole scorer.
+
+Model selection and early stopping look at dev only. Runs are deterministic given the seed (CPU).
+"""
+from __future__ import annotations
+
+import copy
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Iterator, Sequence
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from ..corpus import SENTENCE_ASPECTS, WORD_ASPECTS
+from .data import ScorerBatch, ScorerExample, collate
+from .losses import LossConfig, phone_class_weights, scoring_loss
+from .model import HierarchicalScorer, ScorerConfig
+from .pretrain import PhonePretrainer, mask_phones
+
+
+@dataclass
+class EpochRecord:
+    epoch: int
+    train_loss: float
+    dev_loss: float
+    dev_metrics: dict[str, float] = field(default_factory=dict)  # PCCs, see evaluate()
+    selection_score: float = float("nan")
+    seconds: float = 0.0
+
+
+@dataclass
+class UtterancePrediction:
+    utt_id: str
+    phone: np.ndarray  # (n,) 0-2
+    word: np.ndarray  # (n_words, 3) 0-10
+    sentence: np.ndarray  # (5,) 0-10
+
+
+def batches(examples: Sequence[ScorerExample], batch_size: int, rng: np.random.Generator | None = None
+            ) -> Iterator[ScorerBatch]:
+    """Shuffled batches when rng is given; otherwise length-sorted ones (least padding, for evaluation)."""
+    order = rng.permutation(len(examples)) if rng is not None else np.argsort([e.n_phones for e in examples], kind="stable")
+    for start in range(0, len(order), batch_size):
+        yield collate([examples[i] for i in order[start:start + batch_size]])
+
+
+def fit(train_examples: Sequence[ScorerExample], dev_examples: Sequence[ScorerExample], config: ScorerConfig,
+        seed: int = 0, epochs: int = 30, batch_size: int = 32, lr: float = 1e-3, weight_decay: float = 0.01,
+        patience: int = 8, loss_config: LossConfig | None = None, phone_encoder_state: dict | None = None,
+        threads: int | None = None, progress: bool = True) -> tuple[HierarchicalScorer, list[EpochRecord]]:
+    """Train a HierarchicalScorer; return the dev-best model (eval mode) and one record per epoch.
+
+    phone_encoder_state: `PhonePretrainer.encoder.state_dict()` from `pretrain`, to start from MTP weights.
+    """
+    _setup(seed, threads)
+    loss_config = loss_config or LossConfig(phone_class_weights=phone_class_weights(train_examples))
+    model = HierarchicalScorer(config)
+    if phone_encoder_state is not None:
+        model.phone_encoder.load_state_dict(phone_encoder_state)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+    steps_per_epoch = math.ceil(len(train_examples) / batch_size)
+    scheduler = _warmup_cosine(optimizer, steps_per_epoch, epochs)
+    rng = np.random.default_rng(seed)
+    history: list[EpochRecord] = []
+    best_score, best_state, stale = -math.inf, copy.deepcopy(model.state_dict()), 0
+    bar = tqdm(range(1, epochs + 1), desc="fit", unit="epoch", disable=not progress)
+    for epoch in bar:
+        started = _now()
+        model.train()
+        losses = []
+        for batch in batches(train_examples, batch_size, rng):
+            loss = scoring_loss(model(**batch.model_inputs()), batch, loss_config).total
+            optimizer.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            scheduler.step()
+            losses.append(loss.item())
+        dev_loss, metrics = evaluate(model, dev_examples, loss_config, batch_size)
+        score = selection_score(metrics, dev_loss)
+        history.append(EpochRecord(epoch, float(np.mean(losses)), dev_loss, metrics, score, _now() - started))
+        bar.set_postfix(train=f"{history[-1].train_loss:.4f}", dev=f"{dev_loss:.4f}", score=f"{score:.3f}")
+        if score > best_score:
+            best_score, best_state, stale = score, copy.deepcopy(model.state_dict()), 0
+        else:
+            stale += 1
+            if stale >= patience:
+                break
+    model.load_state_dict(best_state)
+    return model.eval(), history
+
+
+def pretrain(train_examples: Sequence[ScorerExample], dev_examples: Sequence[ScorerExample], config: ScorerConfig,
+             seed: int = 0, epochs: int = 20, batch_size: int = 32, lr: float = 1e-3, weight_decay: float = 0.01,
+             mask_ratio: float = 0.15, patience: int = 5, threads: int | None = None, progress: bool = True
+             ) -> tuple[PhonePretrainer, list[EpochRecord]]:
+    """MTP of the phone encoder; selects the epoch with the lowest dev reconstruction loss."""
+    _setup(seed, threads)
+    model = PhonePretrainer(config, train_examples[0].feature_names)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+    scheduler = _warmup_cosine(optimizer, math.ceil(len(train_examples) / batch_size), epochs)
+    rng, masking = np.random.default_rng(seed), torch.Generator().manual_seed(seed)
+    history: list[EpochRecord] = []
+    best_loss, best_state, stale = math.inf, copy.deepcopy(model.state_dict()), 0
+    bar = tqdm(range(1, epochs + 1), desc="pretrain", unit="epoch", disable=not progress)
+    for epoch in bar:
+        started = _now()
+        model.train()
+        losses = []
+        for batch in batches(train_examples, batch_size, rng):
+            loss = model(batch, mask_phones(batch.phone_mask, mask_ratio, masking)).total
+            optimizer.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            scheduler.step()
+            losses.append(loss.item())
+        dev_loss = pretrain_loss(model, dev_examples, mask_ratio, seed, batch_size)
+        history.append(EpochRecord(epoch, float(np.mean(losses)), dev_loss, {}, -dev_loss, _now() - started))
+        bar.set_postfix(train=f"{history[-1].train_loss:.4f}", dev=f"{dev_loss:.4f}")
+        if dev_loss < best_loss:
+            best_loss, best_state, stale = dev_loss, copy.deepcopy(model.state_dict()), 0
+        else:
+            stale += 1
+            if stale >= patience:
+                break
+    model.load_state_dict(best_state)
+    return model.eval(), history
+
+
+@torch.no_grad()
+def pretrain_loss(model: PhonePretrainer, examples: Sequence[ScorerExample], mask_ratio: float, seed: int = 0,
+                  batch_size: int = 64) -> float:
+    """Mean reconstruction loss with a fixed masking (the same every call, so epochs compare)."""
+    model.eval()
+    masking = torch.Generator().manual_seed(seed)
+    losses = [model(b, mask_phones(b.phone_mask, mask_ratio, masking)).total.item() for b in batches(examples, batch_size)]
+    return float(np.mean(losses)) if losses else float("nan")
+
+
+@torch.no_grad()
+def predict(model: HierarchicalScorer, examples: Sequence[ScorerExample], batch_size: int = 64
+            ) -> list[UtterancePrediction]:
+    """Per-utterance predictions, in the order of `examples`."""
+    model.eval()
+    by_id = {}
+    for batch in batches(examples, batch_size):
+        out = model(**batch.model_inputs())
+        for i, utt_id in enumerate(batch.utt_ids):
+            n, w = int(batch.phone_mask[i].sum()), int(batch.word_mask[i].sum())
+            by_id[utt_id] = UtterancePrediction(utt_id, out.phone[i, :n].numpy(), out.word[i, :w].numpy(),
+                                                out.sentence[i].numpy())
+    return [by_id[e.utt_id] for e in examples]
+
+
+@torch.no_grad()
+def evaluate(model: HierarchicalScorer, examples: Sequence[ScorerExample], loss_config: LossConfig | None = None,
+             batch_size: int = 64) -> tuple[float, dict[str, float]]:
+    """(mean loss over batches, PCCs): keys phone_accuracy, word_<aspect>, sentence_<aspect>, where labelled."""
+    model.eval()
+    loss_config = loss_config or LossConfig()
+    losses = [scoring_loss(model(**b.model_inputs()), b, loss_config).total.item() for b in batches(examples, batch_size)]
+    predictions = predict(model, examples, batch_size)
+    metrics = {"phone_accuracy": _pcc(np.concatenate([p.phone for p in predictions]),
+                                      np.concatenate([e.phone_labels for e in examples]))}
+    words_pred = np.concatenate([p.word for p in predictions]).reshape(-1, 3)
+    words_true = np.concatenate([e.word_labels for e in examples]).reshape(-1, 3)
+    metrics.update({f"word_{a}": _pcc(words_pred[:, j], words_true[:, j]) for j, a in enumerate(WORD_ASPECTS)})
+    sent_pred, sent_true = np.stack([p.sentence for p in predictions]), np.stack([e.sentence_labels for e in examples])
+    metrics.update({f"sentence_{a}": _pcc(sent_pred[:, j], sent_true[:, j]) for j, a in enumerate(SENTENCE_ASPECTS)})
+    return (float(np.mean(losses)) if losses else float("nan")), {k: v for k, v in metrics.items() if np.isfinite(v)}
+
+
+def selection_score(metrics: dict[str, float], dev_loss: float) -> float:
+    """Mean dev PCC of phone accuracy, word total and sentence total (those available); -dev loss if none."""
+    chosen = [metrics[k] for k in ("phone_accuracy", "word_total", "sentence_total") if k in metrics]
+    return float(np.mean(chosen)) if chosen else -dev_loss
+
+
+def _pcc(pred: np.ndarray, true: np.ndarray) -> float:
+    valid = np.isfinite(true)
+    if valid.sum() < 3 or np.std(true[valid]) == 0 or np.std(pred[valid]) == 0:
+        return float("nan")
+    return float(np.corrcoef(pred[valid], true[valid])[0, 1])
+
+
+def _warmup_cosine(optimizer: torch.optim.Optimizer, steps_per_epoch: int, epochs: int,
+                   floor: float = 0.05) -> torch.optim.lr_scheduler.LambdaLR:
+    total = max(1, steps_per_epoch * epochs)
+    warmup = max(1, min(steps_per_epoch, total // 10))
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        progress = (step - warmup) / max(1, total - warmup)
+        return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def _setup(seed: int, threads: int | None) -> None:
+    if threads:
+        torch.set_num_threads(threads)
+    torch.manual_seed(seed)
+    np.random.seed(seed)
+
+
+def _now() -> float:
+    return time.perf_counter()
