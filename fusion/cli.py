@@ -13,8 +13,9 @@ from ..encoder.corpus import SPLITS, CorpusError, load_corpus, resolve_corpus_di
 from ..encoder.features.frontend import PHONE_GROUPS, FrontEnd, FrontEndConfig, FrontEndError, PhoneFeatures
 from ..encoder.features.store import extract_utterances
 from ..encoder.lexicon import Lexicon, TextError
+from ..encoder.scorer.pipeline import ModelDirectoryError
 
-USER_ERRORS = (AudioError, CorpusError, TextError, FrontEndError, FileNotFoundError)
+USER_ERRORS = (AudioError, CorpusError, TextError, FrontEndError, FileNotFoundError, ModelDirectoryError)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -43,6 +44,30 @@ def _parser() -> argparse.ArgumentParser:
     feats.add_argument("--cache", help="cache directory (default: $ORTHOEPY_CACHE/features or ~/.cache/orthoepy/features)")
     _add_group_options(feats)
     feats.set_defaults(run=_run_features)
+
+    train = sub.add_parser("train-scorer", help="train the scorer on a feature store (train + dev splits)")
+    train.add_argument("--features", required=True, help="directory holding train/ and dev/ feature stores")
+    train.add_argument("--out", required=True, help="model directory to write")
+    train.add_argument("--corpus", help="speechocean762 directory for the labels (default: $SO762_DIR)")
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--no-mtp", action="store_true", help="skip multi-task pretraining of the phone encoder")
+    train.add_argument("--no-handcrafted", action="store_true", help="no handcrafted utterance features")
+    train.add_argument("--n-handcrafted", type=int, default=112, help="features the Lasso keeps")
+    train.add_argument("--groups", help="comma-separated phone feature groups (default: all in the store)")
+    train.add_argument("--epochs", type=int, default=40)
+    train.add_argument("--mtp-epochs", type=int, default=20)
+    train.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
+    train.set_defaults(run=_run_train_scorer)
+
+    evaluate = sub.add_parser("evaluate", help="score a corpus split with a trained model: metrics and predictions")
+    evaluate.add_argument("--corpus", help="speechocean762 directory (default: $SO762_DIR)")
+    evaluate.add_argument("--split", choices=SPLITS, required=True)
+    evaluate.add_argument("--model", required=True, help="model directory from train-scorer")
+    evaluate.add_argument("--features", help="feature store of the split (default: extract now, using the cache)")
+    evaluate.add_argument("--out", required=True, help="metrics JSON to write")
+    evaluate.add_argument("--predictions", help="predictions JSON to write, in the corpus's scores.json schema")
+    evaluate.add_argument("--nj", type=int, default=os.cpu_count())
+    evaluate.set_defaults(run=_run_evaluate)
 
     front = sub.add_parser("frontend", help="align one recording to its text and print the per-phone features")
     front.add_argument("audio", nargs="?", help="audio file (WAV, FLAC, OGG, MP3)")
@@ -76,6 +101,53 @@ def _run_features(args: argparse.Namespace) -> int:
     for utt_id, error in manifest["failures"].items():
         print(f"  failed {utt_id}: {error}", file=sys.stderr)
     return 0 if done else 1
+
+
+def _run_train_scorer(args: argparse.Namespace) -> int:
+    from ..encoder.scorer.pipeline import TrainingPlan, train_scorer
+
+    groups = tuple(g.strip() for g in args.groups.split(",")) if args.groups else None
+    plan = TrainingPlan(seed=args.seed, mtp=not args.no_mtp, handcrafted=not args.no_handcrafted,
+                        n_handcrafted=args.n_handcrafted, groups=groups, mtp_epochs=args.mtp_epochs,
+                        epochs=args.epochs, threads=args.threads)
+    train_scorer(args.features, args.corpus, args.out, plan)
+    report = json.loads((Path(args.out) / "training_report.json").read_text())
+    print(f"model -> {args.out}; dev (calibrated):")
+    print(format_metrics(report["dev"]["calibrated"]))
+    return 0
+
+
+def _run_evaluate(args: argparse.Namespace) -> int:
+    import tempfile
+
+    from ..encoder.features.store import FeatureStore
+    from ..encoder.scorer.evaluation import evaluate_split
+    from ..encoder.scorer.pipeline import Scorer
+
+    scorer = Scorer.from_pretrained(args.model)
+    utterances = load_corpus(args.corpus, args.split)
+    with tempfile.TemporaryDirectory() as scratch:
+        features = args.features
+        if features is None:
+            features = scratch
+            extract_utterances(utterances, scratch, FrontEndConfig(), nj=args.nj)
+        evaluation = evaluate_split(scorer, FeatureStore(features), utterances)
+    Path(args.out).write_text(json.dumps(evaluation.metrics, indent=1))
+    if args.predictions:
+        Path(args.predictions).write_text(json.dumps(evaluation.predictions, indent=1))
+    print(f"{evaluation.metrics['n_utterances']} {args.split} utterances (calibrated):")
+    print(format_metrics(evaluation.metrics["calibrated"]))
+    mdd = evaluation.metrics["mdd"]
+    print(f"mispronunciation detection: precision {mdd['precision']:.3f} recall {mdd['recall']:.3f} F1 {mdd['f1']:.3f}")
+    return 0
+
+
+def format_metrics(table: dict) -> str:
+    lines = [f"{'aspect':<22} {'PCC':>6} {'SCC':>6} {'MSE':>7} {'n':>6}"]
+    for aspect, m in table.items():
+        pcc, scc = ("-" if m[k] is None else f"{m[k]:.3f}" for k in ("pcc", "scc"))
+        lines.append(f"{aspect:<22} {pcc:>6} {scc:>6} {m['mse']:7.3f} {m['n']:>6}")
+    return "\n".join(lines)
 
 
 def _run_frontend(args: argparse.Namespace) -> int:

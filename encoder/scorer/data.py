@@ -90,22 +90,38 @@ def build_examples(store: Iterable[tuple[str, PhoneFeatures]], utterances: Itera
             for utt_id, features in store if utt_id in labels]
 
 
-def _example(utt_id: str, pf: PhoneFeatures, utt: Utterance, groups: Sequence[str] | None,
+def unlabelled_example(utt_id: str, pf: PhoneFeatures, groups: Sequence[str] | None = None,
+                       utterance_columns: Sequence[int] | None = None) -> ScorerExample:
+    """An example for inference on new audio: every label NaN."""
+    return _example(utt_id, pf, None, groups, utterance_columns)
+
+
+def _example(utt_id: str, pf: PhoneFeatures, utt: Utterance | None, groups: Sequence[str] | None,
              utterance_columns: Sequence[int] | None) -> ScorerExample:
     matrix = pf.phone_matrix(chosen_groups(pf.blocks, groups))
     phones = pf.phones
-    phone_labels = _phone_labels(utt, len(phones))
+    if utt is None:
+        return _with_labels(utt_id, pf, matrix, utterance_columns, np.full(len(phones), np.nan, np.float32),
+                            np.full((phones[-1].word_index + 1, 3), np.nan, np.float32),
+                            np.full(len(SENTENCE_ASPECTS), np.nan, np.float32))
     if [p.base for p in phones] != [p.base for p in utt.canonical_phones]:
         raise ValueError(f"{utt_id}: the feature store's phones differ from the corpus labels' phones")
+    word_labels = np.array([[_nan(getattr(w, a)) for a in WORD_ASPECTS] for w in utt.words], np.float32).reshape(-1, 3)
+    sentence_labels = np.array([_nan(getattr(utt.sentence, a)) for a in SENTENCE_ASPECTS], np.float32)
+    return _with_labels(utt_id, pf, matrix, utterance_columns, _phone_labels(utt, len(phones)), word_labels,
+                        sentence_labels)
+
+
+def _with_labels(utt_id: str, pf: PhoneFeatures, matrix, utterance_columns: Sequence[int] | None,
+                 phone_labels: np.ndarray, word_labels: np.ndarray, sentence_labels: np.ndarray) -> ScorerExample:
+    phones = pf.phones
     return ScorerExample(
         utt_id=utt_id, features=matrix.values.astype(np.float32), feature_names=matrix.names,
         phone_ids=np.array([PHONE_INDEX[p.base] for p in phones], np.int64),
         stress=np.array([_stress_index(p) for p in phones], np.int64),
         positions=np.array([POSITION_INDEX[p.position] for p in phones], np.int64),
         word_ids=np.array([p.word_index for p in phones], np.int64),
-        phone_labels=phone_labels,
-        word_labels=np.array([[_nan(getattr(w, a)) for a in WORD_ASPECTS] for w in utt.words], np.float32).reshape(-1, 3),
-        sentence_labels=np.array([_nan(getattr(utt.sentence, a)) for a in SENTENCE_ASPECTS], np.float32),
+        phone_labels=phone_labels, word_labels=word_labels, sentence_labels=sentence_labels,
         utterance_features=_pool(pf, utterance_columns),
     )
 

@@ -1,0 +1,199 @@
+"""The scorer as one trained bundle: feature selection, scaling, the network, calibration, the MDD threshold.
+
+`train_scorer` runs the whole training recipe on a feature store (train + dev); `Scorer` saves, loads
+and scores. Model selection, calibration and the detection threshold all use dev, never test.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from ..corpus import SENTENCE_ASPECTS, WORD_ASPECTS, Utterance, load_corpus
+from ..features.frontend import PhoneFeatures
+from ..features.store import FeatureStore
+from .calibration import AspectCalibrator
+from .data import FeatureScaler, ScorerExample, build_examples, unlabelled_example
+from .handcrafted import HandcraftedSelector
+from .metrics import MISPRONOUNCED_BELOW, aspect_table, choose_threshold, mispronounced, mispronunciation_detection
+from .model import HierarchicalScorer, ScorerConfig
+from .train import UtterancePrediction, fit, predict, pretrain
+
+BUNDLE_FILE, SCALER_FILE, CALIBRATION_FILE, HANDCRAFTED_FILE = "scorer.json", "scaler.npz", "calibration.json", "handcrafted.json"
+REPORT_FILE = "training_report.json"
+
+
+class ModelDirectoryError(ValueError):
+    """A model directory is missing or incomplete; the message says which file."""
+
+
+@dataclass(frozen=True)
+class TrainingPlan:
+    seed: int = 0
+    mtp: bool = True
+    handcrafted: bool = True
+    n_handcrafted: int = 112
+    groups: tuple[str, ...] | None = None  # None = every group in the store
+    mtp_epochs: int = 20
+    epochs: int = 40
+    batch_size: int = 32
+    threads: int | None = None
+    progress: bool = True
+
+
+@dataclass
+class ScoredUtterance:
+    """Calibrated scores of one utterance (raw network outputs beside them)."""
+
+    utt_id: str
+    phone: np.ndarray  # (n,) 0-2
+    word: dict[str, np.ndarray]  # aspect -> (n_words,) 0-10
+    sentence: dict[str, float]  # aspect -> 0-10
+    raw: UtterancePrediction
+
+
+class Scorer:
+    """A trained scorer bundle, loaded with `from_pretrained(dir)`, saved with `save_pretrained(dir)`."""
+
+    def __init__(self, model: HierarchicalScorer, scaler: FeatureScaler, handcrafted: HandcraftedSelector | None,
+                 calibrator: AspectCalibrator, mdd_threshold: float):
+        self.model, self.scaler, self.handcrafted = model.eval(), scaler, handcrafted
+        self.calibrator, self.mdd_threshold = calibrator, mdd_threshold
+
+    @property
+    def groups(self) -> tuple[str, ...] | None:
+        return self.model.config.groups
+
+    @property
+    def utterance_columns(self) -> list[int]:
+        return [] if self.handcrafted is None else [int(i) for i in self.handcrafted.selected_indices_]
+
+    def examples(self, features: dict[str, PhoneFeatures]) -> list[ScorerExample]:
+        return self.scaler.transform(
+            unlabelled_example(u, f, self.groups, self.utterance_columns) for u, f in features.items())
+
+    def score_examples(self, examples: Sequence[ScorerExample]) -> list[ScoredUtterance]:
+        raw = predict(self.model, examples)
+        calibrated = self.calibrator.transform(prediction_dict(raw))
+        return _split_by_utterance(raw, calibrated)
+
+    def score(self, features: dict[str, PhoneFeatures]) -> list[ScoredUtterance]:
+        return self.score_examples(self.examples(features))
+
+    def save_pretrained(self, directory: str | Path) -> None:
+        directory = Path(directory)
+        self.model.save_pretrained(directory)
+        self.scaler.save(directory / SCALER_FILE)
+        (directory / CALIBRATION_FILE).write_text(json.dumps(self.calibrator.to_dict()))
+        if self.handcrafted is not None:
+            (directory / HANDCRAFTED_FILE).write_text(json.dumps(self.handcrafted.to_dict()))
+        (directory / BUNDLE_FILE).write_text(json.dumps({"mdd_threshold": self.mdd_threshold}, indent=1))
+
+    @classmethod
+    def from_pretrained(cls, directory: str | Path) -> "Scorer":
+        directory = Path(directory)
+        for name in (BUNDLE_FILE, SCALER_FILE, CALIBRATION_FILE, "config.json", "model.pt"):
+            if not (directory / name).is_file():
+                raise ModelDirectoryError(f"{directory} is not a scorer model directory: {name} is missing")
+        try:
+            bundle = json.loads((directory / BUNDLE_FILE).read_text())
+            handcrafted_file = directory / HANDCRAFTED_FILE
+            handcrafted = HandcraftedSelector.from_dict(json.loads(handcrafted_file.read_text())) if handcrafted_file.is_file() else None
+            return cls(HierarchicalScorer.from_pretrained(directory), FeatureScaler.load(directory / SCALER_FILE), handcrafted,
+                       AspectCalibrator.from_dict(json.loads((directory / CALIBRATION_FILE).read_text())),
+                       float(bundle["mdd_threshold"]))
+        except (ValueError, KeyError, RuntimeError, OSError) as err:
+            raise ModelDirectoryError(f"{directory}: a model file is corrupt ({type(err).__name__}: {err})") from None
+
+
+def train_scorer(features_dir: str | Path, corpus_dir: str | Path | None, out_dir: str | Path,
+                 plan: TrainingPlan = TrainingPlan()) -> Scorer:
+    """Train on features_dir/train, select and calibrate on features_dir/dev, save the bundle to out_dir."""
+    features_dir, out_dir = Path(features_dir), Path(out_dir)
+    utterances = load_corpus(corpus_dir)
+    train_store, dev_store = FeatureStore(features_dir / "train"), FeatureStore(features_dir / "dev")
+    handcrafted = _select_handcrafted(train_store, utterances, plan) if plan.handcrafted else None
+    columns = [] if handcrafted is None else [int(i) for i in handcrafted.selected_indices_]
+    train = build_examples(train_store, utterances, plan.groups, columns)
+    dev = build_examples(dev_store, utterances, plan.groups, columns)
+    scaler = FeatureScaler.fit(train)
+    train, dev = scaler.transform(train), scaler.transform(dev)
+    config = ScorerConfig(phone_feature_dim=train[0].features.shape[1], n_utterance_features=len(columns),
+                          groups=plan.groups)
+    options = dict(seed=plan.seed, batch_size=plan.batch_size, threads=plan.threads, progress=plan.progress)
+    encoder_state, mtp_history = None, []
+    if plan.mtp:
+        pretrainer, mtp_history = pretrain(train, dev, config, epochs=plan.mtp_epochs, **options)
+        encoder_state = pretrainer.encoder.state_dict()
+    model, history = fit(train, dev, config, epochs=plan.epochs, phone_encoder_state=encoder_state, **options)
+    scorer, dev_report = _calibrate(model, scaler, handcrafted, dev)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    scorer.save_pretrained(out_dir)
+    report = {"plan": asdict(plan), "dev": dev_report, "n_train": len(train), "n_dev": len(dev),
+              "mtp_history": [asdict(r) for r in mtp_history], "history": [asdict(r) for r in history]}
+    (out_dir / REPORT_FILE).write_text(json.dumps(report, indent=1, default=float))
+    return scorer
+
+
+def _select_handcrafted(store: FeatureStore, utterances: list[Utterance], plan: TrainingPlan) -> HandcraftedSelector:
+    labels = {u.utt_id: u for u in utterances}
+    pools, targets, names = [], [], None
+    for utt_id, features in store:
+        pools.append(features.utterance.values[0])
+        names = features.utterance.names
+        targets.append([np.nan if getattr(labels[utt_id].sentence, a) is None else getattr(labels[utt_id].sentence, a)
+                        for a in SENTENCE_ASPECTS])
+    n = min(plan.n_handcrafted, len(names))
+    return HandcraftedSelector(n_features=n, random_state=plan.seed).fit(np.stack(pools), np.array(targets, float), names)
+
+
+def _calibrate(model: HierarchicalScorer, scaler: FeatureScaler, handcrafted: HandcraftedSelector | None,
+               dev: list[ScorerExample]) -> tuple[Scorer, dict]:
+    raw = prediction_dict(predict(model, dev))
+    labels = label_dict(dev)
+    calibrator = AspectCalibrator().fit(raw, labels)
+    calibrated = calibrator.transform(raw)
+    threshold = _detection_threshold(calibrated["phone"], labels["phone"])
+    report = {"raw": aspect_table(raw, labels), "calibrated": aspect_table(calibrated, labels),
+              "mdd": mispronunciation_detection(calibrated["phone"], labels["phone"], threshold)}
+    return Scorer(model, scaler, handcrafted, calibrator, threshold), report
+
+
+def _detection_threshold(phone_scores: np.ndarray, phone_labels: np.ndarray) -> float:
+    """The dev-F1-best threshold; the class boundary itself where dev lacks one of the classes (tiny corpora)."""
+    flagged = mispronounced(phone_labels[np.isfinite(phone_labels)])
+    if flagged.all() or not flagged.any():
+        return MISPRONOUNCED_BELOW
+    return choose_threshold(phone_scores, phone_labels)
+
+
+def prediction_dict(predictions: Sequence[UtterancePrediction]) -> dict[str, np.ndarray]:
+    """Flatten per-utterance predictions into one array per aspect (phones and words concatenated)."""
+    words = np.concatenate([p.word for p in predictions]).reshape(-1, len(WORD_ASPECTS))
+    sentences = np.stack([p.sentence for p in predictions])
+    return {"phone": np.concatenate([p.phone for p in predictions]),
+            **{f"word_{a}": words[:, j] for j, a in enumerate(WORD_ASPECTS)},
+            **{f"sentence_{a}": sentences[:, j] for j, a in enumerate(SENTENCE_ASPECTS)}}
+
+
+def label_dict(examples: Sequence[ScorerExample]) -> dict[str, np.ndarray]:
+    words = np.concatenate([e.word_labels for e in examples]).reshape(-1, len(WORD_ASPECTS))
+    sentences = np.stack([e.sentence_labels for e in examples])
+    return {"phone": np.concatenate([e.phone_labels for e in examples]),
+            **{f"word_{a}": words[:, j] for j, a in enumerate(WORD_ASPECTS)},
+            **{f"sentence_{a}": sentences[:, j] for j, a in enumerate(SENTENCE_ASPECTS)}}
+
+
+def _split_by_utterance(raw: Sequence[UtterancePrediction], calibrated: dict[str, np.ndarray]) -> list[ScoredUtterance]:
+    out, phone_at, word_at = [], 0, 0
+    for i, p in enumerate(raw):
+        n, w = len(p.phone), len(p.word)
+        out.append(ScoredUtterance(
+            p.utt_id, calibrated["phone"][phone_at:phone_at + n],
+            {a: calibrated[f"word_{a}"][word_at:word_at + w] for a in WORD_ASPECTS},
+            {a: float(calibrated[f"sentence_{a}"][i]) for a in SENTENCE_ASPECTS}, p))
+        phone_at, word_at = phone_at + n, word_at + w
+    return out

@@ -1,0 +1,97 @@
+"""The trained-scorer bundle end to end on the real fixture: train, save, load, score, evaluate."""
+import json
+
+import numpy as np
+import pytest
+
+from orthoepy.encoder.corpus import load_corpus
+from orthoepy.encoder.features.store import FeatureStore, extract_utterances
+from orthoepy.encoder.scorer.evaluation import evaluate_split
+from orthoepy.encoder.scorer.pipeline import ModelDirectoryError, Scorer, TrainingPlan, train_scorer
+from orthoepy.fusion.cli import main
+
+TINY_PLAN = TrainingPlan(mtp_epochs=1, epochs=2, n_handcrafted=12, progress=False, threads=1)
+
+
+@pytest.fixture(scope="module")
+def stores(tmp_path_factory, fixture_dir):
+    root = tmp_path_factory.mktemp("features")
+    for split in ("train", "dev", "test"):
+        extract_utterances(load_corpus(fixture_dir, split), root / split, nj=2, cache_dir=root / "cache", progress=False)
+    return root
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory, stores, fixture_dir):
+    out = tmp_path_factory.mktemp("model")
+    train_scorer(stores, fixture_dir, out, TINY_PLAN)
+    return out
+
+
+def test_training_writes_a_loadable_bundle(model_dir, stores):
+    report = json.loads((model_dir / "training_report.json").read_text())
+    assert report["n_train"] == 14 and report["n_dev"] == 2 and report["plan"]["mtp"]
+    assert len(report["history"]) == 2 and len(report["mtp_history"]) == 1
+    scorer = Scorer.from_pretrained(model_dir)
+    assert len(scorer.utterance_columns) == 12
+    features = dict(FeatureStore(stores / "test"))
+    first, again = scorer.score(features), Scorer.from_pretrained(model_dir).score(features)
+    for a, b in zip(first, again):
+        np.testing.assert_allclose(a.phone, b.phone)
+        assert a.sentence == b.sentence
+    for s in first:
+        assert np.all((s.phone >= 0) & (s.phone <= 2))
+        assert all(0 <= v <= 10 for v in s.sentence.values())
+        assert all(np.all((w >= 0) & (w <= 10)) for w in s.word.values())
+
+
+def test_no_mtp_no_handcrafted(tmp_path, stores, fixture_dir):
+    plan = TrainingPlan(mtp=False, handcrafted=False, epochs=1, progress=False, groups=("likelihood_gop", "prosody"))
+    scorer = train_scorer(stores, fixture_dir, tmp_path, plan)
+    assert scorer.utterance_columns == [] and scorer.groups == ("likelihood_gop", "prosody")
+    assert not (tmp_path / "handcrafted.json").exists()
+    assert Scorer.from_pretrained(tmp_path).model.config.n_utterance_features == 0
+
+
+def test_evaluation_metrics_and_predictions_schema(model_dir, stores, fixture_dir):
+    utterances = load_corpus(fixture_dir, "test")
+    evaluation = evaluate_split(Scorer.from_pretrained(model_dir), FeatureStore(stores / "test"), utterances)
+    table = evaluation.metrics["calibrated"]
+    assert table["phone"]["n"] == sum(len(u.canonical_phones) for u in utterances)
+    assert table["sentence_total"]["n"] == 16
+    assert not any(a.startswith("word_") for a in table)  # the test split has no word labels
+    assert set(evaluation.metrics["mdd"]) >= {"precision", "recall", "f1"}
+    assert set(evaluation.predictions) == {u.utt_id for u in utterances}
+    for utt in utterances:
+        entry = evaluation.predictions[utt.utt_id]
+        assert set(entry) >= {"accuracy", "completeness", "fluency", "prosodic", "total", "words"}
+        assert [w["text"] for w in entry["words"]] == [w.text for w in utt.words]
+        for word, label in zip(entry["words"], utt.words):
+            assert len(word["phones-accuracy"]) == len(label.phones) and {"accuracy", "stress", "total"} <= set(word)
+    json.dumps(evaluation.predictions)
+
+
+def test_evaluate_command(tmp_path, model_dir, stores, fixture_dir, capsys):
+    argv = ["evaluate", "--corpus", str(fixture_dir), "--split", "test", "--model", str(model_dir),
+            "--features", str(stores / "test"), "--out", str(tmp_path / "m.json"), "--predictions", str(tmp_path / "p.json")]
+    assert main(argv) == 0
+    assert "sentence_total" in capsys.readouterr().out
+    assert json.loads((tmp_path / "m.json").read_text())["n_utterances"] == 16
+    assert len(json.loads((tmp_path / "p.json").read_text())) == 16
+
+
+@pytest.mark.parametrize("damage", ["remove_scaler", "corrupt_calibration", "empty_dir"])
+def test_broken_model_directory_is_a_clear_error(tmp_path, model_dir, damage, capsys):
+    broken = tmp_path / "model"
+    broken.mkdir()
+    if damage != "empty_dir":
+        for f in model_dir.iterdir():
+            (broken / f.name).write_bytes(f.read_bytes())
+    if damage == "remove_scaler":
+        (broken / "scaler.npz").unlink()
+    if damage == "corrupt_calibration":
+        (broken / "calibration.json").write_text("{not json")
+    with pytest.raises(ModelDirectoryError):
+        Scorer.from_pretrained(broken)
+    assert main(["evaluate", "--split", "test", "--model", str(broken), "--out", str(tmp_path / "m.json"),
+                 "--corpus", str(model_dir)]) == 2
