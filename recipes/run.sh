@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # orthoepy end-to-end recipe, Kaldi/ESPnet style: ./recipes/run.sh --corpus DIR [--exp DIR] [--stage N] [--stop-stage N] [--nj N]
 # Each stage is rerunnable; a finished stage leaves a .done marker in $exp and is skipped next time.
-# Built so far: stage 0 (data check) and stage 1 (features). Scorer, rationalizer and packaging stages come with later work.
+# Built so far: 0 data check, 1 features, 2 scorer (seeds), 3 ablations, 4 evaluation. The rationalizer and packaging stages come later.
 set -euo pipefail
 
 corpus="${SO762_DIR:-}"
@@ -10,6 +10,8 @@ stage=0
 stop_stage=100
 nj=$(nproc)
 limit=
+seeds="0 1 2 3 4"
+train_jobs=1  # scorer trainings run side by side, one torch thread each
 while [ $# -gt 0 ]; do
   case "$1" in
     --corpus) corpus="$2"; shift 2 ;;
@@ -18,6 +20,8 @@ while [ $# -gt 0 ]; do
     --stop-stage) stop_stage="$2"; shift 2 ;;
     --nj) nj="$2"; shift 2 ;;
     --limit) limit="--limit $2"; shift 2 ;;
+    --seeds) seeds="$2"; shift 2 ;;
+    --train-jobs) train_jobs="$2"; shift 2 ;;
     -h|--help) sed -n 2,4p "$0"; exit 0 ;;
     *) echo "run.sh: unknown option $1" >&2; exit 2 ;;
   esac
@@ -53,5 +57,41 @@ stage_features() {
   done
 }
 
+train_one() {  # train_one NAME [train-scorer options...]: skipped when its model exists
+  local name="$1"; shift
+  [ -e "$exp/scorer/$name/scorer.json" ] && return 0
+  mkdir -p "$exp/scorer"
+  "$orthoepy" train-scorer --features "$exp/features" --corpus "$corpus" --out "$exp/scorer/$name" --threads 1 "$@" \
+    > "$exp/scorer/$name.log" 2>&1 || { echo "training $name failed, see $exp/scorer/$name.log" >&2; return 1; }
+  echo "trained $name"
+}
+export -f train_one
+export exp corpus orthoepy
+
+stage_scorer() {
+  printf '%s\n' $seeds | xargs -P "$train_jobs" -I{} bash -c 'train_one seed{} --seed {}'
+}
+
+stage_ablations() {
+  printf '%s\n' "no_mtp --no-mtp" "no_handcrafted --no-handcrafted" \
+    "no_likelihood_gop --groups posterior_gop,whisper,prosody" "no_posterior_gop --groups likelihood_gop,whisper,prosody" \
+    "no_whisper --groups likelihood_gop,posterior_gop,prosody" "no_prosody --groups likelihood_gop,posterior_gop,whisper" \
+    | xargs -P "$train_jobs" -I{} bash -c 'train_one {}'
+}
+
+stage_evaluate() {
+  for model in "$exp"/scorer/*/; do
+    name=$(basename "$model")
+    mkdir -p "$exp/eval/$name"
+    for split in dev test; do
+      "$orthoepy" evaluate --corpus "$corpus" --split "$split" --model "$model" --features "$exp/features/$split" \
+        --out "$exp/eval/$name/$split.metrics.json" --predictions "$exp/eval/$name/$split.preds.json" > /dev/null
+    done
+  done
+}
+
 run_stage 0 data stage_data
 run_stage 1 features stage_features
+run_stage 2 scorer stage_scorer
+run_stage 3 ablations stage_ablations
+run_stage 4 evaluate stage_evaluate
