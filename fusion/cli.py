@@ -69,6 +69,11 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--nj", type=int, default=os.cpu_count())
     evaluate.set_defaults(run=_run_evaluate)
 
+    export = sub.add_parser("export-onnx", help="export a trained scorer's network to ONNX (used by onnxruntime)")
+    export.add_argument("--model", required=True, help="model directory from train-scorer")
+    export.add_argument("--out", help="ONNX file to write (default: MODEL/scorer.onnx, which `evaluate` then uses)")
+    export.set_defaults(run=_run_export_onnx)
+
     front = sub.add_parser("frontend", help="align one recording to its text and print the per-phone features")
     front.add_argument("audio", nargs="?", help="audio file (WAV, FLAC, OGG, MP3)")
     front.add_argument("--text", help="the text the speaker read")
@@ -139,6 +144,17 @@ def _run_evaluate(args: argparse.Namespace) -> int:
     print(format_metrics(evaluation.metrics["calibrated"]))
     mdd = evaluation.metrics["mdd"]
     print(f"mispronunciation detection: precision {mdd['precision']:.3f} recall {mdd['recall']:.3f} F1 {mdd['f1']:.3f}")
+    return 0
+
+
+def _run_export_onnx(args: argparse.Namespace) -> int:
+    from ..encoder.scorer.onnx_export import ONNX_FILE, export_onnx
+    from ..encoder.scorer.pipeline import Scorer
+
+    scorer = Scorer.from_pretrained(args.model, backend="torch")
+    out = Path(args.out) if args.out else Path(args.model) / ONNX_FILE
+    difference = export_onnx(scorer.model, out)
+    print(f"{out} (max abs difference to torch on a sample batch: {difference:.2e})")
     return 0
 
 

@@ -6,9 +6,10 @@ and scores. Model selection, calibration and the detection threshold all use dev
 from __future__ import annotations
 
 import json
+import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Literal, Sequence
 
 import numpy as np
 
@@ -20,10 +21,13 @@ from .data import FeatureScaler, ScorerExample, build_examples, unlabelled_examp
 from .handcrafted import HandcraftedSelector
 from .metrics import MISPRONOUNCED_BELOW, aspect_table, choose_threshold, mispronounced, mispronunciation_detection
 from .model import HierarchicalScorer, ScorerConfig
+from .onnx_export import ONNX_FILE, OnnxScorerModel, onnx_fingerprint, weights_fingerprint
 from .train import UtterancePrediction, fit, predict, pretrain
 
 BUNDLE_FILE, SCALER_FILE, CALIBRATION_FILE, HANDCRAFTED_FILE = "scorer.json", "scaler.npz", "calibration.json", "handcrafted.json"
 REPORT_FILE = "training_report.json"
+Backend = Literal["auto", "torch", "onnx"]
+BACKENDS = ("auto", "torch", "onnx")
 
 
 class ModelDirectoryError(ValueError):
@@ -56,12 +60,21 @@ class ScoredUtterance:
 
 
 class Scorer:
-    """A trained scorer bundle, loaded with `from_pretrained(dir)`, saved with `save_pretrained(dir)`."""
+    """A trained scorer bundle, loaded with `from_pretrained(dir)`, saved with `save_pretrained(dir)`.
+
+    The network runs in torch, or in onnxruntime when `onnx_model` (the same weights, exported) is given;
+    the torch model is kept either way for its config.
+    """
 
     def __init__(self, model: HierarchicalScorer, scaler: FeatureScaler, handcrafted: HandcraftedSelector | None,
-                 calibrator: AspectCalibrator, mdd_threshold: float):
+                 calibrator: AspectCalibrator, mdd_threshold: float, onnx_model: OnnxScorerModel | None = None):
         self.model, self.scaler, self.handcrafted = model.eval(), scaler, handcrafted
         self.calibrator, self.mdd_threshold = calibrator, mdd_threshold
+        self.onnx_model = onnx_model
+
+    @property
+    def backend(self) -> str:
+        return "torch" if self.onnx_model is None else "onnx"
 
     @property
     def groups(self) -> tuple[str, ...] | None:
@@ -76,7 +89,7 @@ class Scorer:
             unlabelled_example(u, f, self.groups, self.utterance_columns) for u, f in features.items())
 
     def score_examples(self, examples: Sequence[ScorerExample]) -> list[ScoredUtterance]:
-        raw = predict(self.model, examples)
+        raw = predict(self.model, examples) if self.onnx_model is None else self.onnx_model.predict(examples)
         calibrated = self.calibrator.transform(prediction_dict(raw))
         return _split_by_utterance(raw, calibrated)
 
@@ -84,29 +97,60 @@ class Scorer:
         return self.score_examples(self.examples(features))
 
     def save_pretrained(self, directory: str | Path) -> None:
+        """Write the bundle; with the ONNX backend its graph too. A scorer.onnx of other weights is removed."""
         directory = Path(directory)
         self.model.save_pretrained(directory)
+        self._save_onnx(directory / ONNX_FILE)
         self.scaler.save(directory / SCALER_FILE)
         (directory / CALIBRATION_FILE).write_text(json.dumps(self.calibrator.to_dict()))
         if self.handcrafted is not None:
             (directory / HANDCRAFTED_FILE).write_text(json.dumps(self.handcrafted.to_dict()))
         (directory / BUNDLE_FILE).write_text(json.dumps({"mdd_threshold": self.mdd_threshold}, indent=1))
 
+    def _save_onnx(self, path: Path) -> None:
+        if self.onnx_model is not None:
+            if not path.exists() or not path.samefile(self.onnx_model.path):
+                shutil.copyfile(self.onnx_model.path, path)
+        elif path.is_file() and onnx_fingerprint(path) != weights_fingerprint(self.model):
+            path.unlink()  # exported from other weights: loading it would score with the wrong network
+
     @classmethod
-    def from_pretrained(cls, directory: str | Path) -> "Scorer":
+    def from_pretrained(cls, directory: str | Path, backend: Backend = "auto") -> "Scorer":
+        """backend: "auto" = onnxruntime when the directory has scorer.onnx, else torch; "torch"; "onnx" (needs the file)."""
+        if backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {BACKENDS}, not {backend!r}")
         directory = Path(directory)
         for name in (BUNDLE_FILE, SCALER_FILE, CALIBRATION_FILE, "config.json", "model.pt"):
             if not (directory / name).is_file():
                 raise ModelDirectoryError(f"{directory} is not a scorer model directory: {name} is missing")
+        onnx_path = directory / ONNX_FILE
+        if backend == "onnx" and not onnx_path.is_file():
+            raise ModelDirectoryError(f"{directory}: {ONNX_FILE} is missing (create it with "
+                                      f"`orthoepy export-onnx --model {directory}`)")
         try:
             bundle = json.loads((directory / BUNDLE_FILE).read_text())
             handcrafted_file = directory / HANDCRAFTED_FILE
             handcrafted = HandcraftedSelector.from_dict(json.loads(handcrafted_file.read_text())) if handcrafted_file.is_file() else None
-            return cls(HierarchicalScorer.from_pretrained(directory), FeatureScaler.load(directory / SCALER_FILE), handcrafted,
-                       AspectCalibrator.from_dict(json.loads((directory / CALIBRATION_FILE).read_text())),
-                       float(bundle["mdd_threshold"]))
+            model = HierarchicalScorer.from_pretrained(directory)
+            scorer = cls(model, FeatureScaler.load(directory / SCALER_FILE), handcrafted,
+                         AspectCalibrator.from_dict(json.loads((directory / CALIBRATION_FILE).read_text())),
+                         float(bundle["mdd_threshold"]))
         except (ValueError, KeyError, RuntimeError, OSError) as err:
             raise ModelDirectoryError(f"{directory}: a model file is corrupt ({type(err).__name__}: {err})") from None
+        if backend != "torch" and onnx_path.is_file():
+            scorer.onnx_model = _load_onnx(onnx_path, model)
+        return scorer
+
+
+def _load_onnx(path: Path, model: HierarchicalScorer) -> OnnxScorerModel:
+    try:
+        onnx_model = OnnxScorerModel(path)
+    except Exception as err:  # onnxruntime's errors (InvalidProtobuf, NoSuchFile, ...) derive from Exception only
+        raise ModelDirectoryError(f"{path} is corrupt ({type(err).__name__}: {err})") from None
+    if onnx_model.fingerprint != weights_fingerprint(model):
+        raise ModelDirectoryError(f"{path} was exported from other weights than model.pt: re-run "
+                                  f"`orthoepy export-onnx --model {path.parent}` or load with backend='torch'")
+    return onnx_model
 
 
 def train_scorer(features_dir: str | Path, corpus_dir: str | Path | None, out_dir: str | Path,

@@ -8,7 +8,7 @@ import copy
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Iterator, Sequence
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -141,18 +141,31 @@ def pretrain_loss(model: PhonePretrainer, examples: Sequence[ScorerExample], mas
     return float(np.mean(losses)) if losses else float("nan")
 
 
+BatchScores = tuple[np.ndarray, np.ndarray, np.ndarray]  # padded phone (B, P), word (B, W, 3), sentence (B, 5)
+
+
 @torch.no_grad()
 def predict(model: HierarchicalScorer, examples: Sequence[ScorerExample], batch_size: int = 64
             ) -> list[UtterancePrediction]:
     """Per-utterance predictions, in the order of `examples`."""
     model.eval()
+
+    def run(batch: ScorerBatch) -> BatchScores:
+        out = model(**batch.model_inputs())
+        return out.phone.numpy(), out.word.numpy(), out.sentence.numpy()
+
+    return predict_with(run, examples, batch_size)
+
+
+def predict_with(run: Callable[[ScorerBatch], BatchScores], examples: Sequence[ScorerExample], batch_size: int = 64
+                 ) -> list[UtterancePrediction]:
+    """Per-utterance predictions of any backend that scores a padded batch, in the order of `examples`."""
     by_id = {}
     for batch in batches(examples, batch_size):
-        out = model(**batch.model_inputs())
+        phone, word, sentence = run(batch)
         for i, utt_id in enumerate(batch.utt_ids):
             n, w = int(batch.phone_mask[i].sum()), int(batch.word_mask[i].sum())
-            by_id[utt_id] = UtterancePrediction(utt_id, out.phone[i, :n].numpy(), out.word[i, :w].numpy(),
-                                                out.sentence[i].numpy())
+            by_id[utt_id] = UtterancePrediction(utt_id, phone[i, :n], word[i, :w], sentence[i])
     return [by_id[e.utt_id] for e in examples]
 
 
