@@ -13,7 +13,7 @@ from ..encoder.corpus import SPLITS, CorpusError, load_corpus, resolve_corpus_di
 from ..encoder.features.frontend import PHONE_GROUPS, FrontEnd, FrontEndConfig, FrontEndError, PhoneFeatures
 from ..encoder.features.store import extract_utterances
 from ..encoder.lexicon import Lexicon, TextError
-from ..encoder.scorer.pipeline import ModelDirectoryError
+from ..encoder.scorer.pipeline import ModelDirectoryError, TrainingPlan
 
 USER_ERRORS = (AudioError, CorpusError, TextError, FrontEndError, FileNotFoundError, ModelDirectoryError)
 
@@ -49,13 +49,17 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--features", required=True, help="directory holding train/ and dev/ feature stores")
     train.add_argument("--out", required=True, help="model directory to write")
     train.add_argument("--corpus", help="speechocean762 directory for the labels (default: $SO762_DIR)")
-    train.add_argument("--seed", type=int, default=0)
+    plan = TrainingPlan()
+    train.add_argument("--seed", type=int, default=plan.seed)
     train.add_argument("--no-mtp", action="store_true", help="skip multi-task pretraining of the phone encoder")
     train.add_argument("--no-handcrafted", action="store_true", help="no handcrafted utterance features")
-    train.add_argument("--n-handcrafted", type=int, default=112, help="features the Lasso keeps")
+    train.add_argument("--n-handcrafted", type=int, default=plan.n_handcrafted, help="features the Lasso keeps")
     train.add_argument("--groups", help="comma-separated phone feature groups (default: all in the store)")
-    train.add_argument("--epochs", type=int, default=40)
-    train.add_argument("--mtp-epochs", type=int, default=20)
+    train.add_argument("--epochs", type=int, default=plan.epochs)
+    train.add_argument("--mtp-epochs", type=int, default=plan.mtp_epochs)
+    train.add_argument("--patience", type=int, default=plan.patience, help="epochs without a better dev score before stopping")
+    train.add_argument("--lr", type=float, default=plan.lr)
+    train.add_argument("--dropout", type=float, default=plan.dropout)
     train.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
     train.set_defaults(run=_run_train_scorer)
 
@@ -109,12 +113,13 @@ def _run_features(args: argparse.Namespace) -> int:
 
 
 def _run_train_scorer(args: argparse.Namespace) -> int:
-    from ..encoder.scorer.pipeline import TrainingPlan, train_scorer
+    from ..encoder.scorer.pipeline import train_scorer
 
     groups = tuple(g.strip() for g in args.groups.split(",")) if args.groups else None
     plan = TrainingPlan(seed=args.seed, mtp=not args.no_mtp, handcrafted=not args.no_handcrafted,
                         n_handcrafted=args.n_handcrafted, groups=groups, mtp_epochs=args.mtp_epochs,
-                        epochs=args.epochs, threads=args.threads)
+                        epochs=args.epochs, patience=args.patience, lr=args.lr, dropout=args.dropout,
+                        threads=args.threads)
     train_scorer(args.features, args.corpus, args.out, plan)
     report = json.loads((Path(args.out) / "training_report.json").read_text())
     print(f"model -> {args.out}; dev (calibrated):")

@@ -41,8 +41,12 @@ class TrainingPlan:
     handcrafted: bool = True
     n_handcrafted: int = 112
     groups: tuple[str, ...] | None = None  # None = every group in the store
-    mtp_epochs: int = 20
+    # defaults: the best of three configurations on dev (docs/results.md)
+    mtp_epochs: int = 10
     epochs: int = 40
+    patience: int = 5  # fine-tuning epochs without a better dev score before stopping
+    lr: float = 3e-4
+    dropout: float = 0.3  # in the encoders and on the input features
     batch_size: int = 32
     threads: int | None = None
     progress: bool = True
@@ -166,13 +170,15 @@ def train_scorer(features_dir: str | Path, corpus_dir: str | Path | None, out_di
     scaler = FeatureScaler.fit(train)
     train, dev = scaler.transform(train), scaler.transform(dev)
     config = ScorerConfig(phone_feature_dim=train[0].features.shape[1], n_utterance_features=len(columns),
+                          dropout=plan.dropout, input_dropout=plan.dropout,
                           groups=plan.groups)
-    options = dict(seed=plan.seed, batch_size=plan.batch_size, threads=plan.threads, progress=plan.progress)
+    options = dict(seed=plan.seed, batch_size=plan.batch_size, lr=plan.lr, threads=plan.threads, progress=plan.progress)
     encoder_state, mtp_history = None, []
     if plan.mtp:
         pretrainer, mtp_history = pretrain(train, dev, config, epochs=plan.mtp_epochs, **options)
         encoder_state = pretrainer.encoder.state_dict()
-    model, history = fit(train, dev, config, epochs=plan.epochs, phone_encoder_state=encoder_state, **options)
+    model, history = fit(train, dev, config, epochs=plan.epochs, patience=plan.patience,
+                         phone_encoder_state=encoder_state, **options)
     scorer, dev_report = _calibrate(model, scaler, handcrafted, dev)
     out_dir.mkdir(parents=True, exist_ok=True)
     scorer.save_pretrained(out_dir)
