@@ -78,6 +78,15 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("--out", help="ONNX file to write (default: MODEL/scorer.onnx, which `evaluate` then uses)")
     export.set_defaults(run=_run_export_onnx)
 
+    assess = sub.add_parser("assess", help="score one recording against the text read (scores + phone diagnosis)")
+    assess.add_argument("audio", nargs="?", help="audio file (WAV, FLAC, OGG, MP3)")
+    assess.add_argument("--text", help="the text the speaker read")
+    assess.add_argument("--demo", action="store_true", help="use the bundled sample")
+    assess.add_argument("--model", help="model directory (default: the shipped model)")
+    assess.add_argument("--json", action="store_true", help="print the assessment as JSON")
+    assess.add_argument("--corpus", help="use this corpus's lexicon before CMUdict (default: $SO762_DIR if set)")
+    assess.set_defaults(run=_run_assess)
+
     front = sub.add_parser("frontend", help="align one recording to its text and print the per-phone features")
     front.add_argument("audio", nargs="?", help="audio file (WAV, FLAC, OGG, MP3)")
     front.add_argument("--text", help="the text the speaker read")
@@ -171,11 +180,24 @@ def format_metrics(table: dict) -> str:
     return "\n".join(lines)
 
 
+def _run_assess(args: argparse.Namespace) -> int:
+    from .assessor import Assessor, format_assessment
+
+    audio_path, text = _frontend_input(args)
+    assessor = Assessor.from_pretrained(args.model, lexicon=_lexicon(args))
+    result = assessor.assess(audio_path, text)
+    print(result.to_json(indent=1) if args.json else format_assessment(result))
+    return 0
+
+
+def _lexicon(args: argparse.Namespace) -> Lexicon:
+    corpus = args.corpus or os.environ.get("SO762_DIR")
+    return Lexicon.from_corpus(resolve_corpus_dir(corpus)) if corpus else Lexicon()
+
+
 def _run_frontend(args: argparse.Namespace) -> int:
     audio_path, text = _frontend_input(args)
-    corpus = args.corpus or os.environ.get("SO762_DIR")
-    lexicon = Lexicon.from_corpus(resolve_corpus_dir(corpus)) if corpus else Lexicon()
-    pronunciation = lexicon.pronounce(text)
+    pronunciation = _lexicon(args).pronounce(text)
     audio = load_audio(audio_path)
     features = FrontEnd(_config(args)).extract(audio, pronunciation.canonical)
     print(format_phone_table(features, pronunciation.words))

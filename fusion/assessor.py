@@ -1,0 +1,122 @@
+"""One call from a recording and its text to a full assessment: audio -> phones -> features -> scores.
+
+The rationale (issue 4) is not built yet: an Assessment holds scores and the phone-level diagnosis only.
+"""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..encoder.audio import load_audio
+from ..encoder.corpus import SENTENCE_ASPECTS, WORD_ASPECTS
+from ..encoder.features.frontend import FrontEnd, FrontEndConfig, PhoneFeatures
+from ..encoder.lexicon import Lexicon, Pronunciation
+from ..encoder.scorer.pipeline import ModelDirectoryError, Scorer, ScoredUtterance
+
+DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "models" / "default"
+MODEL_CARD = "README.md"
+LOW_PHONE_SCORE = 1.0  # below this a phone is reported as mispronounced or missing
+
+
+@dataclass
+class PhoneResult:
+    phone: str  # canonical ARPAbet with stress, e.g. "AO0"
+    score: float  # 0-2
+    start: float  # seconds
+    end: float
+    heard: str | None  # the phone the recogniser heard most in this segment
+    heard_probability: float | None
+    mispronounced: bool
+
+
+@dataclass
+class WordResult:
+    text: str
+    accuracy: float  # 0-10
+    stress: float
+    total: float
+    phones: list[PhoneResult]
+
+
+@dataclass
+class Assessment:
+    text: str
+    sentence: dict[str, float]  # accuracy, completeness, fluency, prosodic, total, 0-10
+    words: list[WordResult]
+    alignment_fallback: bool
+    model: str
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def to_json(self, indent: int | None = None) -> str:
+        return json.dumps(self.to_dict(), indent=indent)
+
+
+class Assessor:
+    """Loads the front-end and a trained scorer once; `assess` scores one recording against its text."""
+
+    def __init__(self, scorer: Scorer, model_name: str, lexicon: Lexicon | None = None):
+        self.scorer, self.model_name = scorer, model_name
+        self.lexicon = lexicon or Lexicon()
+        self.frontend = FrontEnd(FrontEndConfig(groups=scorer.groups or FrontEndConfig().groups))
+
+    @classmethod
+    def from_pretrained(cls, path: str | Path | None = None, backend: str = "auto", lexicon: Lexicon | None = None) -> "Assessor":
+        """The shipped default model when path is None, else a model directory from `orthoepy train-scorer`."""
+        directory = Path(path) if path is not None else DEFAULT_MODEL_DIR
+        if not directory.is_dir():
+            raise ModelDirectoryError(f"model directory not found: {directory}")
+        return cls(Scorer.from_pretrained(directory, backend=backend), directory.name, lexicon)
+
+    def assess(self, audio, text: str, sample_rate: int | None = None) -> Assessment:
+        """audio: a path, encoded bytes, or a sample array with its sample_rate."""
+        timings: dict[str, float] = {}
+        started = time.perf_counter()
+        pronunciation = self.lexicon.pronounce(text)
+        clip = load_audio(audio, sample_rate)
+        features = self.frontend.extract(clip, pronunciation.canonical)
+        timings["frontend"] = time.perf_counter() - started
+        (scored,) = self.scorer.score({"input": features})
+        timings["scorer"] = time.perf_counter() - started - timings["frontend"]
+        return _assessment(text, pronunciation, features, scored, self.model_name, timings)
+
+
+def _assessment(text: str, pronunciation: Pronunciation, features: PhoneFeatures, scored: ScoredUtterance,
+                model_name: str, timings: dict[str, float]) -> Assessment:
+    phones = [_phone_result(features, scored, i) for i in range(len(features.phones))]
+    words = []
+    for j, word in enumerate(pronunciation.words):
+        word_phones = [p for p, c in zip(phones, features.phones) if c.word_index == j]
+        words.append(WordResult(word, *(round(float(scored.word[a][j]), 2) for a in WORD_ASPECTS), word_phones))
+    sentence = {a: round(scored.sentence[a], 2) for a in SENTENCE_ASPECTS}
+    return Assessment(text, sentence, words, features.alignment_fallback, model_name,
+                      {k: round(v, 3) for k, v in timings.items()})
+
+
+def _phone_result(features: PhoneFeatures, scored: ScoredUtterance, i: int) -> PhoneResult:
+    score = round(float(scored.phone[i]), 2)
+    heard = features.heard[i] if features.heard else None
+    return PhoneResult(features.phones[i].symbol, score, round(float(features.starts[i]), 2),
+                       round(float(features.ends[i]), 2), heard.base if heard else None,
+                       round(heard.probability, 2) if heard else None, bool(score < LOW_PHONE_SCORE))
+
+
+def format_assessment(result: Assessment) -> str:
+    """A readable plain-text view: sentence scores, then each word with its phones."""
+    lines = [f"text: {result.text}", "sentence: " + ", ".join(f"{k} {v:.1f}" for k, v in result.sentence.items()), ""]
+    for word in result.words:
+        lines.append(f"{word.text:<14} accuracy {word.accuracy:4.1f}  stress {word.stress:4.1f}  total {word.total:4.1f}")
+        for p in word.phones:
+            heard = f"heard {p.heard} ({p.heard_probability:.2f})" if p.heard else ""
+            flag = "  <- check" if p.mispronounced else ""
+            lines.append(f"    {p.phone:<5} {p.score:4.2f}  {p.start:5.2f}-{p.end:5.2f}s  {heard}{flag}")
+    if result.alignment_fallback:
+        lines.append("\nnote: forced alignment failed; phone times are a uniform estimate")
+    lines.append(f"\nmodel {result.model}; " + ", ".join(f"{k} {v * 1000:.0f} ms" for k, v in result.timings.items()))
+    return "\n".join(lines)
