@@ -18,7 +18,7 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 install: $(VENV)/.installed
 
 demo: $(VENV)/.installed
-	$(VENV)/bin/orthoepy frontend --demo
+	$(VENV)/bin/orthoepy assess --demo
 
 test: $(VENV)/.installed
 	$(PY) -m pytest -q

@@ -95,3 +95,12 @@ def test_broken_model_directory_is_a_clear_error(tmp_path, model_dir, damage, ca
         Scorer.from_pretrained(broken)
     assert main(["evaluate", "--split", "test", "--model", str(broken), "--out", str(tmp_path / "m.json"),
                  "--corpus", str(model_dir)]) == 2
+
+
+def test_onnx_parity_on_the_fixture(tmp_path, model_dir, stores, fixture_dir):
+    from orthoepy.encoder.scorer.onnx_export import OnnxScorerModel, export_onnx, max_abs_difference
+
+    scorer = Scorer.from_pretrained(model_dir, backend="torch")
+    export_onnx(scorer.model, tmp_path / "scorer.onnx")
+    examples = scorer.examples(dict(FeatureStore(stores / "test")))
+    assert max_abs_difference(scorer.model, OnnxScorerModel(tmp_path / "scorer.onnx"), examples) <= 1e-4
