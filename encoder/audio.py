@@ -74,7 +74,8 @@ def _decode(source: str | Path | bytes) -> tuple[np.ndarray, int]:
     try:
         samples, rate = soundfile.read(handle, dtype="float32", always_2d=True)
     except (soundfile.LibsndfileError, RuntimeError, TypeError) as err:
-        raise AudioError(f"{label} is not readable audio (WAV, FLAC, OGG or MP3 expected): {err}") from None
+        reason = str(err).split(": ")[-1]  # libsndfile's message names the file object; keep only the reason
+        raise AudioError(f"{label} is not readable audio (WAV, FLAC, OGG or MP3 expected): {reason}") from None
     return samples, rate
 
 

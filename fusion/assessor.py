@@ -16,6 +16,7 @@ from ..encoder.corpus import SENTENCE_ASPECTS, WORD_ASPECTS
 from ..encoder.features.frontend import FrontEnd, FrontEndConfig, PhoneFeatures
 from ..encoder.lexicon import Lexicon, Pronunciation
 from ..encoder.scorer.pipeline import ModelDirectoryError, Scorer, ScoredUtterance
+from .schema import RESPONSE_SCHEMA_VERSION
 
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "models" / "default"
 MODEL_CARD = "README.md"
@@ -52,7 +53,7 @@ class Assessment:
     timings: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        return {"schema_version": RESPONSE_SCHEMA_VERSION, **asdict(self)}
 
     def to_json(self, indent: int | None = None) -> str:
         return json.dumps(self.to_dict(), indent=indent)

@@ -94,6 +94,15 @@ def _parser() -> argparse.ArgumentParser:
     front.add_argument("--corpus", help="use this corpus's lexicon before CMUdict (default: $SO762_DIR if set)")
     _add_group_options(front)
     front.set_defaults(run=_run_frontend)
+
+    serve = sub.add_parser("serve", help="run the HTTP assessment service and the learner page")
+    serve.add_argument("--model", help="model directory (default: the shipped model)")
+    serve.add_argument("--host", default="127.0.0.1", help="interface to listen on (default: 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--workers", type=int, default=1, help="assessor worker threads, each loads the model (default: 1)")
+    serve.add_argument("--max-queue", type=int, default=16, help="requests that may wait for a worker before 503 (default: 16)")
+    serve.add_argument("--max-upload-mb", type=float, default=16.0, help="largest request body in MiB (default: 16)")
+    serve.set_defaults(run=_run_serve)
     return parser
 
 
@@ -187,6 +196,24 @@ def _run_assess(args: argparse.Namespace) -> int:
     assessor = Assessor.from_pretrained(args.model, lexicon=_lexicon(args))
     result = assessor.assess(audio_path, text)
     print(result.to_json(indent=1) if args.json else format_assessment(result))
+    return 0
+
+
+def _run_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from .assessor import DEFAULT_MODEL_DIR, Assessor
+    from .service import create_app
+
+    model = Path(args.model) if args.model else DEFAULT_MODEL_DIR
+    if not model.is_dir():
+        raise ModelDirectoryError(f"model directory not found: {model}")
+    if args.workers < 1 or args.max_queue < 0 or args.max_upload_mb <= 0:
+        print("orthoepy: error: --workers and --max-upload-mb must be positive, --max-queue at least 0", file=sys.stderr)
+        return 2
+    app = create_app(lambda: Assessor.from_pretrained(model), max_upload_bytes=int(args.max_upload_mb * 2**20),
+                     max_queue=args.max_queue, workers=args.workers)
+    uvicorn.run(app, host=args.host, port=args.port)
     return 0
 
 
