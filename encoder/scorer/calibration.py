@@ -13,7 +13,7 @@ import numpy as np
 from sklearn.base import BaseEstimator
 from sklearn.isotonic import IsotonicRegression
 
-from .metrics import label_range
+from .metrics import label_range, paired_finite
 
 # Word stress labels take only 5 or 10 in practice.
 DEFAULT_DISCRETE_VALUES: dict[str, tuple[float, ...]] = {"word_stress": (5.0, 10.0)}
@@ -82,7 +82,7 @@ class AspectCalibrator(BaseEstimator):
 
     def _fit_aspect(self, aspect: str, pred: np.ndarray, label: np.ndarray) -> dict[str, Any]:
         low, high = self._label_range(aspect)
-        x, y = _finite_pairs(pred, label)
+        x, y = paired_finite(pred, label)
         info: dict[str, Any] = {"low": low, "high": high, "n": int(x.size)}
         if x.size < self.min_points:
             return {**info, "method": "identity", "reason": f"only {x.size} points (< {self.min_points})"}
@@ -105,15 +105,6 @@ class AspectCalibrator(BaseEstimator):
         if not hasattr(self, "fitted_"):
             raise ValueError("AspectCalibrator is not fitted: call fit(preds, labels) or from_dict(...) first")
         return self.fitted_
-
-
-def _finite_pairs(pred: np.ndarray, label: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    pred = np.asarray(pred, dtype=np.float64).ravel()
-    label = np.asarray(label, dtype=np.float64).ravel()
-    if pred.shape != label.shape:
-        raise ValueError(f"predictions and labels differ in length: {pred.shape[0]} vs {label.shape[0]}")
-    keep = np.isfinite(pred) & np.isfinite(label)
-    return pred[keep], label[keep]
 
 
 def _apply_map(info: Mapping[str, Any], values: np.ndarray) -> np.ndarray:

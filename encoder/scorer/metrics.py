@@ -31,7 +31,7 @@ def label_range(aspect: str) -> tuple[float, float]:
     return (0.0, 2.0) if aspect in PHONE_ASPECT_NAMES else (0.0, 10.0)
 
 
-def _paired_finite(pred: np.ndarray, label: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def paired_finite(pred: np.ndarray, label: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Flattened pairs with absent (NaN) labels and non-finite predictions dropped."""
     pred = np.asarray(pred, dtype=np.float64).ravel()
     label = np.asarray(label, dtype=np.float64).ravel()
@@ -50,7 +50,7 @@ def regression_metrics(pred: np.ndarray, label: np.ndarray) -> Metrics:
 
     PCC/SCC are None where undefined (fewer than 3 pairs, or either side constant); MSE is None without pairs.
     """
-    pred, label = _paired_finite(pred, label)
+    pred, label = paired_finite(pred, label)
     n = int(pred.size)
     correlations_defined = n >= 3 and not _is_constant(pred) and not _is_constant(label)
     return {
@@ -72,7 +72,7 @@ def mispronunciation_detection(phone_scores: np.ndarray, phone_labels: np.ndarra
     The true positive class is label < 0.5 (see MISPRONOUNCED_BELOW); NaN labels are dropped.
     Precision or recall with an empty denominator is reported as 0.
     """
-    scores, labels = _paired_finite(phone_scores, phone_labels)
+    scores, labels = paired_finite(phone_scores, phone_labels)
     truth = mispronounced(labels)
     flagged = scores < threshold
     precision, recall, f1, _ = precision_recall_fscore_support(
@@ -88,7 +88,7 @@ def choose_threshold(phone_scores: np.ndarray, phone_labels: np.ndarray) -> floa
     "-score >= t" flags scores <= -t; the returned threshold is the midpoint between that score and the next
     larger score, so the strict rule "score < threshold" flags exactly the same phones.
     """
-    scores, labels = _paired_finite(phone_scores, phone_labels)
+    scores, labels = paired_finite(phone_scores, phone_labels)
     truth = mispronounced(labels)
     if not truth.any() or truth.all():
         raise ValueError("choose_threshold needs both mispronounced (label < 0.5) and correct phones")
