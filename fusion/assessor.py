@@ -9,7 +9,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import numpy as np
+from tqdm import tqdm
 
 from ..encoder.audio import load_audio
 from ..encoder.corpus import SENTENCE_ASPECTS, WORD_ASPECTS
@@ -86,6 +86,11 @@ class Assessor:
         (scored,) = self.scorer.score({"input": features})
         timings["scorer"] = time.perf_counter() - started - timings["frontend"]
         return _assessment(text, pronunciation, features, scored, self.model_name, timings)
+
+    def assess_many(self, items, progress: bool = True) -> list[Assessment]:
+        """items: (audio, text) pairs; assessed in order with a progress bar."""
+        items = list(items)
+        return [self.assess(audio, text) for audio, text in tqdm(items, desc="assess", unit="utt", disable=not progress)]
 
 
 def _assessment(text: str, pronunciation: Pronunciation, features: PhoneFeatures, scored: ScoredUtterance,

@@ -1,0 +1,76 @@
+"""The shipped default model through the one-call API and the `assess` command."""
+import json
+
+import numpy as np
+import pytest
+
+from orthoepy.encoder.audio import AudioError
+from orthoepy.encoder.corpus import load_corpus
+from orthoepy.encoder.lexicon import TextError
+from orthoepy.encoder.scorer.pipeline import ModelDirectoryError
+from orthoepy.fusion.assessor import DEFAULT_MODEL_DIR, Assessor
+from orthoepy.fusion.cli import main
+
+
+@pytest.fixture(scope="module")
+def assessor() -> Assessor:
+    return Assessor.from_pretrained()
+
+
+def test_shipped_model_is_complete():
+    names = {p.name for p in DEFAULT_MODEL_DIR.iterdir()}
+    assert {"model.pt", "config.json", "scorer.onnx", "calibration.json", "README.md"} <= names
+    assert sum(p.stat().st_size for p in DEFAULT_MODEL_DIR.iterdir()) < 30 * 2**20
+
+
+def test_assess_a_fixture_utterance(assessor, fixture_dir):
+    utt = load_corpus(fixture_dir, "test")[0]
+    result = assessor.assess(utt.audio_path, utt.text)
+    assert [w.text for w in result.words] == [w.text for w in utt.words]
+    # CMUdict (used without a corpus lexicon) marks stress differently from the corpus: compare base phones
+    assert [p.phone.rstrip("012") for w in result.words for p in w.phones] == [p.base for p in utt.canonical_phones]
+    assert set(result.sentence) == {"accuracy", "completeness", "fluency", "prosodic", "total"}
+    assert all(0 <= v <= 10 for v in result.sentence.values())
+    phones = [p for w in result.words for p in w.phones]
+    assert all(0 <= p.score <= 2 and p.end > p.start for p in phones)
+    assert json.loads(result.to_json())["text"] == utt.text
+
+
+def test_scores_move_with_the_input(assessor, fixture_dir):
+    """A well-read and a poorly-read utterance must not get the same sentence total (a known GOPT complaint)."""
+    utts = sorted(load_corpus(fixture_dir, "test"), key=lambda u: u.sentence.total)
+    low, high = (assessor.assess(u.audio_path, u.text).sentence["total"] for u in (utts[0], utts[-1]))
+    assert high - low > 1.0
+
+
+def test_array_input_and_bad_input(assessor, fixture_dir):
+    utt = load_corpus(fixture_dir, "test")[0]
+    import soundfile
+
+    samples, rate = soundfile.read(utt.audio_path)
+    from_array = assessor.assess(samples, utt.text, sample_rate=rate)
+    from_path = assessor.assess(utt.audio_path, utt.text)
+    np.testing.assert_allclose(from_array.sentence["total"], from_path.sentence["total"], atol=1e-3)
+    with pytest.raises(AudioError):
+        assessor.assess(np.zeros(16000), utt.text, sample_rate=16000)
+    with pytest.raises(TextError):
+        assessor.assess(utt.audio_path, "!!!")
+
+
+def test_missing_model_directory(tmp_path):
+    with pytest.raises(ModelDirectoryError, match="not found"):
+        Assessor.from_pretrained(tmp_path / "nope")
+
+
+def test_assess_command(capsys):
+    assert main(["assess", "--demo", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["words"][1]["text"] == "WEATHER" and "total" in result["sentence"]
+    assert main(["assess", "--demo"]) == 0
+    assert "sentence: accuracy" in capsys.readouterr().out
+
+
+def test_assess_many_keeps_order(assessor, fixture_dir):
+    utts = load_corpus(fixture_dir, "test")[:2]
+    results = assessor.assess_many([(u.audio_path, u.text) for u in utts], progress=False)
+    assert [r.text for r in results] == [u.text for u in utts]
