@@ -60,36 +60,16 @@ def fit(train_examples: Sequence[ScorerExample], dev_examples: Sequence[ScorerEx
     model = HierarchicalScorer(config)
     if phone_encoder_state is not None:
         model.phone_encoder.load_state_dict(phone_encoder_state)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
-    steps_per_epoch = math.ceil(len(train_examples) / batch_size)
-    scheduler = _warmup_cosine(optimizer, steps_per_epoch, epochs)
-    rng = np.random.default_rng(seed)
-    history: list[EpochRecord] = []
-    best_score, best_state, stale = -math.inf, copy.deepcopy(model.state_dict()), 0
-    bar = tqdm(range(1, epochs + 1), desc="fit", unit="epoch", disable=not progress)
-    for epoch in bar:
-        started = _now()
-        model.train()
-        losses = []
-        for batch in batches(train_examples, batch_size, rng):
-            loss = scoring_loss(model(**batch.model_inputs()), batch, loss_config).total
-            optimizer.zero_grad()
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optimizer.step()
-            scheduler.step()
-            losses.append(loss.item())
+
+    def batch_loss(batch: ScorerBatch) -> torch.Tensor:
+        return scoring_loss(model(**batch.model_inputs()), batch, loss_config).total
+
+    def score_on_dev(epoch: int, train_loss: float) -> EpochRecord:
         dev_loss, metrics = evaluate(model, dev_examples, loss_config, batch_size)
-        score = selection_score(metrics, dev_loss)
-        history.append(EpochRecord(epoch, float(np.mean(losses)), dev_loss, metrics, score, _now() - started))
-        bar.set_postfix(train=f"{history[-1].train_loss:.4f}", dev=f"{dev_loss:.4f}", score=f"{score:.3f}")
-        if score > best_score:
-            best_score, best_state, stale = score, copy.deepcopy(model.state_dict()), 0
-        else:
-            stale += 1
-            if stale >= patience:
-                break
-    model.load_state_dict(best_state)
+        return EpochRecord(epoch, train_loss, dev_loss, metrics, selection_score(metrics, dev_loss))
+
+    loop = _EpochLoop(seed, epochs, batch_size, lr, weight_decay, patience, progress)
+    history = loop.run(model, train_examples, batch_loss, score_on_dev, "fit")
     return model.eval(), history
 
 
@@ -100,35 +80,69 @@ def pretrain(train_examples: Sequence[ScorerExample], dev_examples: Sequence[Sco
     """MTP of the phone encoder; selects the epoch with the lowest dev reconstruction loss."""
     _setup(seed, threads)
     model = PhonePretrainer(config, train_examples[0].feature_names)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
-    scheduler = _warmup_cosine(optimizer, math.ceil(len(train_examples) / batch_size), epochs)
-    rng, masking = np.random.default_rng(seed), torch.Generator().manual_seed(seed)
-    history: list[EpochRecord] = []
-    best_loss, best_state, stale = math.inf, copy.deepcopy(model.state_dict()), 0
-    bar = tqdm(range(1, epochs + 1), desc="pretrain", unit="epoch", disable=not progress)
-    for epoch in bar:
-        started = _now()
-        model.train()
-        losses = []
-        for batch in batches(train_examples, batch_size, rng):
-            loss = model(batch, mask_phones(batch.phone_mask, mask_ratio, masking)).total
-            optimizer.zero_grad()
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optimizer.step()
-            scheduler.step()
-            losses.append(loss.item())
+    masking = torch.Generator().manual_seed(seed)
+
+    def batch_loss(batch: ScorerBatch) -> torch.Tensor:
+        return model(batch, mask_phones(batch.phone_mask, mask_ratio, masking)).total
+
+    def score_on_dev(epoch: int, train_loss: float) -> EpochRecord:
         dev_loss = pretrain_loss(model, dev_examples, mask_ratio, seed, batch_size)
-        history.append(EpochRecord(epoch, float(np.mean(losses)), dev_loss, {}, -dev_loss, _now() - started))
-        bar.set_postfix(train=f"{history[-1].train_loss:.4f}", dev=f"{dev_loss:.4f}")
-        if dev_loss < best_loss:
-            best_loss, best_state, stale = dev_loss, copy.deepcopy(model.state_dict()), 0
-        else:
-            stale += 1
-            if stale >= patience:
-                break
-    model.load_state_dict(best_state)
+        return EpochRecord(epoch, train_loss, dev_loss, {}, -dev_loss)
+
+    loop = _EpochLoop(seed, epochs, batch_size, lr, weight_decay, patience, progress)
+    history = loop.run(model, train_examples, batch_loss, score_on_dev, "pretrain")
     return model.eval(), history
+
+
+@dataclass
+class _EpochLoop:
+    """AdamW with warm-up + cosine decay, gradient clipping, and early stopping on a dev selection score."""
+
+    seed: int
+    epochs: int
+    batch_size: int
+    lr: float
+    weight_decay: float
+    patience: int
+    progress: bool
+
+    def run(self, model: torch.nn.Module, train_examples: Sequence[ScorerExample],
+            batch_loss: Callable[[ScorerBatch], torch.Tensor], score_on_dev: Callable[[int, float], EpochRecord],
+            desc: str) -> list[EpochRecord]:
+        """Train until `patience` epochs bring no better dev score; leaves the best epoch's weights in `model`."""
+        optimizer = torch.optim.AdamW(model.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+        scheduler = _warmup_cosine(optimizer, math.ceil(len(train_examples) / self.batch_size), self.epochs)
+        rng = np.random.default_rng(self.seed)
+        history: list[EpochRecord] = []
+        best_score, best_state, stale = -math.inf, copy.deepcopy(model.state_dict()), 0
+        bar = tqdm(range(1, self.epochs + 1), desc=desc, unit="epoch", disable=not self.progress)
+        for epoch in bar:
+            started = _now()
+            model.train()
+            losses = [self._step(batch_loss(batch), model, optimizer, scheduler)
+                      for batch in batches(train_examples, self.batch_size, rng)]
+            record = score_on_dev(epoch, float(np.mean(losses)))
+            record.seconds = _now() - started
+            history.append(record)
+            bar.set_postfix(train=f"{record.train_loss:.4f}", dev=f"{record.dev_loss:.4f}", score=f"{record.selection_score:.3f}")
+            if record.selection_score > best_score:
+                best_score, best_state, stale = record.selection_score, copy.deepcopy(model.state_dict()), 0
+            else:
+                stale += 1
+                if stale >= self.patience:
+                    break
+        model.load_state_dict(best_state)
+        return history
+
+    @staticmethod
+    def _step(loss: torch.Tensor, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+              scheduler: torch.optim.lr_scheduler.LRScheduler) -> float:
+        optimizer.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        scheduler.step()
+        return loss.item()
 
 
 @torch.no_grad()
