@@ -79,19 +79,13 @@ def _parser() -> argparse.ArgumentParser:
     export.set_defaults(run=_run_export_onnx)
 
     assess = sub.add_parser("assess", help="score one recording against the text read (scores + phone diagnosis)")
-    assess.add_argument("audio", nargs="?", help="audio file (WAV, FLAC, OGG, MP3)")
-    assess.add_argument("--text", help="the text the speaker read")
-    assess.add_argument("--demo", action="store_true", help="use the bundled sample")
+    _add_input_options(assess)
     assess.add_argument("--model", help="model directory (default: the shipped model)")
     assess.add_argument("--json", action="store_true", help="print the assessment as JSON")
-    assess.add_argument("--corpus", help="use this corpus's lexicon before CMUdict (default: $SO762_DIR if set)")
     assess.set_defaults(run=_run_assess)
 
     front = sub.add_parser("frontend", help="align one recording to its text and print the per-phone features")
-    front.add_argument("audio", nargs="?", help="audio file (WAV, FLAC, OGG, MP3)")
-    front.add_argument("--text", help="the text the speaker read")
-    front.add_argument("--demo", action="store_true", help="use the bundled sample")
-    front.add_argument("--corpus", help="use this corpus's lexicon before CMUdict (default: $SO762_DIR if set)")
+    _add_input_options(front)
     _add_group_options(front)
     front.set_defaults(run=_run_frontend)
 
@@ -104,6 +98,13 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--max-upload-mb", type=float, default=16.0, help="largest request body in MiB (default: 16)")
     serve.set_defaults(run=_run_serve)
     return parser
+
+
+def _add_input_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("audio", nargs="?", help="audio file (WAV, FLAC, OGG, MP3)")
+    parser.add_argument("--text", help="the text the speaker read")
+    parser.add_argument("--demo", action="store_true", help="use the bundled sample")
+    parser.add_argument("--corpus", help="use this corpus's lexicon before CMUdict (default: $SO762_DIR if set)")
 
 
 def _add_group_options(parser: argparse.ArgumentParser) -> None:
