@@ -111,11 +111,17 @@ def _add_group_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--groups", default=",".join(PHONE_GROUPS), help=f"comma-separated feature groups (default: all of {','.join(PHONE_GROUPS)})")
     parser.add_argument("--no-utterance-pool", action="store_true", help="skip the utterance-level handcrafted pool")
     parser.add_argument("--whisper", default="base", choices=("base", "tiny.en"), help="Whisper encoder size")
+    defaults = FrontEndConfig()
+    parser.add_argument("--ctc-context-frames", type=int, default=defaults.ctc_context_frames,
+                        help="frames added on each side of a phone when pooling CTC posteriors")
+    parser.add_argument("--ctc-lag-frames", type=int, default=defaults.ctc_lag_frames,
+                        help="frames the CTC pooling window is moved later (the recogniser's spikes lag)")
 
 
 def _config(args: argparse.Namespace) -> FrontEndConfig:
     groups = tuple(g.strip() for g in args.groups.split(",") if g.strip())
-    return FrontEndConfig(groups=groups, utterance_pool=not args.no_utterance_pool, whisper_size=args.whisper)
+    return FrontEndConfig(groups=groups, utterance_pool=not args.no_utterance_pool, whisper_size=args.whisper,
+                          ctc_context_frames=args.ctc_context_frames, ctc_lag_frames=args.ctc_lag_frames)
 
 
 def _run_features(args: argparse.Namespace) -> int:

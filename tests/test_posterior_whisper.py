@@ -185,3 +185,15 @@ def test_whisper_on_real_speech(whisper: WhisperFeatures, fixture_utterances: li
         assert out.block.values.shape == (len(utt.alignment.segments), 512)
         assert np.isfinite(out.block.values).all()
         assert np.abs(out.block.values).max() > 0.0
+
+
+def test_segment_frames_shift_and_margin():
+    from orthoepy.encoder.alignment import PhoneSegment
+    from orthoepy.encoder.features.posterior_gop import segment_frames
+    from orthoepy.encoder.phoneset import canonical_phones
+
+    segment = PhoneSegment(canonical_phones([["AA"]])[0], 0.10, 0.20, 10, 0.0)
+    assert segment_frames(segment, 100, 0.02) == slice(5, 10)
+    assert segment_frames(segment, 100, 0.02, margin=1) == slice(4, 11)
+    assert segment_frames(segment, 100, 0.02, shift=2) == slice(7, 12)
+    assert segment_frames(segment, 11, 0.02, shift=2) == slice(7, 11)  # clipped to the audio

@@ -28,6 +28,8 @@ class FrontEndConfig:
     utterance_pool: bool = True
     whisper_size: str = "base"  # "base" or "tiny.en"
     version: str = FEATURE_VERSION
+    ctc_context_frames: int = 1  # frames added on each side of a phone when pooling CTC posteriors
+    ctc_lag_frames: int = 0  # frames the CTC pooling window is moved later
 
     def __post_init__(self) -> None:
         unknown = set(self.groups) - set(PHONE_GROUPS)
@@ -35,8 +37,17 @@ class FrontEndConfig:
             raise FrontEndError(f"unknown feature group(s) {sorted(unknown)}; choose from {', '.join(PHONE_GROUPS)}")
 
     def key(self) -> str:
-        """A short hash of everything that changes the features: the cache key's configuration half."""
-        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:16]
+        """A short hash of everything that changes the features: the cache key's configuration half.
+
+        Fields added after version 1 count only when they differ from their defaults, so caches made
+        before they existed stay valid.
+        """
+        defaults = FrontEndConfig()
+        fields = {k: v for k, v in asdict(self).items() if k in _V1_FIELDS or v != getattr(defaults, k)}
+        return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:16]
+
+
+_V1_FIELDS = ("groups", "utterance_pool", "whisper_size", "version")
 
 
 @dataclass
@@ -143,7 +154,7 @@ def _build_group(name: str, config: FrontEndConfig):
         return LikelihoodGOP()
     if name == "posterior_gop":
         from .posterior_gop import PosteriorGOP
-        return PosteriorGOP()
+        return PosteriorGOP(config.ctc_context_frames, config.ctc_lag_frames)
     if name == "whisper":
         from .whisper import WhisperFeatures
         return WhisperFeatures(model=config.whisper_size)

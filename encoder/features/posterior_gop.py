@@ -19,6 +19,9 @@ from .records import FeatureBlock, GroupOutput, HeardPhone
 FRAME_SECONDS = 0.02  # hama: 160-sample STFT hop, subsampled by 2
 LOG_FLOOR = -30.0
 CONTEXT_FRAMES = 1  # CTC spikes can sit just outside an aligner's boundary
+# CTC spikes come about 2 frames after the aligner's boundaries (recipes/local/ctc_lag_probe.py on dev);
+# the shipped model was trained without the shift, so 0 stays the default until a retrained model ships.
+LAG_FRAMES = 0
 POOL_SMOOTHING = 1e-4  # phone mass added to every phone so all-blank segments pool to ~uniform
 
 
@@ -37,7 +40,8 @@ class PosteriorGOP:
 
     name = "posterior_gop"
 
-    def __init__(self) -> None:
+    def __init__(self, context_frames: int = CONTEXT_FRAMES, lag_frames: int = LAG_FRAMES) -> None:
+        self.context_frames, self.lag_frames = context_frames, lag_frames
         from hama.asr import ASRModel  # heavy: load only when the group is used
 
         self._model = ASRModel()
@@ -59,7 +63,7 @@ class PosteriorGOP:
         post = self.frame_posteriors(audio)
         rows, heard = [], []
         for segment in alignment.segments:
-            row, heard_phone = _segment_features(post, segment)
+            row, heard_phone = _segment_features(post, segment, self.context_frames, self.lag_frames)
             rows.append(row)
             heard.append(heard_phone)
         values = np.asarray(rows, dtype=np.float32).reshape(len(rows), len(self.names()))
@@ -97,21 +101,23 @@ def _token_phone_matrix(tokens: list[str]) -> np.ndarray:
     return matrix
 
 
-def segment_frames(segment: PhoneSegment, n_frames: int, frame_seconds: float, margin: int = 0) -> slice:
-    """Frames overlapping [start, end), widened by `margin` frames, at least one, inside [0, n_frames)."""
-    first = int(np.floor(segment.start / frame_seconds)) - margin
-    last = int(np.ceil(segment.end / frame_seconds)) + margin  # exclusive
+def segment_frames(segment: PhoneSegment, n_frames: int, frame_seconds: float, margin: int = 0, shift: int = 0) -> slice:
+    """Frames overlapping [start, end), widened by `margin` and moved later by `shift` frames, at least one,
+    inside [0, n_frames)."""
+    first = int(np.floor(segment.start / frame_seconds)) - margin + shift
+    last = int(np.ceil(segment.end / frame_seconds)) + margin + shift  # exclusive
     first = min(max(first, 0), n_frames - 1)
     last = min(max(last, first + 1), n_frames)
     return slice(first, last)
 
 
-def _segment_features(post: FramePosteriors, segment: PhoneSegment) -> tuple[list[float], HeardPhone]:
+def _segment_features(post: FramePosteriors, segment: PhoneSegment, context: int, lag: int
+                      ) -> tuple[list[float], HeardPhone]:
     # CTC posteriors are mostly blank, with short phone spikes. Pooling the raw phone mass over the
     # segment is the same as averaging each frame's non-blank-renormalised phone distribution,
     # weighted by that frame's phone mass: blank frames carry no vote, spikes decide. How much of the
     # segment was blank is kept as its own feature.
-    frames = segment_frames(segment, len(post.blank), FRAME_SECONDS, CONTEXT_FRAMES)
+    frames = segment_frames(segment, len(post.blank), FRAME_SECONDS, context, lag)
     mass = post.phone[frames].sum(axis=0) + POOL_SMOOTHING
     pooled = mass / mass.sum()
     log_pooled = np.maximum(np.log(pooled), LOG_FLOOR)
