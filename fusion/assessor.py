@@ -16,6 +16,7 @@ from ..encoder.corpus import SENTENCE_ASPECTS, WORD_ASPECTS
 from ..encoder.features.frontend import FrontEnd, FrontEndConfig, PhoneFeatures
 from ..encoder.lexicon import Lexicon, Pronunciation
 from ..encoder.scorer.pipeline import ModelDirectoryError, Scorer, ScoredUtterance
+from .diagnosis import word_error_type
 from .schema import RESPONSE_SCHEMA_VERSION
 
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "models" / "default"
@@ -40,6 +41,7 @@ class WordResult:
     accuracy: float  # 0-10
     stress: float
     total: float
+    error_type: str  # one of diagnosis.WORD_ERROR_TYPES
     phones: list[PhoneResult]
 
 
@@ -96,10 +98,14 @@ class Assessor:
 def _assessment(text: str, pronunciation: Pronunciation, features: PhoneFeatures, scored: ScoredUtterance,
                 model_name: str, timings: dict[str, float]) -> Assessment:
     phones = [_phone_result(features, scored, i) for i in range(len(features.phones))]
-    words = []
+    words, previous_end = [], None
     for j, word in enumerate(pronunciation.words):
         word_phones = [p for p, c in zip(phones, features.phones) if c.word_index == j]
-        words.append(WordResult(word, *(round(float(scored.word[a][j]), 2) for a in WORD_ASPECTS), word_phones))
+        accuracy, stress, total = (round(float(scored.word[a][j]), 2) for a in WORD_ASPECTS)
+        pause = 0.0 if previous_end is None else max(0.0, word_phones[0].start - previous_end)
+        error = word_error_type([p.score for p in word_phones], LOW_PHONE_SCORE, accuracy, pause)
+        words.append(WordResult(word, accuracy, stress, total, error, word_phones))
+        previous_end = word_phones[-1].end
     sentence = {a: round(scored.sentence[a], 2) for a in SENTENCE_ASPECTS}
     return Assessment(text, sentence, words, features.alignment_fallback, model_name,
                       {k: round(v, 3) for k, v in timings.items()})
@@ -117,7 +123,8 @@ def format_assessment(result: Assessment) -> str:
     """A readable plain-text view: sentence scores, then each word with its phones."""
     lines = [f"text: {result.text}", "sentence: " + ", ".join(f"{k} {v:.1f}" for k, v in result.sentence.items()), ""]
     for word in result.words:
-        lines.append(f"{word.text:<14} accuracy {word.accuracy:4.1f}  stress {word.stress:4.1f}  total {word.total:4.1f}")
+        error = "" if word.error_type == "None" else f"  [{word.error_type}]"
+        lines.append(f"{word.text:<14} accuracy {word.accuracy:4.1f}  stress {word.stress:4.1f}  total {word.total:4.1f}{error}")
         for p in word.phones:
             heard = f"heard {p.heard} ({p.heard_probability:.2f})" if p.heard else ""
             flag = "  <- check" if p.mispronounced else ""

@@ -10,8 +10,9 @@ import sys
 from pathlib import Path
 
 from ..encoder.corpus import SENTENCE_ASPECTS, WORD_ASPECTS
+from .diagnosis import WORD_ERROR_TYPES
 
-RESPONSE_SCHEMA_VERSION = "1.0"
+RESPONSE_SCHEMA_VERSION = "1.1"  # 1.1: words[].error_type
 SCHEMA_ID = f"urn:orthoepy:schema:response:{RESPONSE_SCHEMA_VERSION}"
 
 
@@ -39,6 +40,8 @@ def phone_schema() -> dict:
 def word_schema() -> dict:
     properties = {"text": {"type": "string"}}
     properties |= {aspect: _score(10, f"word {aspect} score, 0-10") for aspect in WORD_ASPECTS}
+    properties["error_type"] = {"enum": list(WORD_ERROR_TYPES),
+                                "description": "what the evidence says went wrong with the word, if anything"}
     properties["phones"] = {"type": "array", "items": phone_schema()}
     return _closed_object(properties, "one word of the text, with its phones")
 

@@ -25,7 +25,7 @@ MODEL_ENV = "ORTHOEPY_MODEL"  # a model directory to use while the shipped defau
 def fake_assessment(text: str) -> Assessment:
     phones = [PhoneResult("HH", 1.8, 0.1, 0.2, "HH", 0.9, False), PhoneResult("AY1", 0.4, 0.2, 0.4, "EY", 0.6, True)]
     sentence = {"accuracy": 7.5, "completeness": 9.9, "fluency": 8.0, "prosodic": 7.9, "total": 7.7}
-    return Assessment(text, sentence, [WordResult("HI", 6.0, 10.0, 6.5, phones)], False, "fake",
+    return Assessment(text, sentence, [WordResult("HI", 6.0, 10.0, 6.5, "Mispronunciation", phones)], False, "fake",
                       {"frontend": 0.01, "scorer": 0.001})
 
 
