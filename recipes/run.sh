@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # orthoepy end-to-end recipe, Kaldi/ESPnet style: ./recipes/run.sh --corpus DIR [--exp DIR] [--stage N] [--stop-stage N] [--nj N]
+#   [--seeds "0 1 2 3 4"] [--train-jobs N] [--smoke]   (--smoke: every stage on the 32-utterance fixture, tiny training)
 # Each stage is rerunnable; a finished stage leaves a .done marker in $exp and is skipped next time.
-# Built so far: 0 data check, 1 features, 2 scorer (seeds), 3 ablations, 4 evaluation. The rationalizer and packaging stages come later.
+# Built so far: 0 data check, 1 features, 2 scorer (seeds), 3 ablations, 4 evaluation, 5 results report. The rationalizer and packaging stages come later.
+# Training runs on one machine here; on a cluster, submit each `orthoepy train-scorer` line of stages 2-3 as its own job
+# (e.g. Slurm: `sbatch --wrap "orthoepy train-scorer ..."`), since every training is independent.
 set -euo pipefail
 
 corpus="${SO762_DIR:-}"
@@ -12,6 +15,8 @@ nj=$(nproc)
 limit=
 seeds="0 1 2 3 4"
 train_jobs=1  # scorer trainings run side by side, one torch thread each
+train_opts=""
+smoke=false
 while [ $# -gt 0 ]; do
   case "$1" in
     --corpus) corpus="$2"; shift 2 ;;
@@ -22,12 +27,18 @@ while [ $# -gt 0 ]; do
     --limit) limit="--limit $2"; shift 2 ;;
     --seeds) seeds="$2"; shift 2 ;;
     --train-jobs) train_jobs="$2"; shift 2 ;;
+    --smoke) smoke=true; shift ;;
     -h|--help) sed -n 2,4p "$0"; exit 0 ;;
     *) echo "run.sh: unknown option $1" >&2; exit 2 ;;
   esac
 done
-[ -n "$corpus" ] || { echo "run.sh: give --corpus DIR or set SO762_DIR" >&2; exit 2; }
 here="$(cd "$(dirname "$0")/.." && pwd)"
+if $smoke; then
+  corpus="$here/../shared/data/speechocean762/fixture"
+  seeds=0
+  train_opts="--epochs 2 --mtp-epochs 1 --n-handcrafted 20"
+fi
+[ -n "$corpus" ] || { echo "run.sh: give --corpus DIR or set SO762_DIR" >&2; exit 2; }
 orthoepy="${ORTHOEPY:-$here/.venv/bin/orthoepy}"
 mkdir -p "$exp"
 
@@ -61,12 +72,13 @@ train_one() {  # train_one NAME [train-scorer options...]: skipped when its mode
   local name="$1"; shift
   [ -e "$exp/scorer/$name/scorer.json" ] && return 0
   mkdir -p "$exp/scorer"
-  "$orthoepy" train-scorer --features "$exp/features" --corpus "$corpus" --out "$exp/scorer/$name" --threads 1 "$@" \
+  # shellcheck disable=SC2086
+  "$orthoepy" train-scorer --features "$exp/features" --corpus "$corpus" --out "$exp/scorer/$name" --threads 1 $train_opts "$@" \
     > "$exp/scorer/$name.log" 2>&1 || { echo "training $name failed, see $exp/scorer/$name.log" >&2; return 1; }
   echo "trained $name"
 }
 export -f train_one
-export exp corpus orthoepy
+export exp corpus orthoepy train_opts
 
 stage_scorer() {
   printf '%s\n' $seeds | xargs -P "$train_jobs" -I{} bash -c 'train_one seed{} --seed {}'
@@ -94,4 +106,9 @@ run_stage 0 data stage_data
 run_stage 1 features stage_features
 run_stage 2 scorer stage_scorer
 run_stage 3 ablations stage_ablations
+stage_report() {
+  "$here/.venv/bin/python" "$here/recipes/local/results_report.py" --exp "$exp" --corpus "$corpus" --out "$exp/results.md"
+}
+
 run_stage 4 evaluate stage_evaluate
+run_stage 5 report stage_report
