@@ -62,6 +62,7 @@ sys.exit(f'{len(missing)} audio files missing, e.g. {missing[:3]}' if missing el
 }
 
 stage_features() {
+  local split
   for split in train dev test; do
     # shellcheck disable=SC2086
     "$orthoepy" features --corpus "$corpus" --split "$split" --out "$exp/features/$split" --nj "$nj" $limit
@@ -92,6 +93,7 @@ stage_ablations() {
 }
 
 stage_evaluate() {
+  local model name split
   for model in "$exp"/scorer/*/; do
     name=$(basename "$model")
     mkdir -p "$exp/eval/$name"
