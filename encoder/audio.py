@@ -80,6 +80,8 @@ def _decode(source: str | Path | bytes) -> tuple[np.ndarray, int]:
 
 
 def _to_float_mono(samples: np.ndarray) -> np.ndarray:
+    if samples.size == 0:
+        raise AudioError(f"audio is too short: no samples (at least {MIN_DURATION_S} s needed)")
     if samples.ndim == 2:
         # soundfile gives (frames, channels); a caller's array may come channels-first
         samples = samples.mean(axis=1) if samples.shape[0] >= samples.shape[1] else samples.mean(axis=0)

@@ -43,7 +43,12 @@ def normalise_text(text: str) -> list[str]:
 
 
 def _number_words(number: str) -> str:
-    return _inflect_engine().number_to_words(number.replace(",", ""), andword="")
+    import inflect
+
+    try:
+        return _inflect_engine().number_to_words(number.replace(",", ""), andword="")
+    except inflect.NumOutOfRangeError:
+        raise TextError(f"the number {number[:12]}... is too long to read out") from None
 
 
 @functools.lru_cache(maxsize=1)

@@ -6,6 +6,7 @@ and scores. Model selection, calibration and the detection threshold all use dev
 from __future__ import annotations
 
 import json
+import pickle
 import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -139,7 +140,8 @@ class Scorer:
             scorer = cls(model, FeatureScaler.load(directory / SCALER_FILE), handcrafted,
                          AspectCalibrator.from_dict(json.loads((directory / CALIBRATION_FILE).read_text())),
                          float(bundle["mdd_threshold"]))
-        except (ValueError, KeyError, RuntimeError, OSError) as err:
+        except (ValueError, KeyError, RuntimeError, OSError, EOFError, TypeError, AttributeError,
+                pickle.UnpicklingError) as err:
             raise ModelDirectoryError(f"{directory}: a model file is corrupt ({type(err).__name__}: {err})") from None
         if backend != "torch" and onnx_path.is_file():
             scorer.onnx_model = _load_onnx(onnx_path, model)
