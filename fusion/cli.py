@@ -15,7 +15,11 @@ from ..encoder.features.store import extract_utterances
 from ..encoder.lexicon import Lexicon, TextError
 from ..encoder.scorer.pipeline import ModelDirectoryError, TrainingPlan
 
-USER_ERRORS = (AudioError, CorpusError, TextError, FrontEndError, FileNotFoundError, ModelDirectoryError)
+class UsageError(ValueError):
+    """A command's input file is unusable; the message says which and why."""
+
+
+USER_ERRORS = (AudioError, CorpusError, TextError, FrontEndError, FileNotFoundError, ModelDirectoryError, UsageError)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -72,6 +76,13 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--predictions", help="predictions JSON to write, in the corpus's scores.json schema")
     evaluate.add_argument("--nj", type=int, default=os.cpu_count())
     evaluate.set_defaults(run=_run_evaluate)
+
+    report = sub.add_parser("report", help="an HTML report with plots from `orthoepy evaluate` outputs")
+    report.add_argument("--metrics", required=True, help="metrics JSON from evaluate")
+    report.add_argument("--predictions", required=True, help="predictions JSON from evaluate")
+    report.add_argument("--out", required=True, help="HTML file to write")
+    report.add_argument("--corpus", help="corpus whose labels add predicted-vs-human plots (default: $SO762_DIR if set)")
+    report.set_defaults(run=_run_report)
 
     export = sub.add_parser("export-onnx", help="export a trained scorer's network to ONNX (used by onnxruntime)")
     export.add_argument("--model", required=True, help="model directory from train-scorer")
@@ -186,6 +197,25 @@ def _run_export_onnx(args: argparse.Namespace) -> int:
     difference = export_onnx(scorer.model, out)
     print(f"{out} (max abs difference to torch on a sample batch: {difference:.2e})")
     return 0
+
+
+def _run_report(args: argparse.Namespace) -> int:
+    from ..encoder.scorer.report import write_report
+
+    metrics, predictions = (_read_json(Path(p)) for p in (args.metrics, args.predictions))
+    corpus = args.corpus or os.environ.get("SO762_DIR")
+    labels = [u for u in load_corpus(corpus) if u.utt_id in predictions] if corpus else None
+    print(write_report(metrics, predictions, args.out, labels))
+    return 0
+
+
+def _read_json(path: Path) -> dict:
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found")
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise UsageError(f"{path} is not valid JSON: {err}") from None
 
 
 def format_metrics(table: dict) -> str:

@@ -104,3 +104,17 @@ def test_onnx_parity_on_the_fixture(tmp_path, model_dir, stores, fixture_dir):
     export_onnx(scorer.model, tmp_path / "scorer.onnx")
     examples = scorer.examples(dict(FeatureStore(stores / "test")))
     assert max_abs_difference(scorer.model, OnnxScorerModel(tmp_path / "scorer.onnx"), examples) <= 1e-4
+
+
+def test_report_command(tmp_path, model_dir, stores, fixture_dir, capsys):
+    metrics, preds = tmp_path / "m.json", tmp_path / "p.json"
+    assert main(["evaluate", "--corpus", str(fixture_dir), "--split", "test", "--model", str(model_dir),
+                 "--features", str(stores / "test"), "--out", str(metrics), "--predictions", str(preds)]) == 0
+    assert main(["report", "--metrics", str(metrics), "--predictions", str(preds), "--out", str(tmp_path / "r.html"),
+                 "--corpus", str(fixture_dir)]) == 0
+    page = (tmp_path / "r.html").read_text()
+    assert "sentence_total" in page and page.count("<img") == 2 and "Predicted vs human" in page
+    (tmp_path / "bad.json").write_text("{oops")
+    assert main(["report", "--metrics", str(tmp_path / "bad.json"), "--predictions", str(preds),
+                 "--out", str(tmp_path / "x.html")]) == 2
+    assert "not valid JSON" in capsys.readouterr().err
