@@ -2,7 +2,9 @@
 # orthoepy end-to-end recipe, Kaldi/ESPnet style: ./recipes/run.sh --corpus DIR [--exp DIR] [--stage N] [--stop-stage N] [--nj N]
 #   [--seeds "0 1 2 3 4"] [--train-jobs N] [--smoke]   (--smoke: every stage on the 32-utterance fixture, tiny training)
 # Each stage is rerunnable; a finished stage leaves a .done marker in $exp and is skipped next time.
-# Built so far: 0 data check, 1 features, 2 scorer (seeds), 3 ablations, 4 evaluation, 5 results report. The rationalizer and packaging stages come later.
+# Built so far: 0 data check, 1 features, 2 scorer (seeds; MTP, Lasso selection, training and dev calibration
+# happen inside each `orthoepy train-scorer`), 3 ablations, 4 evaluation, 5 results report, 6 packaging (best dev seed
+# + ONNX export). The rationalizer stages (rationale data, SFT, Bounded DPO, rationale evaluation) come with it. The rationalizer and packaging stages come later.
 # Training runs on one machine here; on a cluster, submit each `orthoepy train-scorer` line of stages 2-3 as its own job
 # (e.g. Slurm: `sbatch --wrap "orthoepy train-scorer ..."`), since every training is independent.
 set -euo pipefail
@@ -112,5 +114,18 @@ stage_report() {
   "$here/.venv/bin/python" "$here/recipes/local/results_report.py" --exp "$exp" --corpus "$corpus" --out "$exp/results.md"
 }
 
+stage_package() {  # the seed with the best dev selection score, with its ONNX file, as a model directory
+  local best
+  best=$("$here/.venv/bin/python" -c "
+import json, pathlib, sys
+def score(d): return max(h['selection_score'] for h in json.loads((d / 'training_report.json').read_text())['history'])
+print(max(pathlib.Path(sys.argv[1]).glob('seed*/'), key=score))" "$exp/scorer")
+  rm -rf "$exp/package" && mkdir -p "$exp/package"
+  cp -r "$best" "$exp/package/default"
+  "$orthoepy" export-onnx --model "$exp/package/default"
+  echo "packaged $(basename "$best") -> $exp/package/default"
+}
+
 run_stage 4 evaluate stage_evaluate
 run_stage 5 report stage_report
+run_stage 6 package stage_package
