@@ -86,6 +86,12 @@ class PhoneFeatures:
         with open(path, "wb") as fh:  # a file handle keeps numpy from appending .npz to the name
             np.savez(fh, meta=json.dumps(meta), starts=self.starts, ends=self.ends, **arrays)
 
+    @staticmethod
+    def read_fallback(path: str | Path) -> bool:
+        """Whether a saved utterance's alignment fell back, reading only its metadata (npz members load lazily)."""
+        with np.load(path) as data:
+            return bool(json.loads(str(data["meta"]))["fallback"])
+
     @classmethod
     def load(cls, path: str | Path) -> "PhoneFeatures":
         with np.load(path) as data:

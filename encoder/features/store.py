@@ -70,7 +70,7 @@ def _run_jobs(jobs: list[ExtractionJob], cache: Path, config: FrontEndConfig, nj
     for job in jobs:
         path = cache / f"{content_key(job.audio_path, job.word_phones)}.npz"
         (cached if path.exists() else todo).append((job, path))
-    yield from (ExtractionResult(j.utt_id, str(p), PhoneFeatures.load(p).alignment_fallback, None) for j, p in cached)
+    yield from (ExtractionResult(j.utt_id, str(p), PhoneFeatures.read_fallback(p), None) for j, p in cached)
     if not todo:
         return
     bar = tqdm(total=len(todo), desc=f"features ({len(cached)} cached)", unit="utt", disable=not progress)
