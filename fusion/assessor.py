@@ -67,7 +67,7 @@ class Assessor:
     def __init__(self, scorer: Scorer, model_name: str, lexicon: Lexicon | None = None):
         self.scorer, self.model_name = scorer, model_name
         self.lexicon = lexicon or Lexicon()
-        self.frontend = FrontEnd(FrontEndConfig(groups=scorer.groups or FrontEndConfig().groups))
+        self.frontend = FrontEnd(_frontend_config(scorer))
 
     @classmethod
     def from_pretrained(cls, path: str | Path | None = None, backend: str = "auto", lexicon: Lexicon | None = None) -> "Assessor":
@@ -93,6 +93,15 @@ class Assessor:
         """items: (audio, text) pairs; assessed in order with a progress bar."""
         items = list(items)
         return [self.assess(audio, text) for audio, text in tqdm(items, desc="assess", unit="utt", disable=not progress)]
+
+
+def _frontend_config(scorer: Scorer) -> FrontEndConfig:
+    """The front-end the scorer's training features came from (older models: the defaults with its groups)."""
+    if scorer.frontend_config is None:
+        return FrontEndConfig(groups=scorer.groups or FrontEndConfig().groups)
+    known = set(FrontEndConfig.__dataclass_fields__)
+    config = {k: v for k, v in scorer.frontend_config.items() if k in known}
+    return FrontEndConfig(**{**config, "groups": tuple(config["groups"])})
 
 
 def _assessment(text: str, pronunciation: Pronunciation, features: PhoneFeatures, scored: ScoredUtterance,

@@ -118,3 +118,11 @@ def test_report_command(tmp_path, model_dir, stores, fixture_dir, capsys):
     assert main(["report", "--metrics", str(tmp_path / "bad.json"), "--predictions", str(preds),
                  "--out", str(tmp_path / "x.html")]) == 2
     assert "not valid JSON" in capsys.readouterr().err
+
+
+def test_bundle_records_the_frontend_configuration(model_dir, stores):
+    from orthoepy.fusion.assessor import Assessor
+
+    scorer = Scorer.from_pretrained(model_dir)
+    assert scorer.frontend_config == FeatureStore(stores / "train").manifest["config"]
+    assert Assessor(scorer, "tiny").frontend.config.key() == FeatureStore(stores / "train").manifest["config_key"]

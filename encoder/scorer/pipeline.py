@@ -72,10 +72,12 @@ class Scorer:
     """
 
     def __init__(self, model: HierarchicalScorer, scaler: FeatureScaler, handcrafted: HandcraftedSelector | None,
-                 calibrator: AspectCalibrator, mdd_threshold: float, onnx_model: OnnxScorerModel | None = None):
+                 calibrator: AspectCalibrator, mdd_threshold: float, onnx_model: OnnxScorerModel | None = None,
+                 frontend_config: dict | None = None):
         self.model, self.scaler, self.handcrafted = model.eval(), scaler, handcrafted
         self.calibrator, self.mdd_threshold = calibrator, mdd_threshold
         self.onnx_model = onnx_model
+        self.frontend_config = frontend_config  # the feature store's FrontEndConfig, as a dict; None = defaults
 
     @property
     def backend(self) -> str:
@@ -110,7 +112,8 @@ class Scorer:
         (directory / CALIBRATION_FILE).write_text(json.dumps(self.calibrator.to_dict()))
         if self.handcrafted is not None:
             (directory / HANDCRAFTED_FILE).write_text(json.dumps(self.handcrafted.to_dict()))
-        (directory / BUNDLE_FILE).write_text(json.dumps({"mdd_threshold": self.mdd_threshold}, indent=1))
+        bundle = {"mdd_threshold": self.mdd_threshold, "frontend": self.frontend_config}
+        (directory / BUNDLE_FILE).write_text(json.dumps(bundle, indent=1))
 
     def _save_onnx(self, path: Path) -> None:
         if self.onnx_model is not None:
@@ -139,7 +142,7 @@ class Scorer:
             model = HierarchicalScorer.from_pretrained(directory)
             scorer = cls(model, FeatureScaler.load(directory / SCALER_FILE), handcrafted,
                          AspectCalibrator.from_dict(json.loads((directory / CALIBRATION_FILE).read_text())),
-                         float(bundle["mdd_threshold"]))
+                         float(bundle["mdd_threshold"]), frontend_config=bundle.get("frontend"))
         except (ValueError, KeyError, RuntimeError, OSError, EOFError, TypeError, AttributeError,
                 pickle.UnpicklingError) as err:
             raise ModelDirectoryError(f"{directory}: a model file is corrupt ({type(err).__name__}: {err})") from None
@@ -182,6 +185,7 @@ def train_scorer(features_dir: str | Path, corpus_dir: str | Path | None, out_di
     model, history = fit(train, dev, config, epochs=plan.epochs, patience=plan.patience,
                          phone_encoder_state=encoder_state, **options)
     scorer, dev_report = _calibrate(model, scaler, handcrafted, dev)
+    scorer.frontend_config = train_store.manifest["config"]  # inference must extract features the same way
     out_dir.mkdir(parents=True, exist_ok=True)
     scorer.save_pretrained(out_dir)
     report = {"plan": asdict(plan), "dev": dev_report, "n_train": len(train), "n_dev": len(dev),
