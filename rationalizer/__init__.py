@@ -1,1 +1,1 @@
-"""Rationalizer: an audio LLM that explains the encoder scores (not built yet; see issue 4)."""
+"""Rationalizer: an audio LLM that explains the encoder scores. Built so far: the Bounded DPO trainer."""
