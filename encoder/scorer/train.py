@@ -171,6 +171,18 @@ def predict(model: HierarchicalScorer, examples: Sequence[ScorerExample], batch_
     return predict_with(run, examples, batch_size)
 
 
+@torch.no_grad()
+def phone_states(model: HierarchicalScorer, examples: Sequence[ScorerExample], batch_size: int = 64) -> list[np.ndarray]:
+    """The phone encoder's output per utterance, (n_phones, d_model) each, in the order of `examples`."""
+    model.eval()
+    by_id = {}
+    for batch in batches(examples, batch_size):
+        hidden = model(**batch.model_inputs()).phone_hidden.numpy()
+        for i, utt_id in enumerate(batch.utt_ids):
+            by_id[utt_id] = hidden[i, :int(batch.phone_mask[i].sum())]
+    return [by_id[e.utt_id] for e in examples]
+
+
 def predict_with(run: Callable[[ScorerBatch], BatchScores], examples: Sequence[ScorerExample], batch_size: int = 64
                  ) -> list[UtterancePrediction]:
     """Per-utterance predictions of any backend that scores a padded batch, in the order of `examples`."""

@@ -1,0 +1,121 @@
+"""Training and evaluation examples for the compact rationalizer: prompt + per-word audio states + rationale(s).
+
+The prompt is the rubric prompt behind one audio placeholder per word, in the backbone's chat format. The audio
+is the scorer's phone-encoder states averaged over each word's phones. Targets come from the rubric writer;
+rejected rationales from its perturbations (a wrong word or phone blamed, a contradicting judgement, a wrong number).
+"""
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from typing import Mapping, Sequence
+
+import numpy as np
+from tqdm import tqdm
+from transformers import PreTrainedTokenizerBase
+
+from .compact import AUDIO_PLACEHOLDER
+from .records import ScoreSheet
+from .rubric import PROMPT_INSTRUCTIONS, Rubric, RubricWriter, build_prompt, perturb
+from .sheets import sheet_from_labels
+
+SYSTEM_PROMPT = f"You are a pronunciation tutor. {PROMPT_INSTRUCTIONS}"
+
+
+@dataclass(frozen=True)
+class RationaleExample:
+    utt_id: str
+    sheet: ScoreSheet  # the scores the prompt shows
+    prompt: str  # chat-formatted, ending where the assistant's answer starts
+    word_states: np.ndarray  # (n_words, d_audio): one soft prefix token per word
+    chosen: str  # a faithful rationale
+    rejected: str | None = None  # an unfaithful one, for preference training
+    rejected_kind: str | None = None
+
+
+def render_prompt(tokenizer: PreTrainedTokenizerBase, sheet: ScoreSheet, rubric: Rubric = Rubric()) -> str:
+    user = f"Recording: {AUDIO_PLACEHOLDER * len(sheet.words)}\n{build_prompt(sheet, rubric, with_instructions=False)}"
+    messages = [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": user}]
+    return tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+
+
+def pool_words(phone_states: np.ndarray, word_index: Sequence[int], n_words: int) -> np.ndarray:
+    """(n_phones, d) phone states -> (n_words, d) means; a word without phones gets zeros."""
+    word_index = np.asarray(word_index)
+    if len(word_index) != len(phone_states):
+        raise ValueError(f"{len(phone_states)} phone states but {len(word_index)} word indices")
+    pooled = np.zeros((n_words, phone_states.shape[1]), dtype=np.float32)
+    for w in range(n_words):
+        members = word_index == w
+        if members.any():
+            pooled[w] = phone_states[members].mean(axis=0)
+    return pooled
+
+
+def heard_by_position(word_index: Sequence[int], heard: Sequence[str] | None) -> dict[tuple[int, int], str]:
+    """{(word index, phone index within the word): heard ARPAbet} from per-phone lists."""
+    if not heard:
+        return {}
+    out, position, previous = {}, 0, None
+    for w, h in zip(word_index, heard):
+        position = position + 1 if w == previous else 0
+        previous = w
+        out[(int(w), position)] = h
+    return out
+
+
+@dataclass(frozen=True)
+class ExampleSource:
+    """What one corpus utterance contributes: its labels, the scorer's phone states, what was heard."""
+
+    utterance: object  # encoder.corpus.Utterance
+    phone_states: np.ndarray  # (n_phones, d)
+    word_index: tuple[int, ...]  # per phone
+    heard: tuple[str, ...] | None  # per phone
+
+
+def corpus_examples(sources: Sequence[ExampleSource], tokenizer: PreTrainedTokenizerBase, rubric: Rubric = Rubric(),
+                    noise_std: float = 0.0, with_rejected: bool = False, variants: int = 1, seed: int = 0,
+                    progress: bool = False) -> list[RationaleExample]:
+    """Examples from labelled utterances: scores = labels (+ noise), targets = the rubric writer's text.
+
+    variants > 1 writes several phrasings (and noise draws) per utterance.
+    """
+    rng = random.Random(seed)
+    writer = RubricWriter(rubric, seed=seed)
+    examples = []
+    for source in tqdm(sources, desc="rationale examples", unit="utt", disable=not progress):
+        for variant in range(variants):
+            examples.append(_example(source, tokenizer, rubric, writer, rng, noise_std, with_rejected, variant))
+    return examples
+
+
+def _example(source: ExampleSource, tokenizer, rubric: Rubric, writer: RubricWriter, rng: random.Random,
+             noise_std: float, with_rejected: bool, variant: int) -> RationaleExample:
+    utterance = source.utterance
+    heard = heard_by_position(source.word_index, source.heard)
+    sheet = sheet_from_labels(utterance, noise_std=noise_std, rng=rng, heard=heard)
+    chosen = writer.write(sheet, variant=variant)
+    rejected = kind = None
+    if with_rejected:
+        rejected, kind = perturb(chosen, sheet, rubric, rng)
+    states = pool_words(source.phone_states, source.word_index, len(sheet.words))
+    return RationaleExample(utterance.utt_id, sheet, render_prompt(tokenizer, sheet, rubric), states, chosen,
+                            rejected, kind)
+
+
+def sources_from_store(store, scorer, utterances: Mapping[str, object], utt_ids: Sequence[str] | None = None,
+                       ) -> list[ExampleSource]:
+    """ExampleSources for the store's utterances (or the given ids) that have labels.
+
+    store: encoder.features.store.FeatureStore; scorer: encoder.scorer.pipeline.Scorer.
+    """
+    ids = [u for u in (utt_ids or store.utt_ids) if u in utterances]
+    features = {u: store.load(u) for u in ids}
+    states = scorer.phone_states(scorer.examples(features))
+    sources = []
+    for utt_id, phone_states in zip(ids, states):
+        f = features[utt_id]
+        heard = tuple(h.base for h in f.heard) if f.heard else None
+        sources.append(ExampleSource(utterances[utt_id], phone_states, tuple(p.word_index for p in f.phones), heard))
+    return sources

@@ -1,0 +1,260 @@
+"""Faithfulness of a rationale to a score sheet, per granularity.
+
+evaluate(text, sheet) reads what the text says (rationalizer.mentions) and checks it against the rubric's reading
+of the sheet:
+- sentence: for each aspect, whether it is judged (named with a band word in the same clause) and whether the
+  band said matches the band of the score;
+- word: the words blamed (quoted, or "the word X", not in a clause that only praises them) against the rubric's
+  problem words: precision over every problem word, recall over the named ones (worst first, capped), so naming a
+  further real problem word is neither rewarded nor punished;
+- phone: the phones blamed (/TH/), each against the problem phones of the word it is attributed to (same
+  sentence), or of the whole sheet when no word is attributable; recall as for words;
+- numbers: every "x/10" or "x out of 10" against the score of the aspect or word it belongs to;
+- heard: every "sounded like /S/" against what the sheet says was heard for that phone.
+
+Self-consistency is evaluate(text, sheet_given_to_the_model); agreement with the gold labels is
+evaluate(text, sheet_from_labels(utterance)); summarize() turns either list of reports into corpus numbers.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .mentions import ParsedRationale, parse_rationale
+from .records import SENTENCE_ASPECTS, ScoreSheet, base_phone
+from .rubric import (Rubric, bands_within_tolerance, format_score, problem_phones, problem_words, sentence_band,
+                     word_key)
+
+
+@dataclass(frozen=True)
+class AspectCheck:
+    aspect: str
+    score: float
+    expected_band: str
+    said: frozenset[str]  # bands the text's judgement allows; empty when not judged
+    mentioned: bool  # judged: named with a band word
+    consistent: bool | None  # None when not judged
+
+
+@dataclass(frozen=True)
+class MentionCheck:
+    named: tuple[str, ...]  # what the text blames ("word" or "word /PH/")
+    expected: tuple[str, ...]  # what the rubric expects to be named
+    true_positives: int
+    false_positives: int
+    false_negatives: int
+
+    @property
+    def precision(self) -> float:
+        return _ratio(self.true_positives, self.true_positives + self.false_positives)
+
+    @property
+    def recall(self) -> float:
+        return _ratio(self.true_positives, self.true_positives + self.false_negatives)
+
+    @property
+    def f1(self) -> float:
+        return _f1(self.precision, self.recall)
+
+
+@dataclass(frozen=True)
+class ValueCheck:
+    """A claim with a checkable value: a quoted number, or a phone said to be heard."""
+    claim: str
+    target: str | None  # aspect, word or "word /PH/"; None when not attributable
+    expected: tuple[str, ...]
+    agrees: bool
+
+
+@dataclass(frozen=True)
+class FaithfulnessThresholds:
+    """Minimum values for is_faithful; the defaults demand full agreement at every granularity."""
+    sentence_consistency: float = 1.0
+    sentence_coverage: float = 1.0
+    word_precision: float = 1.0
+    word_recall: float = 1.0
+    phone_precision: float = 1.0
+    phone_recall: float = 1.0
+    number_agreement: float = 1.0
+    heard_agreement: float = 1.0
+
+
+@dataclass(frozen=True)
+class FaithfulnessReport:
+    sentence: dict[str, AspectCheck]
+    words: MentionCheck
+    phones: MentionCheck
+    numbers: tuple[ValueCheck, ...]
+    heard: tuple[ValueCheck, ...]
+    contradictions: tuple[str, ...] = field(default=())
+
+    @property
+    def sentence_consistency(self) -> float:
+        judged = [c for c in self.sentence.values() if c.mentioned]
+        return _ratio(sum(bool(c.consistent) for c in judged), len(judged))
+
+    @property
+    def sentence_coverage(self) -> float:
+        return sum(c.mentioned for c in self.sentence.values()) / len(self.sentence)
+
+    @property
+    def number_agreement(self) -> float:
+        return _ratio(sum(n.agrees for n in self.numbers), len(self.numbers))
+
+    @property
+    def heard_agreement(self) -> float:
+        return _ratio(sum(h.agrees for h in self.heard), len(self.heard))
+
+    def is_faithful(self, thresholds: FaithfulnessThresholds = FaithfulnessThresholds()) -> bool:
+        t = thresholds
+        return (self.sentence_consistency >= t.sentence_consistency and self.sentence_coverage >= t.sentence_coverage
+                and self.words.precision >= t.word_precision and self.words.recall >= t.word_recall
+                and self.phones.precision >= t.phone_precision and self.phones.recall >= t.phone_recall
+                and self.number_agreement >= t.number_agreement and self.heard_agreement >= t.heard_agreement)
+
+
+class FaithfulnessEvaluator:
+    def __init__(self, rubric: Rubric = Rubric()):
+        self.rubric = rubric
+
+    def evaluate(self, text: str, sheet: ScoreSheet) -> FaithfulnessReport:
+        parsed = parse_rationale(text or "")
+        notes: list[str] = []
+        sentence = self._sentence_checks(parsed, sheet, notes)
+        words = self._word_check(parsed, sheet, notes)
+        phones = self._phone_check(parsed, sheet, notes)
+        numbers = self._number_checks(parsed, sheet, notes)
+        heard = self._heard_checks(parsed, sheet, notes)
+        return FaithfulnessReport(sentence, words, phones, numbers, heard, tuple(notes))
+
+    def _sentence_checks(self, parsed: ParsedRationale, sheet: ScoreSheet, notes: list[str]) -> dict[str, AspectCheck]:
+        checks = {}
+        for aspect in SENTENCE_ASPECTS:
+            score = sheet.sentence[aspect]
+            expected = sentence_band(self.rubric, score)
+            judgements = [j.bands for j in parsed.aspects if j.aspect == aspect and j.bands]
+            allowed = bands_within_tolerance(self.rubric, score)
+            consistent = all(len(b) <= 2 and b & allowed for b in judgements) if judgements else None
+            said = frozenset().union(*judgements) if judgements else frozenset()
+            if consistent is False:
+                notes.append(f"{aspect} is called {'/'.join(sorted(said))} but scores {format_score(score)} ({expected})")
+            checks[aspect] = AspectCheck(aspect, score, expected, said, bool(judgements), consistent)
+        return checks
+
+    def _word_check(self, parsed: ParsedRationale, sheet: ScoreSheet, notes: list[str]) -> MentionCheck:
+        named = list(dict.fromkeys(w.word for w in parsed.blamed_words))
+        expected = [p.text for p in problem_words(self.rubric, sheet)]
+        every_problem = {p.text for p in problem_words(self.rubric, sheet, capped=False)}
+        in_text = {word_key(w.text) for w in sheet.words}
+        false_positives = [w for w in named if w not in every_problem]
+        for w in false_positives:
+            notes.append(f"blames \"{w}\", which is not in the text" if w not in in_text
+                         else f"blames \"{w}\", which the scores do not mark low")
+        missed = [w for w in expected if w not in named]
+        notes.extend(f"does not name problem word \"{w}\"" for w in missed)
+        hits = len(expected) - len(missed)
+        return MentionCheck(tuple(named), tuple(expected), hits, len(false_positives), len(missed))
+
+    def _phone_check(self, parsed: ParsedRationale, sheet: ScoreSheet, notes: list[str]) -> MentionCheck:
+        named = list(dict.fromkeys((p.word, p.phone) for p in parsed.blamed_phones))
+        expected = list(dict.fromkeys((word_key(sheet.words[p.word_index].text), p.phone)
+                                      for p in problem_phones(self.rubric, sheet)))
+        all_problems = problem_phones(self.rubric, sheet, capped=False)
+        by_word = {(word_key(sheet.words[p.word_index].text), p.phone) for p in all_problems}
+        anywhere = {p.phone for p in all_problems}
+        in_text = {word_key(w.text) for w in sheet.words}
+
+        def correct(word: str | None, phone: str) -> bool:
+            return (word, phone) in by_word if word in in_text else phone in anywhere
+
+        def found(word: str, phone: str) -> bool:
+            return any(p == phone and (w == word or w not in in_text) for w, p in named)
+
+        false_positives = [(w, p) for w, p in named if not correct(w, p)]
+        for w, p in false_positives:
+            where = f" in \"{w}\"" if w in in_text else ""
+            notes.append(f"blames /{p}/{where}, which the scores do not mark low")
+        missed = [(w, p) for w, p in expected if not found(w, p)]
+        notes.extend(f"does not name problem phone /{p}/ in \"{w}\"" for w, p in missed)
+        return MentionCheck(tuple(_pair_label(w, p) for w, p in named), tuple(_pair_label(w, p) for w, p in expected),
+                            len(expected) - len(missed), len(false_positives), len(missed))
+
+    def _number_checks(self, parsed: ParsedRationale, sheet: ScoreSheet, notes: list[str]) -> tuple[ValueCheck, ...]:
+        checks = []
+        for n in parsed.numbers:
+            if n.target_kind == "aspect":
+                scores = [sheet.sentence[n.target]]
+            elif n.target_kind == "word":
+                scores = [s for w in sheet.words if word_key(w.text) == n.target for s in (w.accuracy, w.total)]
+            else:
+                scores = []
+            agrees = any(abs(n.value - s) <= self.rubric.number_tolerance for s in scores)
+            claim = f"{format_score(n.value)}/10"
+            if not agrees:
+                notes.append(f"quotes {claim} for {n.target or 'nothing identifiable'}"
+                             + (f", but the score is {' or '.join(format_score(s) for s in scores)}" if scores else ""))
+            checks.append(ValueCheck(claim, n.target, tuple(format_score(s) for s in scores), agrees))
+        return tuple(checks)
+
+    def _heard_checks(self, parsed: ParsedRationale, sheet: ScoreSheet, notes: list[str]) -> tuple[ValueCheck, ...]:
+        checks = []
+        for p in parsed.phones:
+            if not p.heard or p.target_phone is None:
+                continue
+            known = {base_phone(ph.heard).upper() for w in sheet.words
+                     if p.word is None or word_key(w.text) == p.word
+                     for ph in w.phones if ph.heard and base_phone(ph.symbol).upper() == p.target_phone}
+            agrees = p.phone in known
+            target = _pair_label(p.word, p.target_phone)
+            if not agrees:
+                notes.append(f"says /{p.phone}/ was heard for {target}, but the sheet has "
+                             + ("/" + "/, /".join(sorted(known)) + "/" if known else "no heard phone there"))
+            checks.append(ValueCheck(f"/{p.phone}/", target, tuple(sorted(known)), agrees))
+        return tuple(checks)
+
+
+def summarize(reports: list[FaithfulnessReport]) -> dict:
+    """Corpus agreement per granularity; "agreement" is the headline number of each.
+
+    sentence: fraction of aspect judgements consistent with the score band (coverage: fraction of aspects
+    judged); word and phone: micro-averaged precision, recall and F1 (agreement = F1; a rationale that names
+    nothing where nothing is a problem counts as perfect); numbers and heard: fraction of claims that agree.
+    """
+    judged = [c for r in reports for c in r.sentence.values() if c.mentioned]
+    per_aspect = {a: {"consistency": _ratio(sum(bool(r.sentence[a].consistent) for r in reports if r.sentence[a].mentioned),
+                                            sum(r.sentence[a].mentioned for r in reports)),
+                      "coverage": _ratio(sum(r.sentence[a].mentioned for r in reports), len(reports))}
+                  for a in SENTENCE_ASPECTS}
+    consistency = _ratio(sum(bool(c.consistent) for c in judged), len(judged))
+    numbers = [n for r in reports for n in r.numbers]
+    heard = [h for r in reports for h in r.heard]
+    return {
+        "n": len(reports),
+        "sentence": {"agreement": consistency, "consistency": consistency,
+                     "coverage": _ratio(len(judged), len(reports) * len(SENTENCE_ASPECTS)), "per_aspect": per_aspect},
+        "word": _micro([r.words for r in reports]),
+        "phone": _micro([r.phones for r in reports]),
+        "numbers": {"agreement": _ratio(sum(n.agrees for n in numbers), len(numbers)), "n": len(numbers)},
+        "heard": {"agreement": _ratio(sum(h.agrees for h in heard), len(heard)), "n": len(heard)},
+        "faithful_fraction": _ratio(sum(r.is_faithful() for r in reports), len(reports)),
+    }
+
+
+def _micro(checks: list[MentionCheck]) -> dict:
+    tp = sum(c.true_positives for c in checks)
+    fp = sum(c.false_positives for c in checks)
+    fn = sum(c.false_negatives for c in checks)
+    precision, recall = _ratio(tp, tp + fp), _ratio(tp, tp + fn)
+    f1 = _f1(precision, recall)
+    return {"agreement": f1, "precision": precision, "recall": recall, "f1": f1, "tp": tp, "fp": fp, "fn": fn}
+
+
+def _pair_label(word: str | None, phone: str) -> str:
+    return f"{word} /{phone}/" if word else f"/{phone}/"
+
+
+def _ratio(num: float, den: float) -> float:
+    return num / den if den else 1.0
+
+
+def _f1(precision: float, recall: float) -> float:
+    return 2 * precision * recall / (precision + recall) if precision + recall else 0.0

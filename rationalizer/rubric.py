@@ -1,0 +1,417 @@
+"""The rubric: score bands, which words and phones count as problems, the prompt, and the rule-based rationale.
+
+One Rubric drives all three consumers so they cannot drift apart: the prompt shows its bands and problems, the
+RubricWriter writes targets from them, and the FaithfulnessEvaluator judges any rationale against them.
+
+Rationale conventions (the evaluator parses them; an LLM learns them from the targets):
+- one short sentence per sentence aspect, naming the aspect (accuracy, completeness, fluency, prosody, overall)
+  with one band word; a quoted score is written "7.5/10" and is the score rounded to one decimal or integer;
+- problem words in double quotes, worst first; their problem phones as ARPAbet without the stress digit in
+  slashes (/TH/); what was heard as "sounded like /S/"; a short articulation tip per phone;
+- when nothing is a problem, a sentence saying so.
+"""
+from __future__ import annotations
+
+import random
+import re
+from dataclasses import dataclass
+
+from .mentions import ARPABET, BANDS, parse_rationale
+from .records import SENTENCE_ASPECTS, ScoreSheet, WordScore, base_phone
+
+
+@dataclass(frozen=True)
+class Rubric:
+    band_edges: tuple[float, float, float] = (4.0, 6.5, 8.5)  # poor < 4 <= fair < 6.5 <= good < 8.5 <= excellent
+    word_threshold: float = 6.0  # a word is a problem below this accuracy or total (0-10)
+    phone_threshold: float = 1.0  # a phone is a problem below this accuracy (0-2)
+    max_words: int = 3  # at most this many problem words are named, worst first
+    max_phones_per_word: int = 2
+    max_phones: int = 3  # at most this many problem phones in all, worst first (a rationale has ~100 tokens)
+    number_tolerance: float = 0.5  # a quoted number agrees with its score within this
+    band_tolerance: float = 0.0  # a judgement also agrees with the band of any value within this of the score
+
+
+@dataclass(frozen=True)
+class ProblemPhone:
+    word_index: int
+    phone: str  # ARPAbet base, no stress digit
+    accuracy: float
+    heard: str | None  # ARPAbet base of what was heard instead, when known and different
+
+
+@dataclass(frozen=True)
+class ProblemWord:
+    index: int
+    word: WordScore
+    phones: tuple[ProblemPhone, ...]  # worst first, capped at max_phones_per_word
+
+    @property
+    def text(self) -> str:
+        return word_key(self.word.text)
+
+
+def word_key(text: str) -> str:
+    """How a word is named and matched in rationales: lower case, outer punctuation stripped."""
+    return re.sub(r"^[^\w']+|[^\w']+$", "", text.strip().lower()).strip("'")
+
+
+def format_score(value: float) -> str:
+    """A score as rationales and prompts quote it: one decimal, without a trailing .0 ("7.5", "7")."""
+    text = f"{round(value, 1):.1f}"
+    return text[:-2] if text.endswith(".0") else text
+
+
+def sentence_band(rubric: Rubric, value: float) -> str:
+    """The band of a 0-10 sentence score, taken on the value rounded to one decimal (as the prompt shows it)."""
+    shown = round(value, 1)
+    for band, edge in zip(BANDS, rubric.band_edges):
+        if shown < edge:
+            return band
+    return BANDS[-1]
+
+
+def bands_within_tolerance(rubric: Rubric, value: float) -> frozenset[str]:
+    t = rubric.band_tolerance
+    return frozenset({sentence_band(rubric, value - t), sentence_band(rubric, value), sentence_band(rubric, value + t)})
+
+
+def is_problem_word(rubric: Rubric, word: WordScore) -> bool:
+    # a low phone also makes its word a problem, so every blamed phone has a blamed word to hang on
+    return (min(word.accuracy, word.total) < rubric.word_threshold or word.error_type not in ("None", None)
+            or any(p.accuracy < rubric.phone_threshold for p in word.phones))
+
+
+def problem_phones(rubric: Rubric, sheet: ScoreSheet, capped: bool = True) -> list[ProblemPhone]:
+    """Phones below the threshold, one per base phone per word (the worst); capped: only of the named words."""
+    if capped:
+        return [p for w in problem_words(rubric, sheet) for p in w.phones]
+    return [p for i, w in enumerate(sheet.words) for p in _word_problem_phones(rubric, i, w, cap=None)]
+
+
+def problem_words(rubric: Rubric, sheet: ScoreSheet, capped: bool = True) -> list[ProblemWord]:
+    """Problem words, worst (lowest of accuracy and total) first; capped: at most max_words."""
+    # an omitted word is named as missing, not sound by sound
+    found = [ProblemWord(i, w, () if w.error_type == "Omission" else
+                         tuple(_word_problem_phones(rubric, i, w, rubric.max_phones_per_word)))
+             for i, w in enumerate(sheet.words) if is_problem_word(rubric, w)]
+    found.sort(key=lambda p: (min(p.word.accuracy, p.word.total), p.index))
+    return _cap_phones(found[:rubric.max_words], rubric.max_phones) if capped else found
+
+
+def _cap_phones(words: list[ProblemWord], cap: int) -> list[ProblemWord]:
+    worst = sorted((p for w in words for p in w.phones), key=lambda p: (p.accuracy, p.word_index))[:cap]
+    kept = {(p.word_index, p.phone) for p in worst}
+    return [ProblemWord(w.index, w.word, tuple(p for p in w.phones if (p.word_index, p.phone) in kept)) for w in words]
+
+
+def _word_problem_phones(rubric: Rubric, index: int, word: WordScore, cap: int | None) -> list[ProblemPhone]:
+    worst: dict[str, ProblemPhone] = {}
+    for p in word.phones:
+        if p.accuracy >= rubric.phone_threshold:
+            continue
+        phone = base_phone(p.symbol).upper()
+        heard = base_phone(p.heard).upper() if p.heard else None
+        heard = heard if heard in ARPABET and heard != phone else None
+        if phone not in worst or p.accuracy < worst[phone].accuracy:
+            worst[phone] = ProblemPhone(index, phone, p.accuracy, heard)
+    ordered = sorted(worst.values(), key=lambda p: p.accuracy)
+    return ordered[:cap] if cap is not None else ordered
+
+
+# --- prompt ---
+
+PROMPT_INSTRUCTIONS = (
+    "Explain the scores briefly: one sentence per sentence aspect with its band; then the problem words "
+    "in \"quotes\", their phones as /XX/, what was heard, a tip. Quote numbers only as given."
+)
+
+
+def build_prompt(sheet: ScoreSheet, rubric: Rubric = Rubric(), with_bands: bool = True,
+                 with_instructions: bool = True) -> str:
+    """A compact rubric-guided prompt: instructions, bands, text, sentence, word and phone scores, problems.
+
+    with_instructions=False leaves the instructions out (a chat model gets them as its system prompt).
+    """
+    lo, mid, hi = (format_score(e) for e in rubric.band_edges)
+    lines = [PROMPT_INSTRUCTIONS] if with_instructions else []
+    lines += [
+        f"Bands: poor <{lo}, fair <{mid}, good <{hi}, else excellent. Words 0-10, phones 0-2.",
+        f"Text: {sheet.text}",
+        "Sentence: " + ", ".join(_aspect_entry(rubric, a, sheet.sentence[a], with_bands) for a in SENTENCE_ASPECTS),
+        "Words (accuracy; stress 10, total = accuracy unless shown): " + ", ".join(_word_entry(w) for w in sheet.words),
+        "Problems: " + _problems_entry(rubric, sheet),
+    ]
+    return "\n".join(lines)
+
+
+def _aspect_entry(rubric: Rubric, aspect: str, value: float, with_bands: bool) -> str:
+    band = f" ({sentence_band(rubric, value)})" if with_bands else ""
+    return f"{aspect} {format_score(value)}{band}"
+
+
+def _word_entry(word: WordScore) -> str:
+    # stress and total are shown only where they differ from the default by a quotable amount (number_tolerance)
+    extras = []
+    if word.stress < 9.5:
+        extras.append(f"stress {format_score(word.stress)}")
+    if abs(word.total - word.accuracy) >= 0.5:
+        extras.append(f"total {format_score(word.total)}")
+    extra = f" ({', '.join(extras)})" if extras else ""
+    return f"{word_key(word.text)} {format_score(word.accuracy)}{extra}"
+
+
+def _problems_entry(rubric: Rubric, sheet: ScoreSheet) -> str:
+    words = problem_words(rubric, sheet)
+    if not words:
+        return "none"
+    return "; ".join(_problem_word_entry(sheet, w) for w in words)
+
+
+def _problem_word_entry(sheet: ScoreSheet, problem: ProblemWord) -> str:
+    parts = [problem.text]
+    if problem.word.error_type not in ("None", None):
+        parts.append(problem.word.error_type)
+    for p in problem.phones:
+        heard = f" heard /{p.heard}/" if p.heard else ""
+        parts.append(f"/{p.phone}/ {p.accuracy:.1f}{heard}")
+    return " ".join(parts)
+
+
+# --- rule-based rationale ---
+
+PHONE_TIPS: dict[str, str] = {
+    "AA": "open the jaw wide", "AE": "open the mouth, tongue forward", "AH": "keep it short and relaxed",
+    "AO": "round the lips, jaw open", "AW": "glide from ah to a rounded oo", "AY": "glide from ah to ee",
+    "B": "close both lips and voice it", "CH": "stop, then release with sh", "D": "tongue tip on the ridge, voiced",
+    "DH": "tongue between the teeth, voiced", "EH": "jaw half open, tongue forward", "ER": "curl the tongue back",
+    "EY": "glide from eh to ee", "F": "upper teeth on the lower lip", "G": "back of the tongue up, voiced",
+    "HH": "a light breath before the vowel", "IH": "a short, relaxed ee", "IY": "a long ee, lips spread",
+    "JH": "voiced, as in judge", "K": "back of the tongue up, with a puff", "L": "tongue tip on the ridge",
+    "M": "close the lips and hum", "N": "tongue tip on the ridge, through the nose",
+    "NG": "back of the tongue up, no g after it", "OW": "glide from oh to a rounded oo", "OY": "glide from aw to ee",
+    "P": "close the lips, release with a puff", "R": "curl the tongue back, no trill",
+    "S": "hiss with the tongue behind the teeth", "SH": "round the lips, tongue further back",
+    "T": "tongue tip on the ridge, crisp", "TH": "tongue between the teeth, blow air", "UH": "a short oo, as in book",
+    "UW": "a long oo, lips rounded", "V": "teeth on the lip, voiced", "W": "round the lips, then open them",
+    "Y": "tongue high, as at the start of yes", "Z": "buzz with the tongue behind the teeth",
+    "ZH": "a voiced sh, as in measure",
+}
+
+WRITER_BAND_WORDS = {
+    "poor": ("poor", "weak", "low"),
+    "fair": ("fair", "moderate", "average"),
+    "good": ("good", "solid", "strong"),
+    "excellent": ("excellent", "very good", "outstanding"),
+}
+
+ASPECT_TEMPLATES = {
+    "accuracy": ("Accuracy is {band}{num}", "Your pronunciation accuracy was {band}{num}",
+                 "Sound accuracy is {band}{num}"),
+    "completeness": ("Completeness is {band}{num}", "Completeness of the reading was {band}{num}",
+                     "Your completeness is {band}{num}"),
+    "fluency": ("Fluency is {band}{num}", "Your fluency was {band}{num}", "Fluency of the reading is {band}{num}"),
+    "prosodic": ("Prosody is {band}{num}", "Your intonation and rhythm were {band}{num}",
+                 "The rhythm and intonation are {band}{num}"),
+    "total": ("Overall, the score is {band}{num}", "The overall result is {band}{num}",
+              "Your total score is {band}{num}"),
+}
+# short reasons after an aspect judgement; none may hold a band word (rationalizer.mentions.BAND_PHRASES)
+ASPECT_COMMENTS = {
+    "accuracy": {"poor": ("many sounds were off",), "fair": ("several sounds were off",),
+                 "good": ("most sounds were right",), "excellent": ("nearly every sound was right",)},
+    "completeness": {"poor": ("many words were missing",), "fair": ("some words were missing",),
+                     "good": ("almost every word was read",), "excellent": ("every word was read",)},
+    "fluency": {"poor": ("many pauses and restarts",), "fair": ("some pauses",), "good": ("few pauses",),
+                "excellent": ("smooth and steady",)},
+    "prosodic": {"poor": ("flat and choppy",), "fair": ("somewhat flat",), "good": ("mostly natural",),
+                 "excellent": ("natural and lively",)},
+    "total": {"poor": ("keep practising",), "fair": ("keep working on the sounds below",),
+              "good": ("a result to build on",), "excellent": ("well done",)},
+}
+
+NUMBER_TEMPLATES = (" ({score}/10)", " at {score}/10", ", {score} out of 10")
+WORD_LEAD_TEMPLATES = ("\"{word}\"{num} needs work: ", "In \"{word}\"{num}, ", "Work on \"{word}\"{num}: ")
+PHONE_HEARD_TEMPLATES = ("/{phone}/ sounded like /{heard}/", "/{phone}/ came out as /{heard}/")
+PHONE_UNCLEAR_TEMPLATES = ("/{phone}/ was unclear", "/{phone}/ was off", "/{phone}/ needs care")
+WORD_ONLY_TEMPLATES = {
+    "Omission": ("\"{word}\"{num} was left out; read every word.", "\"{word}\"{num} was missing; say each word."),
+    "UnexpectedBreak": ("There was a pause before \"{word}\"{num}; keep going without stopping.",
+                        "Avoid the pause before \"{word}\"{num}."),
+    "other": ("\"{word}\"{num} was unclear; say it slowly, then at speed.",
+              "\"{word}\"{num} needs work; repeat it slowly."),
+}
+NO_PROBLEM_TEMPLATES = ("No word or sound stood out as a problem.", "Every word and sound was clear; keep it up.",
+                        "No single word or sound needs extra practice.")
+
+
+class RubricWriter:
+    """Deterministic rationale from a score sheet, with varied phrasing.
+
+    write(sheet) picks its phrasing from (seed, sheet text); write(sheet, variant=k) from (seed, k, text), so
+    several distinct targets per sheet are available for augmentation. Numbers are quoted for some aspects and
+    words only (number_rate), always as the score rounded to one decimal; comment_rate: share of aspect
+    judgements followed by a short reason.
+    """
+
+    def __init__(self, rubric: Rubric = Rubric(), seed: int = 0, number_rate: float = 0.3, comment_rate: float = 0.5):
+        self.rubric = rubric
+        self.seed = seed
+        self.number_rate = number_rate
+        self.comment_rate = comment_rate
+
+    def write(self, sheet: ScoreSheet, variant: int | None = None) -> str:
+        rng = random.Random(f"{self.seed}:{variant}:{sheet.text}")
+        problems = problem_words(self.rubric, sheet)
+        # reasons after the judgements only where the problem list is short: a rationale stays near 100 tokens
+        comment_rate = self.comment_rate if len(problems) <= 1 else 0.0
+        parts = [self._aspect_sentence(rng, a, sheet.sentence[a], comment_rate) for a in SENTENCE_ASPECTS]
+        parts += [self._word_sentence(rng, p) for p in problems] or [rng.choice(NO_PROBLEM_TEMPLATES)]
+        return " ".join(parts)
+
+    def _aspect_sentence(self, rng: random.Random, aspect: str, value: float, comment_rate: float) -> str:
+        band_name = sentence_band(self.rubric, value)
+        band = rng.choice(WRITER_BAND_WORDS[band_name])
+        sentence = rng.choice(ASPECT_TEMPLATES[aspect]).format(band=band, num=self._number(rng, value))
+        if rng.random() < comment_rate:
+            sentence += ": " + rng.choice(ASPECT_COMMENTS[aspect][band_name])
+        return sentence + "."
+
+    def _number(self, rng: random.Random, value: float) -> str:
+        if rng.random() >= self.number_rate:
+            return ""
+        return rng.choice(NUMBER_TEMPLATES).format(score=format_score(value))
+
+    def _word_sentence(self, rng: random.Random, problem: ProblemWord) -> str:
+        num = f" ({format_score(problem.word.accuracy)}/10)" if rng.random() < self.number_rate else ""
+        if not problem.phones:
+            kind = problem.word.error_type if problem.word.error_type in WORD_ONLY_TEMPLATES else "other"
+            return rng.choice(WORD_ONLY_TEMPLATES[kind]).format(word=problem.text, num=num)
+        lead = rng.choice(WORD_LEAD_TEMPLATES).format(word=problem.text, num=num)
+        return lead + "; ".join(self._phone_clause(rng, p) for p in problem.phones) + "."
+
+    def _phone_clause(self, rng: random.Random, phone: ProblemPhone) -> str:
+        if phone.heard:
+            said = rng.choice(PHONE_HEARD_TEMPLATES).format(phone=phone.phone, heard=phone.heard)
+        else:
+            said = rng.choice(PHONE_UNCLEAR_TEMPLATES).format(phone=phone.phone)
+        return f"{said} ({PHONE_TIPS[phone.phone]})"
+
+
+# --- rejected rationales for preference pairs ---
+
+PERTURBATION_KINDS = ("wrong_word", "dropped_word", "wrong_phone", "flipped_band", "wrong_number", "invented_number")
+CONTRADICTING_BAND = {"poor": "excellent", "fair": "excellent", "good": "poor", "excellent": "poor"}
+DECOY_WORDS = ("river", "window", "yellow", "garden", "pocket")
+
+
+def perturb(text: str, sheet: ScoreSheet, rubric: Rubric, rng: random.Random,
+            kind: str | None = None) -> tuple[str, str]:
+    """A rationale made unfaithful in one way, and the kind of damage (one of PERTURBATION_KINDS).
+
+    kind=None picks at random among the kinds that apply to this text and sheet. Raises ValueError when a
+    requested kind cannot apply (e.g. dropped_word on a sheet with no problems).
+    """
+    if kind is not None and kind not in PERTURBATION_KINDS:
+        raise ValueError(f"unknown perturbation kind {kind!r}; expected one of {', '.join(PERTURBATION_KINDS)}")
+    kinds = [kind] if kind else list(PERTURBATION_KINDS)
+    rng.shuffle(kinds)
+    for k in kinds:
+        out = _PERTURBERS[k](text, sheet, rubric, rng)
+        if out is not None and out != text:
+            return out, k
+    raise ValueError(f"no perturbation of kind {kind or 'any'} applies to this rationale")
+
+
+def _replace(text: str, start: int, end: int, new: str) -> str:
+    return text[:start] + new + text[end:]
+
+
+def _non_problem_words(sheet: ScoreSheet, rubric: Rubric) -> list[str]:
+    problems = {p.text for p in problem_words(rubric, sheet, capped=False)}
+    return sorted({word_key(w.text) for w in sheet.words} - problems - {""})
+
+
+def _perturb_wrong_word(text, sheet, rubric, rng):
+    decoy = rng.choice(_non_problem_words(sheet, rubric) or list(DECOY_WORDS))
+    blamed = parse_rationale(text).blamed_words
+    if blamed:
+        target = rng.choice(blamed)
+        return _replace(text, target.span.start, target.span.end, decoy)
+    return f"{text} \"{decoy}\" needs work."
+
+
+def _perturb_dropped_word(text, sheet, rubric, rng):
+    blamed = parse_rationale(text).blamed_words
+    if not blamed:
+        return None
+    victim = rng.choice(blamed).word
+    sentences = re.split(r"(?<=[.!?])\s+", text)
+    kept = [s for s in sentences if f"\"{victim}\"" not in s.lower()]
+    return " ".join(kept) if len(kept) < len(sentences) else None
+
+
+def _perturb_wrong_phone(text, sheet, rubric, rng):
+    blamed = parse_rationale(text).blamed_phones
+    decoys = sorted(set(ARPABET) - {p.phone for p in problem_phones(rubric, sheet, capped=False)})
+    if blamed:
+        target, decoy = rng.choice(blamed), rng.choice(decoys)
+        out = _replace(text, target.span.start, target.span.end, f"/{decoy}/")
+        # the writer's tip follows its phone: swap it too, so the rejected text stays coherent
+        old_tip = f"({PHONE_TIPS[target.phone]})"
+        at = out.find(old_tip, target.span.start)
+        return _replace(out, at, at + len(old_tip), f"({PHONE_TIPS[decoy]})") if at >= 0 else out
+    if not sheet.words:
+        return None
+    word = word_key(rng.choice(sheet.words).text)
+    return f"{text} In \"{word}\", /{rng.choice(decoys)}/ was unclear."
+
+
+def _perturb_flipped_band(text, sheet, rubric, rng):
+    judged = [j for j in parse_rationale(text).aspects if j.band_spans]
+    if not judged:
+        return None
+    target = rng.choice(judged)
+    wrong = CONTRADICTING_BAND[sentence_band(rubric, sheet.sentence[target.aspect])]
+    span = target.band_spans[0]
+    return _replace(text, span.start, span.end, wrong)
+
+
+def _perturb_wrong_number(text, sheet, rubric, rng):
+    numbers = [n for n in parse_rationale(text).numbers if n.target_kind]
+    if not numbers:
+        return None
+    target = rng.choice(numbers)
+    if target.target_kind == "aspect":
+        scores = [sheet.sentence[target.target]]
+    else:
+        scores = [s for w in sheet.words if word_key(w.text) == target.target for s in (w.accuracy, w.total)]
+    return _replace(text, target.span.start, target.span.end, format_score(_far_value(scores or [target.value], rng)))
+
+
+def _perturb_invented_number(text, sheet, rubric, rng):
+    parsed = parse_rationale(text)
+    quoted = {n.target for n in parsed.numbers}
+    unquoted = [j for j in parsed.aspects if j.band_spans and j.aspect not in quoted]
+    if not unquoted:
+        return None
+    target = rng.choice(unquoted)
+    span = target.band_spans[-1]
+    value = _far_value([sheet.sentence[target.aspect]], rng)
+    return _replace(text, span.end, span.end, f" ({format_score(value)}/10)")
+
+
+def _far_value(values: list[float], rng: random.Random) -> float:
+    """A 0-10 value, on the one-decimal grid, at least 2 points away from every one of values."""
+    candidates = [v / 2 for v in range(21) if all(abs(v / 2 - x) >= 2.0 for x in values)]
+    return rng.choice(candidates) if candidates else (0.0 if min(values) > 5 else 10.0)
+
+
+_PERTURBERS = {
+    "wrong_word": _perturb_wrong_word,
+    "dropped_word": _perturb_dropped_word,
+    "wrong_phone": _perturb_wrong_phone,
+    "flipped_band": _perturb_flipped_band,
+    "wrong_number": _perturb_wrong_number,
+    "invented_number": _perturb_invented_number,
+}
