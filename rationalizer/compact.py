@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 from torch import nn
 from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM, LlamaModel, PreTrainedTokenizerBase
+from transformers.utils import logging as transformers_logging
 
 # An existing single-token string that never occurs in prose: reusing it avoids resizing the embeddings,
 # and its own embedding is never seen because the projector's output replaces it.
@@ -104,7 +105,12 @@ def load_compact_base(audio_dim: int, path: str | Path | None = None, seed: int 
     torch.manual_seed(seed)
     config = LlamaConfig.from_pretrained(folder)
     config.audio_dim, config.audio_token_id = audio_dim, audio_token_id
-    model = AudioPrefixLlamaForCausalLM.from_pretrained(folder, config=config, dtype=torch.float32)
+    verbosity = transformers_logging.get_verbosity()
+    transformers_logging.set_verbosity_error()  # the projector is absent from the checkpoint by design: no report
+    try:
+        model = AudioPrefixLlamaForCausalLM.from_pretrained(folder, config=config, dtype=torch.float32)
+    finally:
+        transformers_logging.set_verbosity(verbosity)
     return model.eval(), tokenizer
 
 
@@ -152,3 +158,29 @@ def _smollm2_gguf() -> tuple[str, str]:
     if importlib.util.find_spec("gguf") is None:
         raise CompactBackboneError("reading SmolLM2's GGUF file needs the `gguf` package: `pip install gguf`")
     return folder, os.path.basename(files[0])
+
+
+TINY_CHAT_TEMPLATE = ("{% for message in messages %}{{'<|im_start|>' + message['role'] + '\n' + message['content'] + "
+                      "'<|im_end|>' + '\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}"
+                      "{% endif %}")
+
+
+def save_tiny_compact_base(directory: str | Path, seed: int = 0) -> Path:
+    """A randomly initialised 2-layer Llama with a byte-level tokenizer in SmolLM2's chat format, saved as a
+    base-model folder: what tests and the smoke recipe train instead of SmolLM2 (no weights needed)."""
+    from tokenizers import pre_tokenizers
+    from transformers import Qwen2Tokenizer
+
+    directory = Path(directory)
+    vocab = {symbol: i for i, symbol in enumerate(sorted(pre_tokenizers.ByteLevel.alphabet()))}
+    tokenizer = Qwen2Tokenizer(vocab=vocab, merges=[], eos_token="<|im_end|>", pad_token="<|im_end|>",
+                               bos_token=None, additional_special_tokens=["<|im_start|>", AUDIO_PLACEHOLDER])
+    tokenizer.chat_template = TINY_CHAT_TEMPLATE
+    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=4096,
+                         eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id, bos_token_id=None,
+                         tie_word_embeddings=True)
+    torch.manual_seed(seed)
+    LlamaForCausalLM(config).save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
+    return directory

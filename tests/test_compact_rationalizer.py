@@ -1,0 +1,161 @@
+"""The compact rationalizer on a tiny random Llama: audio injection, SFT / Bounded DPO / SimPO steps, save/load."""
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+import torch
+
+from orthoepy.rationalizer.compact import (AUDIO_PLACEHOLDER, CompactBackboneError, load_compact_base,
+                                           save_tiny_compact_base)
+from orthoepy.rationalizer.data import RationaleExample, pool_words, render_prompt, heard_by_position
+from orthoepy.rationalizer.model import Rationalizer, RationalizerDirectoryError, RationalizerSettings
+from orthoepy.rationalizer.records import PhoneScore, ScoreSheet, WordScore
+from orthoepy.rationalizer.rubric import Rubric, RubricWriter, perturb
+from orthoepy.rationalizer.training import RationalizerTrainingPlan, pad_audio, train_preference, train_sft
+
+AUDIO_DIM = 8
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+@pytest.fixture(scope="module")
+def tiny_base(tmp_path_factory):
+    return save_tiny_compact_base(tmp_path_factory.mktemp("tiny-base"))
+
+
+def _sheet(low_word: int = 1) -> ScoreSheet:
+    words = []
+    for i, text in enumerate(["we", "call", "it"]):
+        accuracy = 3.0 if i == low_word else 9.0
+        phone = PhoneScore("K" if i == 1 else "IH1", 0.4 if i == low_word else 1.9, "G" if i == low_word else None)
+        words.append(WordScore(text, accuracy, 10.0, accuracy, (phone,), "Mispronunciation" if i == low_word else "None"))
+    return ScoreSheet("we call it", dict(accuracy=6.0, completeness=10.0, fluency=7.0, prosodic=7.0, total=6.5),
+                      tuple(words))
+
+
+def _examples(tokenizer, n: int = 4) -> list[RationaleExample]:
+    rubric, writer, rng = Rubric(), RubricWriter(seed=0), random.Random(0)
+    out = []
+    for i in range(n):
+        sheet = _sheet(low_word=i % 3)
+        chosen = writer.write(sheet, variant=i)
+        rejected, kind = perturb(chosen, sheet, rubric, rng)
+        states = np.random.default_rng(i).normal(size=(len(sheet.words), AUDIO_DIM)).astype(np.float32)
+        out.append(RationaleExample(f"u{i}", sheet, render_prompt(tokenizer, sheet, rubric), states, chosen, rejected, kind))
+    return out
+
+
+def _prompt_inputs(tokenizer, n_words: int):
+    text = tokenizer.apply_chat_template([{"role": "user", "content": "Recording: " + AUDIO_PLACEHOLDER * n_words}],
+                                         add_generation_prompt=True, tokenize=False)
+    return tokenizer(text, return_tensors="pt", add_special_tokens=False)
+
+
+def test_audio_features_replace_the_placeholder_embeddings(tiny_base):
+    model, tokenizer = load_compact_base(AUDIO_DIM, tiny_base)
+    inputs = _prompt_inputs(tokenizer, 3)
+    a, b = torch.randn(1, 3, AUDIO_DIM, generator=torch.Generator().manual_seed(0)), torch.randn(1, 3, AUDIO_DIM)
+    with torch.no_grad():
+        logits_a = model(**inputs, audio_features=a).logits
+        logits_b = model(**inputs, audio_features=b).logits
+        logits_a2 = model(**inputs, audio_features=a.clone()).logits
+    assert not torch.allclose(logits_a[0, -1], logits_b[0, -1])  # the model hears the audio
+    assert torch.equal(logits_a, logits_a2)
+    first_placeholder = int((inputs["input_ids"][0] == model.config.audio_token_id).nonzero()[0])
+    assert torch.equal(logits_a[0, :first_placeholder], logits_b[0, :first_placeholder])  # causal: nothing before it
+
+
+def test_placeholder_count_must_match_the_audio(tiny_base):
+    model, tokenizer = load_compact_base(AUDIO_DIM, tiny_base)
+    with pytest.raises(ValueError, match="3 audio placeholders .* 2 audio feature vectors"):
+        model(**_prompt_inputs(tokenizer, 3), audio_features=torch.zeros(1, 2, AUDIO_DIM))
+
+
+def test_generate_passes_the_audio_on(tiny_base):
+    model, tokenizer = load_compact_base(AUDIO_DIM, tiny_base)
+    inputs = _prompt_inputs(tokenizer, 2)
+    out = model.generate(**inputs, audio_features=torch.randn(1, 2, AUDIO_DIM), max_new_tokens=5, do_sample=False,
+                         pad_token_id=tokenizer.pad_token_id)
+    assert out.shape[1] > inputs["input_ids"].shape[1]
+
+
+def test_missing_base_folder_is_a_clear_error(tmp_path):
+    with pytest.raises(CompactBackboneError, match="no config.json"):
+        load_compact_base(AUDIO_DIM, tmp_path)
+
+
+def test_pool_words_and_heard_positions():
+    states = np.arange(10, dtype=np.float32).reshape(5, 2)
+    pooled = pool_words(states, [0, 0, 1, 2, 2], 3)
+    assert np.allclose(pooled, [[1, 2], [4, 5], [7, 8]])
+    assert heard_by_position([0, 0, 1], ["P", "B", "T"]) == {(0, 0): "P", (0, 1): "B", (1, 0): "T"}
+    with pytest.raises(ValueError):
+        pool_words(states, [0, 1], 2)
+
+
+def test_pad_audio_masks_the_padding():
+    features, mask = pad_audio([np.ones((2, 3)), np.ones((1, 3))])
+    assert features.shape == (2, 2, 3) and mask.tolist() == [[True, True], [True, False]]
+    assert float(features[1, 1].abs().sum()) == 0.0
+
+
+def _lora_and_projector(model) -> dict[str, torch.Tensor]:
+    return {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
+
+
+def test_sft_then_bounded_dpo_then_save_and_reload(tiny_base, tmp_path):
+    model, tokenizer = load_compact_base(AUDIO_DIM, tiny_base)
+    examples = _examples(tokenizer)
+    plan = RationalizerTrainingPlan(batch_size=2, sft_lr=1e-2, preference_lr=1e-2, progress=False, logging_steps=1,
+                                    max_length=4096)  # byte-level tokens: long prompts
+    tuned = train_sft(model, tokenizer, examples, plan, max_steps=1)
+    trainable = _lora_and_projector(tuned)
+    assert any("audio_projector" in n for n in trainable) and any("lora_" in n for n in trainable)
+    tuned = train_preference(tuned, tokenizer, examples, plan, "bounded_dpo", max_steps=1)
+    after = _lora_and_projector(tuned)
+    assert any(not torch.equal(trainable[n], after[n]) for n in trainable if n in after)
+    assert list(tuned.peft_config) == ["default"]  # the frozen reference copy is gone again
+
+    settings = RationalizerSettings(audio_dim=AUDIO_DIM, base_model=str(tiny_base), max_new_tokens=8)
+    rationalizer = Rationalizer(tuned, tokenizer, settings)
+    first = rationalizer.explain(examples[0].sheet, examples[0].word_states)
+    rationalizer.save_pretrained(tmp_path / "rat")
+    again = Rationalizer.from_pretrained(tmp_path / "rat").explain(examples[0].sheet, examples[0].word_states)
+    assert first.text == again.text and first.new_tokens > 0
+
+
+def test_simpo_step_runs_and_moves_the_adapter(tiny_base):
+    model, tokenizer = load_compact_base(AUDIO_DIM, tiny_base)
+    examples = _examples(tokenizer)
+    plan = RationalizerTrainingPlan(batch_size=2, sft_lr=1e-2, preference_lr=1e-2, progress=False, max_length=4096)
+    tuned = train_sft(model, tokenizer, examples, plan, max_steps=1)
+    before = _lora_and_projector(tuned)
+    tuned = train_preference(tuned, tokenizer, examples, plan, "simpo", max_steps=1)
+    after = _lora_and_projector(tuned)
+    assert any(not torch.equal(before[n], after[n]) for n in before if n in after)
+
+
+def test_unknown_preference_method_and_bad_directory(tiny_base, tmp_path):
+    model, tokenizer = load_compact_base(AUDIO_DIM, tiny_base)
+    with pytest.raises(ValueError, match="preference method"):
+        train_preference(model, tokenizer, _examples(tokenizer), RationalizerTrainingPlan(), "ppo")
+    with pytest.raises(RationalizerDirectoryError):
+        Rationalizer.from_pretrained(tmp_path)
+
+
+def test_explain_checks_the_word_states(tiny_base):
+    model, tokenizer = load_compact_base(AUDIO_DIM, tiny_base)
+    from peft import get_peft_model
+    from orthoepy.rationalizer.training import lora_config
+    rationalizer = Rationalizer(get_peft_model(model, lora_config(RationalizerTrainingPlan())), tokenizer,
+                                RationalizerSettings(audio_dim=AUDIO_DIM, max_new_tokens=4))
+    with pytest.raises(ValueError, match="2 word states for 3 words"):
+        rationalizer.explain(_sheet(), np.zeros((2, AUDIO_DIM)))
