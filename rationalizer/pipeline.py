@@ -11,12 +11,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import torch
-
-from .compact import load_compact_base
-from .data import corpus_examples, sources_from_store
-from .model import Rationalizer, RationalizerSettings
-from .training import PREFERENCE_METHODS, RationalizerTrainingPlan, train_preference, train_sft
+PREFERENCE_METHODS = ("bounded_dpo", "simpo")  # as rationalizer.training, which is heavy to import
 
 REPORT_FILE = "training_report.json"
 
@@ -33,11 +28,19 @@ class RationalizerRecipe:
 
 
 def train_rationalizer(features_dir: str | Path, corpus_dir: str | Path | None, scorer_dir: str | Path,
-                       out_dir: str | Path, recipe: RationalizerRecipe = RationalizerRecipe(),
-                       plan: RationalizerTrainingPlan = RationalizerTrainingPlan()) -> dict:
-    from ..encoder.corpus import load_corpus  # the encoder side is needed only to build the examples
+                       out_dir: str | Path, recipe: RationalizerRecipe = RationalizerRecipe(), plan=None) -> dict:
+    """plan: a training.RationalizerTrainingPlan (default: its defaults)."""
+    import torch
+
+    from ..encoder.corpus import load_corpus
     from ..encoder.features.store import FeatureStore
     from ..encoder.scorer.pipeline import Scorer
+    from .compact import load_compact_base
+    from .data import corpus_examples, sources_from_store
+    from .model import Rationalizer, RationalizerSettings
+    from .training import RationalizerTrainingPlan, train_preference, train_sft
+
+    plan = plan or RationalizerTrainingPlan()
 
     if recipe.threads:
         torch.set_num_threads(recipe.threads)
@@ -76,13 +79,15 @@ def _choose_utterances(store_ids: list[str], utterances: dict, recipe: Rationali
     return ids[:recipe.n_sft], ids[recipe.n_sft:recipe.n_sft + recipe.n_pairs]
 
 
-def _fresh_copy(sft_dir: Path, settings: RationalizerSettings):
+def _fresh_copy(sft_dir: Path, settings):
     """The SFT model loaded anew (trainable), so each preference method starts from the same point."""
     from peft import PeftModel
+
+    from .compact import load_compact_base
 
     base, _ = load_compact_base(settings.audio_dim, settings.base_model)
     return PeftModel.from_pretrained(base, sft_dir / "adapter", is_trainable=True)
 
 
-def _stage(settings: RationalizerSettings, stage: str) -> RationalizerSettings:
-    return RationalizerSettings(**{**asdict(settings), "training": {**settings.training, "stage": stage}})
+def _stage(settings, stage: str):
+    return type(settings)(**{**asdict(settings), "training": {**settings.training, "stage": stage}})

@@ -8,6 +8,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 SENTENCE_ASPECTS = ("accuracy", "completeness", "fluency", "prosodic", "total")
+# The prompt's stand-in for one word of audio: an existing single token of SmolLM2's vocabulary that never occurs
+# in prose, so no embedding has to be added; the projector's output replaces its embedding (rationalizer.compact).
+AUDIO_PLACEHOLDER = "<filename>"
 
 
 @dataclass(frozen=True)

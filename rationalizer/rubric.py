@@ -263,11 +263,19 @@ class RubricWriter:
     def write(self, sheet: ScoreSheet, variant: int | None = None) -> str:
         rng = random.Random(f"{self.seed}:{variant}:{sheet.text}")
         problems = problem_words(self.rubric, sheet)
-        # reasons after the judgements only where the problem list is short: a rationale stays near 100 tokens
-        comment_rate = self.comment_rate if len(problems) <= 1 else 0.0
-        parts = [self._aspect_sentence(rng, a, sheet.sentence[a], comment_rate) for a in SENTENCE_ASPECTS]
+        parts = self._judgements(rng, sheet, problems)
         parts += [self._word_sentence(rng, p) for p in problems] or [rng.choice(NO_PROBLEM_TEMPLATES)]
         return " ".join(parts)
+
+    def write_judgements(self, sheet: ScoreSheet, variant: int | None = None) -> str:
+        """The opening of `write(sheet, variant)`: one judgement per sentence aspect, nothing about words."""
+        rng = random.Random(f"{self.seed}:{variant}:{sheet.text}")
+        return " ".join(self._judgements(rng, sheet, problem_words(self.rubric, sheet)))
+
+    def _judgements(self, rng: random.Random, sheet: ScoreSheet, problems: list) -> list[str]:
+        # reasons after the judgements only where the problem list is short: a rationale stays near 100 tokens
+        comment_rate = self.comment_rate if len(problems) <= 1 else 0.0
+        return [self._aspect_sentence(rng, a, sheet.sentence[a], comment_rate) for a in SENTENCE_ASPECTS]
 
     def _aspect_sentence(self, rng: random.Random, aspect: str, value: float, comment_rate: float) -> str:
         band_name = sentence_band(self.rubric, value)

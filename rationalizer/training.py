@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import tempfile
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator, Sequence
@@ -18,7 +19,6 @@ from datasets import Dataset
 from peft import LoraConfig, PeftModel, get_peft_model
 from transformers import PreTrainedTokenizerBase
 from trl import SFTConfig, SFTTrainer
-from trl.experimental.cpo import CPOConfig, CPOTrainer
 from trl.trainer.dpo_trainer import DataCollatorForPreference
 from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
 
@@ -151,17 +151,19 @@ def _bounded_dpo_trainer(model: PeftModel, tokenizer, dataset: Dataset, plan: Ra
                              data_collator=collator)
 
 
-class AudioCPOTrainer(CPOTrainer):
-    """CPOTrainer (SimPO with loss_type="simpo") whose forward passes also carry the batch's audio."""
+def _simpo_trainer(model: PeftModel, tokenizer, dataset: Dataset, plan: RationalizerTrainingPlan, max_steps: int):
+    with warnings.catch_warnings():  # trl warns on every import from trl.experimental, where CPOTrainer lives
+        warnings.simplefilter("ignore")
+        from trl.experimental.cpo import CPOConfig, CPOTrainer
 
-    def concatenated_forward(self, model, batch):
-        features, mask = pad_audio(batch["audio_features"])
-        with audio_input(model, torch.cat([features, features]), torch.cat([mask, mask])):
-            return super().concatenated_forward(model, batch)
+    class AudioCPOTrainer(CPOTrainer):
+        """CPOTrainer (SimPO with loss_type="simpo") whose forward passes also carry the batch's audio."""
 
+        def concatenated_forward(self, model, batch):
+            features, mask = pad_audio(batch["audio_features"])
+            with audio_input(model, torch.cat([features, features]), torch.cat([mask, mask])):
+                return super().concatenated_forward(model, batch)
 
-def _simpo_trainer(model: PeftModel, tokenizer, dataset: Dataset, plan: RationalizerTrainingPlan,
-                   max_steps: int) -> AudioCPOTrainer:
     args = CPOConfig(num_train_epochs=plan.preference_epochs, learning_rate=plan.preference_lr, loss_type="simpo",
                      cpo_alpha=0.0, beta=plan.beta, simpo_gamma=plan.simpo_gamma, max_length=plan.max_length,
                      **_common_args(plan, max_steps))

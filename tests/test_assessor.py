@@ -14,7 +14,7 @@ from orthoepy.fusion.cli import main
 
 @pytest.fixture(scope="module")
 def assessor() -> Assessor:
-    return Assessor.from_pretrained()
+    return Assessor.from_pretrained(rationale="rubric")
 
 
 def test_shipped_model_is_complete():

@@ -51,7 +51,7 @@ def base_url():
     from orthoepy.fusion.service import create_app
 
     try:
-        assessor = Assessor.from_pretrained()
+        assessor = Assessor.from_pretrained(rationale="rubric")
     except Exception as err:  # no shipped model, missing optional pieces, ...
         pytest.skip(f"the real assessor did not load ({type(err).__name__}: {err})")
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)

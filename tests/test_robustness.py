@@ -159,7 +159,7 @@ def test_huge_number_is_text_error_not_inflect_error(lexicon):
 def assessor() -> Assessor:
     if not DEFAULT_MODEL_DIR.is_dir():
         pytest.skip(f"the shipped model {DEFAULT_MODEL_DIR} is absent")
-    return Assessor.from_pretrained()
+    return Assessor.from_pretrained(rationale="rubric")
 
 
 WORDS = ["the", "weather", "is", "nice", "today", "park", "zxqv", "42", "hello", "world"]

@@ -169,7 +169,7 @@ def _model_dir() -> Path:
 
 @pytest.fixture(scope="module")
 def real_assessor() -> Assessor:
-    return Assessor.from_pretrained(_model_dir())
+    return Assessor.from_pretrained(_model_dir(), rationale="rubric")
 
 
 @pytest.fixture(scope="module")
