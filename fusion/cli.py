@@ -10,10 +10,12 @@ from pathlib import Path
 
 from ..encoder.audio import AudioError, load_audio
 from ..encoder.corpus import SPLITS, CorpusError, load_corpus, resolve_corpus_dir
-from ..encoder.features.frontend import PHONE_GROUPS, FrontEnd, FrontEndConfig, FrontEndError, PhoneFeatures
+from ..encoder.features.frontend import OPTIONAL_GROUPS, PHONE_GROUPS, FrontEnd, FrontEndConfig, FrontEndError, PhoneFeatures
 from ..encoder.features.store import extract_utterances
 from ..encoder.lexicon import Lexicon, TextError
 from ..encoder.scorer.pipeline import ModelDirectoryError, TrainingPlan
+from ..rationalizer.pipeline import RationalizerRecipe
+from .rationale import RATIONALE_MODES
 
 class UsageError(ValueError):
     """A command's input file is unusable; the message says which and why."""
@@ -93,6 +95,7 @@ def _parser() -> argparse.ArgumentParser:
     _add_input_options(assess)
     assess.add_argument("--model", help="model directory (default: the shipped model)")
     assess.add_argument("--json", action="store_true", help="print the assessment as JSON")
+    _add_rationale_option(assess)
     assess.set_defaults(run=_run_assess)
 
     front = sub.add_parser("frontend", help="align one recording to its text and print the per-phone features")
@@ -107,8 +110,108 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--workers", type=int, default=1, help="assessor worker threads, each loads the model (default: 1)")
     serve.add_argument("--max-queue", type=int, default=16, help="requests that may wait for a worker before 503 (default: 16)")
     serve.add_argument("--max-upload-mb", type=float, default=16.0, help="largest request body in MiB (default: 16)")
+    _add_rationale_option(serve)
     serve.set_defaults(run=_run_serve)
+
+    _add_rationalizer_commands(sub)
     return parser
+
+
+def _add_rationale_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--rationale", choices=RATIONALE_MODES, default="auto",
+                        help="auto: the model directory's rationalizer when it loads, else the rubric text; "
+                             "model: the rationalizer or an error; rubric; none (default: auto)")
+
+
+def _add_rationalizer_commands(sub) -> None:
+    train = sub.add_parser("train-rationalizer", help="train the compact rationalizer: SFT, then Bounded DPO / SimPO")
+    train.add_argument("--features", required=True, help="directory holding the train/ feature store")
+    train.add_argument("--scorer", required=True, help="trained scorer directory (its phone states are the audio)")
+    train.add_argument("--out", required=True, help="output directory: sft/, bounded_dpo/, simpo/")
+    train.add_argument("--corpus", help="speechocean762 directory for the labels (default: $SO762_DIR)")
+    recipe = RationalizerRecipe()
+    train.add_argument("--n-sft", type=int, default=recipe.n_sft, help="train utterances for SFT")
+    train.add_argument("--n-pairs", type=int, default=recipe.n_pairs, help="preference pairs (other utterances)")
+    train.add_argument("--sft-variants", type=int, default=recipe.sft_variants,
+                       help="SFT examples per utterance (phrasings and sheet draws)")
+    train.add_argument("--preference", default=",".join(recipe.preference),
+                       help="comma-separated preference stages after SFT: bounded_dpo, simpo (or empty)")
+    train.add_argument("--base-model", help="a save_pretrained Llama folder instead of SmolLM2-135M-Instruct; "
+                                            f"'{TINY_BASE}': a tiny random one (smoke runs, no weights needed)")
+    train.add_argument("--threads", type=int, help="torch threads")
+    train.add_argument("--seed", type=int, default=0)
+    train.set_defaults(run=_run_train_rationalizer)
+
+    evaluate = sub.add_parser("evaluate-rationales", help="faithfulness of rationales on a corpus split")
+    evaluate.add_argument("--corpus", help="speechocean762 directory (default: $SO762_DIR)")
+    evaluate.add_argument("--split", choices=SPLITS, default="test")
+    evaluate.add_argument("--model", required=True, help="scorer model directory (its rationalizer/ is the default system)")
+    evaluate.add_argument("--rationalizer", action="append", default=[], metavar="NAME=DIR",
+                          help="a rationalizer to evaluate (repeatable); 'rubric' names the rubric writer "
+                               "(default: the model directory's rationalizer/ and the rubric)")
+    evaluate.add_argument("--features", help="feature store of the split (default: extract from the audio)")
+    evaluate.add_argument("--limit", type=int, default=100, help="a seeded sample of this many utterances (default 100)")
+    evaluate.add_argument("--seed", type=int, default=0)
+    evaluate.add_argument("--nj", type=int, default=1, help="feature extraction workers when --features is absent")
+    evaluate.add_argument("--fp32", action="store_true", help="run the rationalizers in float32 with the adapter "
+                                                               "unmerged (default: as served, merged and int8)")
+    evaluate.add_argument("--out", required=True, help="JSON file to write")
+    evaluate.set_defaults(run=_run_evaluate_rationales)
+
+
+TINY_BASE = "tiny-random"
+
+
+def _run_train_rationalizer(args: argparse.Namespace) -> int:
+    from ..rationalizer.pipeline import choose_utterances, train_rationalizer
+    from .rationale_sources import labelled_train_ids, training_sources
+
+    preference = tuple(p.strip() for p in args.preference.split(",") if p.strip())
+    base_model = args.base_model
+    if base_model == TINY_BASE:
+        from ..rationalizer.compact import save_tiny_compact_base
+
+        base_model = str(save_tiny_compact_base(Path(args.out) / TINY_BASE, seed=args.seed).resolve())
+    recipe = RationalizerRecipe(n_sft=args.n_sft, n_pairs=args.n_pairs, sft_variants=args.sft_variants,
+                                preference=preference, base_model=base_model, threads=args.threads,
+                                seed=args.seed)
+    sft_ids, pair_ids = choose_utterances(labelled_train_ids(args.features, args.corpus), recipe)
+    sources = training_sources(args.features, args.corpus, args.scorer, sft_ids + pair_ids)
+    report = train_rationalizer(sources[:len(sft_ids)], sources[len(sft_ids):], args.out, recipe)
+    print("minutes per stage: " + ", ".join(f"{k} {v:.1f}" for k, v in report["minutes"].items()))
+    return 0
+
+
+def _run_evaluate_rationales(args: argparse.Namespace) -> int:
+    from .rationale import RATIONALIZER_DIR
+    from .rationale_eval import RUBRIC_SYSTEM, evaluate_rationales
+
+    systems = dict(_named_directory(item) for item in args.rationalizer) or {
+        "model": str(Path(args.model) / RATIONALIZER_DIR), RUBRIC_SYSTEM: RUBRIC_SYSTEM}
+    result = evaluate_rationales(args.corpus, args.split, args.model, systems, args.out, args.features,
+                                 args.limit, args.seed, nj=args.nj, int8=False if args.fp32 else None)
+    print(format_rationale_table(result))
+    return 0
+
+
+def _named_directory(item: str) -> tuple[str, str]:
+    if item == "rubric":
+        return "rubric", "rubric"
+    name, sep, directory = item.partition("=")
+    if not sep or not name or not directory:
+        raise UsageError(f"--rationalizer wants NAME=DIR (or 'rubric'), not {item!r}")
+    return name, directory
+
+
+def format_rationale_table(result: dict) -> str:
+    lines = [f"{result['n']} {result['split']} utterances; agreement with the scores given (self) and with the labels (gold):",
+             f"{'system':<14} {'ref':<5} {'sentence':>8} {'word F1':>8} {'phone F1':>8} {'numbers':>8} {'faithful':>8}"]
+    for name, summary in result["systems"].items():
+        for ref in ("self", "gold"):
+            s = summary[ref]
+            lines.append(f"{name:<14} {ref:<5} {s['sentence']['agreement']:8.3f} {s['word']['agreement']:8.3f} "
+                         f"{s['phone']['agreement']:8.3f} {s['numbers']['agreement']:8.3f} {s['faithful_fraction']:8.3f}")
+    return "\n".join(lines)
 
 
 def _add_input_options(parser: argparse.ArgumentParser) -> None:
@@ -119,7 +222,7 @@ def _add_input_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_group_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--groups", default=",".join(PHONE_GROUPS), help=f"comma-separated feature groups (default: all of {','.join(PHONE_GROUPS)})")
+    parser.add_argument("--groups", default=",".join(PHONE_GROUPS), help=f"comma-separated feature groups (default: all of {','.join(PHONE_GROUPS)}; optional: {','.join(OPTIONAL_GROUPS)})")
     parser.add_argument("--no-utterance-pool", action="store_true", help="skip the utterance-level handcrafted pool")
     parser.add_argument("--whisper", default="base", choices=("base", "tiny.en"), help="Whisper encoder size")
     defaults = FrontEndConfig()
@@ -127,12 +230,16 @@ def _add_group_options(parser: argparse.ArgumentParser) -> None:
                         help="frames added on each side of a phone when pooling CTC posteriors")
     parser.add_argument("--ctc-lag-frames", type=int, default=defaults.ctc_lag_frames,
                         help="frames the CTC pooling window is moved later (the recogniser's spikes lag)")
+    parser.add_argument("--indomain-gop-dir", default=None,
+                        help="in-domain recogniser folder for the optional indomain_gop group (train features for a "
+                             "scorer must be cross-fitted instead: recipes/local/indomain_gop.py)")
 
 
 def _config(args: argparse.Namespace) -> FrontEndConfig:
     groups = tuple(g.strip() for g in args.groups.split(",") if g.strip())
     return FrontEndConfig(groups=groups, utterance_pool=not args.no_utterance_pool, whisper_size=args.whisper,
-                          ctc_context_frames=args.ctc_context_frames, ctc_lag_frames=args.ctc_lag_frames)
+                          ctc_context_frames=args.ctc_context_frames, ctc_lag_frames=args.ctc_lag_frames,
+                          indomain_gop_dir=args.indomain_gop_dir)
 
 
 def _run_features(args: argparse.Namespace) -> int:
@@ -169,6 +276,7 @@ def _run_evaluate(args: argparse.Namespace) -> int:
     from ..encoder.features.store import FeatureStore
     from ..encoder.scorer.evaluation import evaluate_split
     from ..encoder.scorer.pipeline import Scorer
+    from .assessor import _frontend_config
 
     scorer = Scorer.from_pretrained(args.model)
     utterances = load_corpus(args.corpus, args.split)
@@ -176,7 +284,7 @@ def _run_evaluate(args: argparse.Namespace) -> int:
         features = args.features
         if features is None:
             features = scratch
-            extract_utterances(utterances, scratch, FrontEndConfig(), nj=args.nj)
+            extract_utterances(utterances, scratch, _frontend_config(scorer), nj=args.nj)  # as the model was trained
         evaluation = evaluate_split(scorer, FeatureStore(features), utterances)
     Path(args.out).write_text(json.dumps(evaluation.metrics, indent=1))
     if args.predictions:
@@ -230,7 +338,7 @@ def _run_assess(args: argparse.Namespace) -> int:
     from .assessor import Assessor, format_assessment
 
     audio_path, text = _frontend_input(args)
-    assessor = Assessor.from_pretrained(args.model, lexicon=_lexicon(args))
+    assessor = Assessor.from_pretrained(args.model, lexicon=_lexicon(args), rationale=args.rationale)
     result = assessor.assess(audio_path, text)
     print(result.to_json(indent=1) if args.json else format_assessment(result))
     return 0
@@ -248,7 +356,7 @@ def _run_serve(args: argparse.Namespace) -> int:
     if args.workers < 1 or args.max_queue < 0 or args.max_upload_mb <= 0:
         print("orthoepy: error: --workers and --max-upload-mb must be positive, --max-queue at least 0", file=sys.stderr)
         return 2
-    app = create_app(lambda: Assessor.from_pretrained(model), max_upload_bytes=int(args.max_upload_mb * 2**20),
+    app = create_app(lambda: Assessor.from_pretrained(model, rationale=args.rationale), max_upload_bytes=int(args.max_upload_mb * 2**20),
                      max_queue=args.max_queue, workers=args.workers)
     uvicorn.run(app, host=args.host, port=args.port)
     return 0

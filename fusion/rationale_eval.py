@@ -11,8 +11,6 @@ labelled phone accuracies (rationalizer.sheets); phone and sentence gold are the
 from __future__ import annotations
 
 import json
-import random
-import tempfile
 from dataclasses import asdict
 from pathlib import Path
 from typing import Sequence
@@ -20,30 +18,28 @@ from typing import Sequence
 import numpy as np
 from tqdm import tqdm
 
-from ..encoder.corpus import Utterance, load_corpus
-from ..encoder.features.store import FeatureStore, extract_utterances
+from ..encoder.corpus import load_corpus
 from ..encoder.scorer.pipeline import Scorer
-from ..rationalizer.data import heard_by_position, pool_words
 from ..rationalizer.faithfulness import FaithfulnessEvaluator, summarize
-from ..rationalizer.records import ScoreSheet
-from ..rationalizer.sheets import sheet_from_labels
-from .assessor import Assessment, _assessment, _frontend_config
-from .rationale import RATIONALE_SOURCES, RationaleGuard, sheet_from_words
+from .rationale import RATIONALE_SOURCES, RationaleGuard
+from .rationale_sources import RationaleCase, rationale_cases, sample_utterances
 
 RUBRIC_SYSTEM = "rubric"  # the deterministic writer, as a reference row
 
 
 def evaluate_rationales(corpus_dir: str | Path | None, split: str, model_dir: str | Path,
                         systems: dict[str, str | Path], out: str | Path, features_dir: str | Path | None = None,
-                        limit: int | None = 100, seed: int = 0, progress: bool = True, nj: int = 1) -> dict:
-    """systems: name -> rationalizer directory (or RUBRIC_SYSTEM for the rubric writer)."""
+                        limit: int | None = 100, seed: int = 0, progress: bool = True, nj: int = 1,
+                        int8: bool | None = None) -> dict:
+    """systems: name -> rationalizer directory (or RUBRIC_SYSTEM for the rubric writer).
+    int8: serve merged + int8-quantised (None: as each rationalizer's settings say; False: float32)."""
     scorer = Scorer.from_pretrained(model_dir)
-    utterances = _sample(load_corpus(corpus_dir, split), limit, seed)
-    cases = _cases(scorer, utterances, features_dir, Path(model_dir).name, nj)
-    result = {"split": split, "n": len(cases), "seed": seed, "utt_ids": [c.utterance.utt_id for c in cases],
+    utterances = sample_utterances(load_corpus(corpus_dir, split), limit, seed)
+    cases = rationale_cases(scorer, utterances, features_dir, Path(model_dir).name, nj)
+    result = {"split": split, "n": len(cases), "seed": seed, "int8": int8, "utt_ids": [c.utterance.utt_id for c in cases],
               "systems": {}, "examples": {}}
     for name, directory in systems.items():
-        guard = _guard(directory)
+        guard = _guard(directory, int8)
         outcome = _run_system(name, guard, cases, progress)
         result["systems"][name] = outcome["summary"]
         result["examples"][name] = outcome["examples"]
@@ -52,50 +48,15 @@ def evaluate_rationales(corpus_dir: str | Path | None, split: str, model_dir: st
     return result
 
 
-class _Case:
-    """One utterance: its labels, the response built from the scorer, the sheets and the audio states."""
-
-    def __init__(self, utterance: Utterance, assessment: Assessment, word_states: np.ndarray, gold: ScoreSheet):
-        self.utterance, self.assessment, self.word_states, self.gold = utterance, assessment, word_states, gold
-        self.sheet = sheet_from_words(assessment.text, assessment.sentence, assessment.words)
-
-
-def _sample(utterances: list[Utterance], limit: int | None, seed: int) -> list[Utterance]:
-    if limit is None or limit >= len(utterances):
-        return utterances
-    return sorted(random.Random(seed).sample(utterances, limit), key=lambda u: u.utt_id)
-
-
-def _cases(scorer: Scorer, utterances: list[Utterance], features_dir, model_name: str, nj: int) -> list[_Case]:
-    with tempfile.TemporaryDirectory() as scratch:
-        if features_dir is None:  # extract as the model was trained
-            extract_utterances(utterances, scratch, _frontend_config(scorer), nj=nj)
-            store = FeatureStore(scratch)
-        else:
-            store = FeatureStore(features_dir)
-        features = {u.utt_id: store.load(u.utt_id) for u in utterances}
-    examples = scorer.examples(features)
-    scored, states = scorer.score_examples(examples), scorer.phone_states(examples)
-    cases = []
-    for utterance, s, phone_states in zip(utterances, scored, states):
-        f = features[utterance.utt_id]
-        assessment = _assessment(utterance.text, [w.text for w in utterance.words], f, s, model_name, {})
-        word_index = [p.word_index for p in f.phones]
-        heard = heard_by_position(word_index, [h.base for h in f.heard] if f.heard else None)
-        cases.append(_Case(utterance, assessment, pool_words(phone_states, word_index, len(utterance.words)),
-                           sheet_from_labels(utterance, heard=heard)))
-    return cases
-
-
-def _guard(directory: str | Path) -> RationaleGuard:
+def _guard(directory: str | Path, int8: bool | None) -> RationaleGuard:
     if str(directory) == RUBRIC_SYSTEM:
         return RationaleGuard(None)
     from ..rationalizer.model import Rationalizer
 
-    return RationaleGuard(Rationalizer.from_pretrained(directory))
+    return RationaleGuard(Rationalizer.from_pretrained(directory, int8=int8))
 
 
-def _run_system(name: str, guard: RationaleGuard, cases: Sequence[_Case], progress: bool) -> dict:
+def _run_system(name: str, guard: RationaleGuard, cases: Sequence[RationaleCase], progress: bool) -> dict:
     evaluator = FaithfulnessEvaluator(guard.rubric)
     self_reports, gold_reports, seconds, tokens, sources, examples = [], [], [], [], [], []
     for case in tqdm(cases, desc=f"rationales ({name})", unit="utt", disable=not progress):

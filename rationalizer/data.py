@@ -67,35 +67,44 @@ def heard_by_position(word_index: Sequence[int], heard: Sequence[str] | None) ->
 
 @dataclass(frozen=True)
 class ExampleSource:
-    """What one corpus utterance contributes: its labels, the scorer's phone states, what was heard."""
+    """What one corpus utterance contributes: its labels, the scorer's phone states, what was heard, and the
+    sheet built from the scorer's own output the way the service builds it (when available)."""
 
     utterance: object  # encoder.corpus.Utterance
     phone_states: np.ndarray  # (n_phones, d)
     word_index: tuple[int, ...]  # per phone
     heard: tuple[str, ...] | None  # per phone
+    predicted: ScoreSheet | None = None
 
 
 def corpus_examples(sources: Sequence[ExampleSource], tokenizer: "PreTrainedTokenizerBase", rubric: Rubric = Rubric(),
-                    noise_std: float = 0.0, with_rejected: bool = False, variants: int = 1, seed: int = 0,
-                    progress: bool = False) -> list[RationaleExample]:
-    """Examples from labelled utterances: scores = labels (+ noise), targets = the rubric writer's text.
+                    noise_std: float = 0.0, predicted_rate: float = 0.0, with_rejected: bool = False,
+                    variants: int = 1, seed: int = 0, progress: bool = False) -> list[RationaleExample]:
+    """Examples from labelled utterances; targets = the rubric writer's text for the sheet the prompt shows.
 
-    variants > 1 writes several phrasings (and noise draws) per utterance.
+    The sheet is the scorer's (`source.predicted`, what inference shows) with probability predicted_rate, else the
+    labels with Gaussian noise. variants > 1 writes several phrasings (and sheet draws) per utterance.
     """
     rng = random.Random(seed)
     writer = RubricWriter(rubric, seed=seed)
     examples = []
     for source in tqdm(sources, desc="rationale examples", unit="utt", disable=not progress):
         for variant in range(variants):
-            examples.append(_example(source, tokenizer, rubric, writer, rng, noise_std, with_rejected, variant))
+            sheet = _sheet(source, rng, noise_std, predicted_rate)
+            examples.append(_example(source, sheet, tokenizer, rubric, writer, rng, with_rejected, variant))
     return examples
 
 
-def _example(source: ExampleSource, tokenizer, rubric: Rubric, writer: RubricWriter, rng: random.Random,
-             noise_std: float, with_rejected: bool, variant: int) -> RationaleExample:
-    utterance = source.utterance
+def _sheet(source: ExampleSource, rng: random.Random, noise_std: float, predicted_rate: float) -> ScoreSheet:
+    if source.predicted is not None and rng.random() < predicted_rate:
+        return source.predicted
     heard = heard_by_position(source.word_index, source.heard)
-    sheet = sheet_from_labels(utterance, noise_std=noise_std, rng=rng, heard=heard)
+    return sheet_from_labels(source.utterance, noise_std=noise_std, rng=rng, heard=heard)
+
+
+def _example(source: ExampleSource, sheet: ScoreSheet, tokenizer, rubric: Rubric, writer: RubricWriter,
+             rng: random.Random, with_rejected: bool, variant: int) -> RationaleExample:
+    utterance = source.utterance
     chosen = writer.write(sheet, variant=variant)
     rejected = kind = None
     if with_rejected:
@@ -103,20 +112,3 @@ def _example(source: ExampleSource, tokenizer, rubric: Rubric, writer: RubricWri
     states = pool_words(source.phone_states, source.word_index, len(sheet.words))
     return RationaleExample(utterance.utt_id, sheet, render_prompt(tokenizer, sheet, rubric), states, chosen,
                             rejected, kind)
-
-
-def sources_from_store(store, scorer, utterances: Mapping[str, object], utt_ids: Sequence[str] | None = None,
-                       ) -> list[ExampleSource]:
-    """ExampleSources for the store's utterances (or the given ids) that have labels.
-
-    store: encoder.features.store.FeatureStore; scorer: encoder.scorer.pipeline.Scorer.
-    """
-    ids = [u for u in (utt_ids or store.utt_ids) if u in utterances]
-    features = {u: store.load(u) for u in ids}
-    states = scorer.phone_states(scorer.examples(features))
-    sources = []
-    for utt_id, phone_states in zip(ids, states):
-        f = features[utt_id]
-        heard = tuple(h.base for h in f.heard) if f.heard else None
-        sources.append(ExampleSource(utterances[utt_id], phone_states, tuple(p.word_index for p in f.phones), heard))
-    return sources

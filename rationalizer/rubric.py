@@ -254,7 +254,7 @@ class RubricWriter:
     judgements followed by a short reason.
     """
 
-    def __init__(self, rubric: Rubric = Rubric(), seed: int = 0, number_rate: float = 0.3, comment_rate: float = 0.5):
+    def __init__(self, rubric: Rubric = Rubric(), seed: int = 0, number_rate: float = 0.3, comment_rate: float = 0.3):
         self.rubric = rubric
         self.seed = seed
         self.number_rate = number_rate

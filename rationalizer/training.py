@@ -45,7 +45,7 @@ class RationalizerTrainingPlan:
     mixture: float = 0.5  # Bounded DPO: weight of pi_ref on the rejected side (1 = standard DPO)
     sft_weight: float = 1.0  # Bounded DPO's SFT term
     simpo_gamma: float = 0.5  # SimPO's target reward margin
-    max_length: int = 512
+    max_length: int | None = None  # no truncation: prompts + rationales stay near 400 tokens
     seed: int = 0
     logging_steps: int = 10
     progress: bool = True

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # orthoepy end-to-end recipe, Kaldi/ESPnet style: ./recipes/run.sh --corpus DIR [--exp DIR] [--stage N] [--stop-stage N] [--nj N]
-#   [--seeds "0 1 2 3 4"] [--train-jobs N] [--smoke]   (--smoke: every stage on the 32-utterance fixture, tiny training)
+#   [--seeds "0 1 2 3 4"] [--train-jobs N] [--no-indomain-gop] [--smoke]   (--smoke: every stage on the 32-utterance fixture, tiny training)
 # Each stage is rerunnable; a finished stage leaves a .done marker in $exp and is skipped next time.
-# Built so far: 0 data check, 1 features, 2 scorer (seeds; MTP, Lasso selection, training and dev calibration
+# Built so far: 0 data check, 1 features (+ the in-domain recogniser's cross-fitted group, $exp/indomain), 2 scorer (seeds; MTP, Lasso selection, training and dev calibration
 # happen inside each `orthoepy train-scorer`), 3 ablations, 4 evaluation, 5 results report, 6 packaging (best dev seed
 # + ONNX export). The rationalizer stages (rationale data, SFT, Bounded DPO, rationale evaluation) come with it. The rationalizer and packaging stages come later.
 # Training runs on one machine here; on a cluster, submit each `orthoepy train-scorer` line of stages 2-3 as its own job
@@ -18,6 +18,8 @@ limit=
 seeds="0 1 2 3 4"
 train_jobs=1  # scorer trainings run side by side, one torch thread each
 train_opts=""
+indomain=true
+indomain_epochs=8
 smoke=false
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -29,6 +31,7 @@ while [ $# -gt 0 ]; do
     --limit) limit="--limit $2"; shift 2 ;;
     --seeds) seeds="$2"; shift 2 ;;
     --train-jobs) train_jobs="$2"; shift 2 ;;
+    --no-indomain-gop) indomain=false; shift ;;
     --smoke) smoke=true; shift ;;
     -h|--help) sed -n 2,4p "$0"; exit 0 ;;
     *) echo "run.sh: unknown option $1" >&2; exit 2 ;;
@@ -39,10 +42,13 @@ if $smoke; then
   corpus="$here/../shared/data/speechocean762/fixture"
   seeds=0
   train_opts="--epochs 2 --mtp-epochs 1 --n-handcrafted 20"
+  indomain_epochs=1
 fi
 [ -n "$corpus" ] || { echo "run.sh: give --corpus DIR or set SO762_DIR" >&2; exit 2; }
 orthoepy="${ORTHOEPY:-$here/.venv/bin/orthoepy}"
 mkdir -p "$exp"
+feats="$exp/features"  # what the scorers train on: the front-end's store, or its copy with the indomain_gop group
+if $indomain; then feats="$exp/indomain/features"; fi
 
 run_stage() {  # run_stage N NAME COMMAND...: runs once, marks $exp/.done.N-NAME
   local n="$1" name="$2"; shift 2
@@ -69,6 +75,11 @@ stage_features() {
     # shellcheck disable=SC2086
     "$orthoepy" features --corpus "$corpus" --split "$split" --out "$exp/features/$split" --nj "$nj" $limit
   done
+  if $indomain; then  # Whisper frames cached once; recognisers cross-fitted over train speakers (docs/scorer.md)
+    "$here/.venv/bin/python" "$here/recipes/local/cache_whisper_frames.py" --corpus "$corpus" --out "$exp/indomain/whisper_frames"
+    "$here/.venv/bin/python" "$here/recipes/local/indomain_gop.py" --corpus "$corpus" --features "$exp/features" \
+      --frames "$exp/indomain/whisper_frames" --out "$exp/indomain" --epochs "$indomain_epochs"
+  fi
 }
 
 train_one() {  # train_one NAME [train-scorer options...]: skipped when its model exists
@@ -76,22 +87,25 @@ train_one() {  # train_one NAME [train-scorer options...]: skipped when its mode
   [ -e "$exp/scorer/$name/scorer.json" ] && return 0
   mkdir -p "$exp/scorer"
   # shellcheck disable=SC2086
-  "$orthoepy" train-scorer --features "$exp/features" --corpus "$corpus" --out "$exp/scorer/$name" --threads 1 $train_opts "$@" \
+  "$orthoepy" train-scorer --features "$feats" --corpus "$corpus" --out "$exp/scorer/$name" --threads 1 $train_opts "$@" \
     > "$exp/scorer/$name.log" 2>&1 || { echo "training $name failed, see $exp/scorer/$name.log" >&2; return 1; }
   echo "trained $name"
 }
 export -f train_one
-export exp corpus orthoepy train_opts
+export exp feats corpus orthoepy train_opts
 
 stage_scorer() {
   printf '%s\n' $seeds | xargs -P "$train_jobs" -I{} bash -c 'train_one seed{} --seed {}'
 }
 
 stage_ablations() {
-  printf '%s\n' "no_mtp --no-mtp" "no_handcrafted --no-handcrafted" \
-    "no_likelihood_gop --groups posterior_gop,whisper,prosody" "no_posterior_gop --groups likelihood_gop,whisper,prosody" \
-    "no_whisper --groups likelihood_gop,posterior_gop,prosody" "no_prosody --groups likelihood_gop,posterior_gop,whisper" \
-    | xargs -P "$train_jobs" -I{} bash -c 'train_one {}'
+  local all="likelihood_gop,posterior_gop,whisper,prosody" extra=""
+  if $indomain; then extra=",indomain_gop"; fi
+  { printf '%s\n' "no_mtp --no-mtp" "no_handcrafted --no-handcrafted" \
+      "no_likelihood_gop --groups posterior_gop,whisper,prosody$extra" "no_posterior_gop --groups likelihood_gop,whisper,prosody$extra" \
+      "no_whisper --groups likelihood_gop,posterior_gop,prosody$extra" "no_prosody --groups likelihood_gop,posterior_gop,whisper$extra"
+    if $indomain; then echo "no_indomain_gop --groups $all"; fi
+  } | xargs -P "$train_jobs" -I{} bash -c 'train_one {}'
 }
 
 stage_evaluate() {
@@ -100,7 +114,7 @@ stage_evaluate() {
     name=$(basename "$model")
     mkdir -p "$exp/eval/$name"
     for split in dev test; do
-      "$orthoepy" evaluate --corpus "$corpus" --split "$split" --model "$model" --features "$exp/features/$split" \
+      "$orthoepy" evaluate --corpus "$corpus" --split "$split" --model "$model" --features "$feats/$split" \
         --out "$exp/eval/$name/$split.metrics.json" --predictions "$exp/eval/$name/$split.preds.json" > /dev/null
     done
   done

@@ -128,7 +128,9 @@ def test_sft_then_bounded_dpo_then_save_and_reload(tiny_base, tmp_path):
     rationalizer = Rationalizer(tuned, tokenizer, settings)
     first = rationalizer.explain(examples[0].sheet, examples[0].word_states)
     rationalizer.save_pretrained(tmp_path / "rat")
-    again = Rationalizer.from_pretrained(tmp_path / "rat").explain(examples[0].sheet, examples[0].word_states)
+    again = Rationalizer.from_pretrained(tmp_path / "rat", int8=False).explain(examples[0].sheet, examples[0].word_states)
+    served = Rationalizer.from_pretrained(tmp_path / "rat").explain(examples[0].sheet, examples[0].word_states)
+    assert served.new_tokens > 0  # merged and int8-quantised: runs (its greedy text may differ slightly)
     assert first.text == again.text and first.new_tokens > 0
 
 
@@ -159,3 +161,23 @@ def test_explain_checks_the_word_states(tiny_base):
                                 RationalizerSettings(audio_dim=AUDIO_DIM, max_new_tokens=4))
     with pytest.raises(ValueError, match="2 word states for 3 words"):
         rationalizer.explain(_sheet(), np.zeros((2, AUDIO_DIM)))
+
+
+def test_examples_take_the_scorer_sheet_or_noised_labels(tiny_base):
+    from pathlib import Path
+
+    from orthoepy.encoder.corpus import SentenceLabels, Utterance, WordLabel
+    from orthoepy.rationalizer.data import ExampleSource, corpus_examples
+
+    _, tokenizer = load_compact_base(AUDIO_DIM, tiny_base)
+    words = (WordLabel("we", ("W", "IY1"), (2.0, 2.0), 10.0, 10.0, 10.0),
+             WordLabel("call", ("K", "AO1", "L"), (0.0, 2.0, 2.0), 4.0, 10.0, 4.0),
+             WordLabel("it", ("IH1", "T"), (2.0, 2.0), 10.0, 10.0, 10.0))
+    utterance = Utterance("u1", "s1", "train", Path("u1.wav"), "we call it", words, SentenceLabels(7, 10, 8, 8, 7))
+    source = ExampleSource(utterance, np.zeros((7, AUDIO_DIM), np.float32), (0, 0, 1, 1, 1, 2, 2),
+                           ("W", "IY", "G", "AO", "L", "IH", "T"), predicted=_sheet(low_word=2))
+    from_scorer = corpus_examples([source], tokenizer, predicted_rate=1.0)[0]
+    from_labels = corpus_examples([source], tokenizer, predicted_rate=0.0)[0]
+    assert from_scorer.sheet == _sheet(low_word=2) and '"it"' in from_scorer.chosen
+    assert from_labels.sheet.words[1].phones[0].heard == "G" and '"call"' in from_labels.chosen
+    assert from_labels.word_states.shape == (3, AUDIO_DIM)

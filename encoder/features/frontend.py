@@ -14,7 +14,10 @@ from ..audio import Audio
 from ..phoneset import CanonicalPhone, canonical_phones
 from .records import FeatureBlock, GroupOutput, HeardPhone
 
-PHONE_GROUPS = ("likelihood_gop", "posterior_gop", "whisper", "prosody")
+PHONE_GROUPS = ("likelihood_gop", "posterior_gop", "whisper", "prosody")  # the default groups
+# groups that need a trained model of their own (given in the config); never on by default
+OPTIONAL_GROUPS = ("indomain_gop",)
+ALL_GROUPS = PHONE_GROUPS + OPTIONAL_GROUPS
 FEATURE_VERSION = "1"  # bump when extraction changes, so cached features are recomputed
 
 
@@ -30,11 +33,15 @@ class FrontEndConfig:
     version: str = FEATURE_VERSION
     ctc_context_frames: int = 1  # frames added on each side of a phone when pooling CTC posteriors
     ctc_lag_frames: int = 0  # frames the CTC pooling window is moved later
+    indomain_gop_dir: str | None = None  # the in-domain recogniser's folder (group `indomain_gop`)
 
     def __post_init__(self) -> None:
-        unknown = set(self.groups) - set(PHONE_GROUPS)
+        unknown = set(self.groups) - set(ALL_GROUPS)
         if unknown:
-            raise FrontEndError(f"unknown feature group(s) {sorted(unknown)}; choose from {', '.join(PHONE_GROUPS)}")
+            raise FrontEndError(f"unknown feature group(s) {sorted(unknown)}; choose from {', '.join(ALL_GROUPS)}")
+        if "indomain_gop" in self.groups and not self.indomain_gop_dir:
+            raise FrontEndError("the indomain_gop group needs its recogniser: set indomain_gop_dir "
+                                "(a model directory carries it in indomain_gop/)")
 
     def key(self) -> str:
         """A short hash of everything that changes the features: the cache key's configuration half.
@@ -44,10 +51,16 @@ class FrontEndConfig:
         """
         defaults = FrontEndConfig()
         fields = {k: v for k, v in asdict(self).items() if k in _V1_FIELDS or v != getattr(defaults, k)}
+        if self.indomain_gop_dir:  # the recogniser's weights, not where they lie, change the features
+            fields["indomain_gop_dir"] = _file_digest(Path(self.indomain_gop_dir) / "indomain_gop.pt")
         return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:16]
 
 
 _V1_FIELDS = ("groups", "utterance_pool", "whisper_size", "version")
+
+
+def _file_digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:16] if path.is_file() else f"missing:{path}"
 
 
 @dataclass
@@ -119,7 +132,9 @@ class FrontEnd:
     def __init__(self, config: FrontEndConfig | None = None):
         self.config = config or FrontEndConfig()
         self.aligner = ForcedAligner()
-        self.groups = {name: _build_group(name, self.config) for name in self.config.groups}
+        self.groups: dict = {}
+        for name in self.config.groups:
+            self.groups[name] = _build_group(name, self.config, self.groups)
         self.pool = _build_pool() if self.config.utterance_pool else None
 
     def extract(self, audio: Audio, phones: list[CanonicalPhone]) -> PhoneFeatures:
@@ -153,8 +168,12 @@ def _timed(timings: dict[str, float], name: str, fn, *args):
     return result
 
 
-def _build_group(name: str, config: FrontEndConfig):
+def _build_group(name: str, config: FrontEndConfig, built: dict):
     # imported here so a disabled group's heavy dependencies are never loaded
+    if name == "indomain_gop":
+        from .indomain_gop import InDomainGOP
+        # one Whisper model in memory when both groups are on
+        return InDomainGOP(config.indomain_gop_dir, whisper=built.get("whisper"), whisper_size=config.whisper_size)
     if name == "likelihood_gop":
         from .likelihood_gop import LikelihoodGOP
         return LikelihoodGOP()

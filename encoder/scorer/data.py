@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from ..corpus import SENTENCE_ASPECTS, WORD_ASPECTS, Utterance
-from ..features.frontend import PHONE_GROUPS, PhoneFeatures
+from ..features.frontend import ALL_GROUPS, PhoneFeatures
 from ..phoneset import PHONE_INDEX, WORD_POSITIONS, CanonicalPhone
 
 N_STRESS = 4  # 0 = no stress mark (consonants), 1..3 = stress 0/1/2
@@ -68,13 +68,13 @@ class ScorerBatch:
 
 
 def chosen_groups(available: Iterable[str], groups: Sequence[str] | None) -> tuple[str, ...]:
-    """The groups to use, in the fixed PHONE_GROUPS order; all available ones when groups is None."""
+    """The groups to use, in the fixed ALL_GROUPS order; all available ones when groups is None."""
     available = set(available)
     wanted = set(available if groups is None else groups)
     missing = wanted - available
     if missing:
         raise ValueError(f"feature group(s) {sorted(missing)} are not in the store (it has {sorted(available)})")
-    return tuple(g for g in PHONE_GROUPS if g in wanted)
+    return tuple(g for g in ALL_GROUPS if g in wanted)
 
 
 def build_examples(store: Iterable[tuple[str, PhoneFeatures]], utterances: Iterable[Utterance],

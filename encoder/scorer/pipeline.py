@@ -18,15 +18,16 @@ from ..corpus import SENTENCE_ASPECTS, WORD_ASPECTS, Utterance, load_corpus
 from ..features.frontend import PhoneFeatures
 from ..features.store import FeatureStore
 from .calibration import AspectCalibrator
-from .data import FeatureScaler, ScorerExample, build_examples, unlabelled_example
+from .data import FeatureScaler, ScorerExample, build_examples, chosen_groups, unlabelled_example
 from .handcrafted import HandcraftedSelector
 from .metrics import MISPRONOUNCED_BELOW, aspect_table, choose_threshold, mispronounced, mispronunciation_detection
 from .model import HierarchicalScorer, ScorerConfig
 from .onnx_export import ONNX_FILE, OnnxScorerModel, onnx_fingerprint, weights_fingerprint
-from .train import UtterancePrediction, fit, predict, pretrain
+from .train import UtterancePrediction, fit, phone_states, predict, pretrain
 
 BUNDLE_FILE, SCALER_FILE, CALIBRATION_FILE, HANDCRAFTED_FILE = "scorer.json", "scaler.npz", "calibration.json", "handcrafted.json"
 REPORT_FILE = "training_report.json"
+RECOGNISER_DIR = "indomain_gop"  # the in-domain recogniser, inside a model directory that uses its group
 Backend = Literal["auto", "torch", "onnx"]
 BACKENDS = ("auto", "torch", "onnx")
 
@@ -100,6 +101,13 @@ class Scorer:
         calibrated = self.calibrator.transform(prediction_dict(raw))
         return _split_by_utterance(raw, calibrated)
 
+    def phone_states(self, examples: Sequence[ScorerExample]) -> list[np.ndarray]:
+        """The phone encoder's states, (n_phones, d_model) per utterance: what the rationalizer hears.
+
+        Always from the torch network (the ONNX graph returns scores only); a few ms per utterance.
+        """
+        return phone_states(self.model, examples)
+
     def score(self, features: dict[str, PhoneFeatures]) -> list[ScoredUtterance]:
         return self.score_examples(self.examples(features))
 
@@ -112,7 +120,7 @@ class Scorer:
         (directory / CALIBRATION_FILE).write_text(json.dumps(self.calibrator.to_dict()))
         if self.handcrafted is not None:
             (directory / HANDCRAFTED_FILE).write_text(json.dumps(self.handcrafted.to_dict()))
-        bundle = {"mdd_threshold": self.mdd_threshold, "frontend": self.frontend_config}
+        bundle = {"mdd_threshold": self.mdd_threshold, "frontend": _carry_recogniser(self.frontend_config, directory)}
         (directory / BUNDLE_FILE).write_text(json.dumps(bundle, indent=1))
 
     def _save_onnx(self, path: Path) -> None:
@@ -142,7 +150,8 @@ class Scorer:
             model = HierarchicalScorer.from_pretrained(directory)
             scorer = cls(model, FeatureScaler.load(directory / SCALER_FILE), handcrafted,
                          AspectCalibrator.from_dict(json.loads((directory / CALIBRATION_FILE).read_text())),
-                         float(bundle["mdd_threshold"]), frontend_config=bundle.get("frontend"))
+                         float(bundle["mdd_threshold"]),
+                         frontend_config=_resolve_recogniser(bundle.get("frontend"), directory))
         except (ValueError, KeyError, RuntimeError, OSError, EOFError, TypeError, AttributeError,
                 pickle.UnpicklingError) as err:
             raise ModelDirectoryError(f"{directory}: a model file is corrupt ({type(err).__name__}: {err})") from None
@@ -185,13 +194,39 @@ def train_scorer(features_dir: str | Path, corpus_dir: str | Path | None, out_di
     model, history = fit(train, dev, config, epochs=plan.epochs, patience=plan.patience,
                          phone_encoder_state=encoder_state, **options)
     scorer, dev_report = _calibrate(model, scaler, handcrafted, dev)
-    scorer.frontend_config = train_store.manifest["config"]  # inference must extract features the same way
+    # inference must extract features the same way
+    scorer.frontend_config = _used_frontend(train_store.manifest["config"],
+                                            chosen_groups(train_store.manifest["groups"], plan.groups))
     out_dir.mkdir(parents=True, exist_ok=True)
     scorer.save_pretrained(out_dir)
     report = {"plan": asdict(plan), "dev": dev_report, "n_train": len(train), "n_dev": len(dev),
               "mtp_history": [asdict(r) for r in mtp_history], "history": [asdict(r) for r in history]}
     (out_dir / REPORT_FILE).write_text(json.dumps(report, indent=1, default=float))
     return scorer
+
+
+def _used_frontend(config: dict, used_groups: tuple[str, ...]) -> dict:
+    """The store's front-end config, less the in-domain group when the scorer does not use it (no recogniser to ship)."""
+    if "indomain_gop" in used_groups or "indomain_gop" not in config.get("groups", ()):
+        return config
+    return {**config, "groups": [g for g in config["groups"] if g != "indomain_gop"], "indomain_gop_dir": None}
+
+
+def _carry_recogniser(config: dict | None, directory: Path) -> dict | None:
+    """The front-end config as saved: the in-domain recogniser copied into the model directory, named relatively."""
+    if not config or not config.get("indomain_gop_dir"):
+        return config
+    source, target = directory / config["indomain_gop_dir"], directory / RECOGNISER_DIR  # an absolute source stays so
+    if not target.exists() or not source.samefile(target):
+        shutil.rmtree(target, ignore_errors=True)
+        shutil.copytree(source, target)
+    return {**config, "indomain_gop_dir": RECOGNISER_DIR}
+
+
+def _resolve_recogniser(config: dict | None, directory: Path) -> dict | None:
+    if not config or not config.get("indomain_gop_dir"):
+        return config
+    return {**config, "indomain_gop_dir": str((directory / config["indomain_gop_dir"]).resolve())}
 
 
 def _select_handcrafted(store: FeatureStore, utterances: list[Utterance], plan: TrainingPlan) -> HandcraftedSelector:

@@ -29,7 +29,7 @@ FIELD = [  # (system, phone MSE, phone, word acc, word stress, word total, acc, 
     ("MTP E-Branchformer + HCF (2509.16876)", .077, .670, None, None, None, None, None, .839, .827, None),
 ]
 COLUMNS = ["phone", "word_accuracy", "word_stress", "word_total"] + [f"sentence_{a}" for a in SENTENCE_ASPECTS]
-ABLATIONS = ["no_mtp", "no_handcrafted", "no_likelihood_gop", "no_posterior_gop", "no_whisper", "no_prosody"]
+ABLATIONS = ["no_mtp", "no_handcrafted", "no_likelihood_gop", "no_posterior_gop", "no_whisper", "no_prosody", "no_indomain_gop"]
 
 
 def main() -> None:
@@ -38,16 +38,20 @@ def main() -> None:
     p.add_argument("--corpus", required=True)
     p.add_argument("--shipped", default="seed0", help="the model shipped as default (chosen on dev)")
     p.add_argument("--out", default="docs/results.md")
+    p.add_argument("--previous-exp", help="an earlier configuration's EXP: its seeds and ablations are reported beside")
     args = p.parse_args()
     exp, out = Path(args.exp), Path(args.out)
     metrics = _load_metrics(exp / "eval")
     seeds = sorted(m for m in metrics if m.startswith("seed"))
+    previous = f" --previous-exp {args.previous_exp}" if args.previous_exp else ""
     lines = ["# Results on speechocean762", "",
-             f"Produced by `python recipes/local/results_report.py --exp {args.exp} --corpus $SO762_DIR --shipped {args.shipped}`",
+             f"Produced by `python recipes/local/results_report.py --exp {args.exp} --corpus $SO762_DIR --shipped {args.shipped}{previous}`",
              "from the outputs of `recipes/run.sh` (stages 2-4). Selection and calibration used the dev split only.", ""]
     lines += _test_table(metrics, seeds)
     lines += _dev_table(metrics, seeds)
     lines += _ablation_table(metrics)
+    if args.previous_exp:
+        lines += _previous(_load_metrics(Path(args.previous_exp) / "eval"), args.previous_exp)
     lines += _pcc_vs_scc(metrics, seeds)
     lines += _mdd(metrics, seeds)
     lines += _plots(exp, metrics, args, out.parent)
@@ -105,6 +109,18 @@ def _ablation_table(metrics: dict) -> list[str]:
         test = [_fmt(_value(metrics[n], "test", a)) for a in ("phone", "sentence_total")]
         rows.append(f"| {n} | " + " | ".join(dev + test) + " |")
     return ["## Ablations (PCC)", "", head, "|" + "---|" * (len(aspects) + 3), *rows, ""]
+
+
+def _previous(metrics: dict, exp: str) -> list[str]:
+    """The earlier configuration (its own features and ablations), for comparison."""
+    seeds = sorted(m for m in metrics if m.startswith("seed"))
+    aspects = ["phone", "sentence_accuracy", "sentence_fluency", "sentence_prosodic", "sentence_total"]
+    rows = [f"| {split}, {kind} | " + " | ".join(_mean_std(metrics, seeds, split, a, kind=kind) for a in aspects) + " |"
+            for split, kind in (("dev", "raw"), ("test", "calibrated"))]
+    table = ["| split | " + " | ".join(aspects) + " |", "|" + "---|" * (len(aspects) + 1), *rows, ""]
+    ablations = _ablation_table(metrics)[2:]
+    return [f"## Previous configuration ({exp}: without the indomain_gop group; {len(seeds)} seeds)", "", *table,
+            "Its ablations (seed 0; each removes one part from that configuration):", "", *ablations]
 
 
 def _pcc_vs_scc(metrics: dict, seeds: list[str]) -> list[str]:

@@ -1,0 +1,54 @@
+#!/usr/bin/env python3
+"""Rationale generation latency of a trained rationalizer on this CPU: plain greedy vs prompt-lookup decoding.
+
+usage: rationale_latency.py --corpus DIR --features DIR/test --model MODEL_DIR --rationalizer DIR --out FILE
+       [--limit 30] [--threads 1] [--lookup 0,5,10]
+Greedy decoding either way; prompt lookup only proposes tokens copied from the prompt, which the model verifies,
+so the text should not change ("same text" says how often it is identical).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from orthoepy.encoder.corpus import load_corpus
+from orthoepy.encoder.scorer.pipeline import Scorer
+from orthoepy.fusion.rationale_eval import rationale_cases, sample_utterances
+from orthoepy.rationalizer.model import Rationalizer
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    for name in ("--corpus", "--features", "--model", "--rationalizer", "--out"):
+        parser.add_argument(name, required=name != "--corpus")
+    parser.add_argument("--split", default="test")
+    parser.add_argument("--limit", type=int, default=30)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--lookup", default="0,5,10", help="prompt_lookup_num_tokens values (0 = plain greedy)")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    scorer = Scorer.from_pretrained(args.model)
+    cases = rationale_cases(scorer, sample_utterances(load_corpus(args.corpus, args.split), args.limit, 1),
+                            args.features, Path(args.model).name)
+    rationalizer = Rationalizer.from_pretrained(args.rationalizer)
+    rationalizer.explain(cases[0].sheet, cases[0].word_states)  # warm-up
+    rows, reference = [], None
+    for lookup in (int(x) for x in args.lookup.split(",")):
+        rationalizer.settings.prompt_lookup_tokens = lookup
+        runs = [rationalizer.explain(c.sheet, c.word_states) for c in cases]
+        texts = [r.text for r in runs]
+        reference = reference or texts
+        seconds = [r.seconds for r in runs]
+        rows.append({"name": "plain greedy" if lookup == 0 else f"prompt lookup, {lookup} tokens",
+                     "mean_s": float(np.mean(seconds)), "p95_s": float(np.percentile(seconds, 95)),
+                     "same_text": float(np.mean([a == b for a, b in zip(texts, reference)]))})
+        print(rows[-1])
+    Path(args.out).write_text(json.dumps({"n": len(cases), "threads": args.threads, "rows": rows}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
