@@ -153,8 +153,6 @@ def _add_rationalizer_commands(sub) -> None:
     evaluate.add_argument("--limit", type=int, default=100, help="a seeded sample of this many utterances (default 100)")
     evaluate.add_argument("--seed", type=int, default=0)
     evaluate.add_argument("--nj", type=int, default=1, help="feature extraction workers when --features is absent")
-    evaluate.add_argument("--fp32", action="store_true", help="run the rationalizers in float32 with the adapter "
-                                                               "unmerged (default: as served, merged and int8)")
     evaluate.add_argument("--out", required=True, help="JSON file to write")
     evaluate.set_defaults(run=_run_evaluate_rationales)
 
@@ -189,7 +187,7 @@ def _run_evaluate_rationales(args: argparse.Namespace) -> int:
     systems = dict(_named_directory(item) for item in args.rationalizer) or {
         "model": str(Path(args.model) / RATIONALIZER_DIR), RUBRIC_SYSTEM: RUBRIC_SYSTEM}
     result = evaluate_rationales(args.corpus, args.split, args.model, systems, args.out, args.features,
-                                 args.limit, args.seed, nj=args.nj, int8=False if args.fp32 else None)
+                                 args.limit, args.seed, nj=args.nj)
     print(format_rationale_table(result))
     return 0
 

