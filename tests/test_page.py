@@ -164,6 +164,10 @@ def test_demo_recording_is_scored_and_coloured(browser, base_url, demo, tmp_path
         assert cell.value_of_css_property("background-color") == COLOURS[grade_of(cell)]
     assert set(aspects) == {"accuracy", "completeness", "fluency", "prosodic", "total"}
 
+    # the rationale (rubric text in this test's assessor) is shown under the scores
+    rationale = browser.find_element(By.ID, "rationale")
+    assert "accuracy" in rationale.text.lower() and rationale.get_attribute("title") == "written by: rubric"
+
     # one card per word of the text, in order, coloured by its accuracy, with its phones coloured too
     cards = browser.find_elements(By.CSS_SELECTOR, "#words .word")
     words = [c.find_element(By.CLASS_NAME, "text").text for c in cards]

@@ -131,6 +131,9 @@ function showResult(result) {
     cell.textContent = value.toFixed(1);
     cell.className = grade(value, WORD_GOOD, WORD_FAIR);
   }
+  const rationale = $("rationale");
+  rationale.textContent = result.rationale ? result.rationale.text : "";
+  rationale.title = result.rationale ? `written by: ${result.rationale.source}` : "";
   const words = $("words");
   words.replaceChildren();
   for (const word of result.words) words.append(wordCard(word));
