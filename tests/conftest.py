@@ -19,3 +19,14 @@ def fixture_dir() -> Path:
 def tone(seconds: float = 1.0, hz: float = 220.0, rate: int = 16_000, amplitude: float = 0.3) -> np.ndarray:
     t = np.arange(int(seconds * rate)) / rate
     return (amplitude * np.sin(2 * np.pi * hz * t)).astype(np.float32)
+
+
+@pytest.fixture
+def one_torch_thread():
+    """Tiny torch models on one thread: on two threads shared with other jobs their matmuls ran ~100x slower."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

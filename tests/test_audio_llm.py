@@ -20,13 +20,7 @@ _CPU = dict(report_to="none", use_cpu=True, bf16=False, fp16=False, save_strateg
 _TINY_LORA = AudioLLMConfig(model="unused", lora_rank=4, lora_alpha=8, lora_dropout=0.0, dtype="float32")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    # Tiny matmuls on two threads shared with other jobs ran ~100x slower than on one.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -18,12 +18,7 @@ from orthoepy.rationalizer.training import RationalizerTrainingPlan, pad_audio, 
 AUDIO_DIM = 8
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
