@@ -72,7 +72,7 @@ class Assessor:
                  rationale: RationaleGuard | None = None):
         self.scorer, self.model_name = scorer, model_name
         self.lexicon = lexicon or Lexicon()
-        self.frontend = FrontEnd(_frontend_config(scorer))
+        self.frontend = FrontEnd(frontend_config(scorer))
         self.rationale = rationale
 
     @classmethod
@@ -99,7 +99,7 @@ class Assessor:
         examples = self.scorer.examples({"input": features})
         (scored,) = self.scorer.score_examples(examples)
         timings["scorer"] = time.perf_counter() - started - timings["frontend"]
-        assessment = _assessment(text, pronunciation.words, features, scored, self.model_name, timings)
+        assessment = build_assessment(text, pronunciation.words, features, scored, self.model_name, timings)
         if self.rationale is not None:
             assessment.rationale = self._rationale(assessment, features, examples)
             assessment.timings["rationale"] = round(time.perf_counter() - started - sum(timings.values()), 3)
@@ -119,7 +119,7 @@ class Assessor:
         return [self.assess(audio, text) for audio, text in tqdm(items, desc="assess", unit="utt", disable=not progress)]
 
 
-def _frontend_config(scorer: Scorer) -> FrontEndConfig:
+def frontend_config(scorer: Scorer) -> FrontEndConfig:
     """The front-end the scorer's training features came from (older models: the defaults with its groups)."""
     if scorer.frontend_config is None:
         return FrontEndConfig(groups=scorer.groups or FrontEndConfig().groups)
@@ -128,8 +128,8 @@ def _frontend_config(scorer: Scorer) -> FrontEndConfig:
     return FrontEndConfig(**{**config, "groups": tuple(config["groups"])})
 
 
-def _assessment(text: str, word_texts, features: PhoneFeatures, scored: ScoredUtterance,
-                model_name: str, timings: dict[str, float]) -> Assessment:
+def build_assessment(text: str, word_texts, features: PhoneFeatures, scored: ScoredUtterance,
+                     model_name: str, timings: dict[str, float]) -> Assessment:
     """The response for one utterance from its features and calibrated scores (word_texts: one per word)."""
     phones = [_phone_result(features, scored, i) for i in range(len(features.phones))]
     words, previous_end = [], None

@@ -274,7 +274,7 @@ def _run_evaluate(args: argparse.Namespace) -> int:
     from ..encoder.features.store import FeatureStore
     from ..encoder.scorer.evaluation import evaluate_split
     from ..encoder.scorer.pipeline import Scorer
-    from .assessor import _frontend_config
+    from .assessor import frontend_config
 
     scorer = Scorer.from_pretrained(args.model)
     utterances = load_corpus(args.corpus, args.split)
@@ -282,7 +282,7 @@ def _run_evaluate(args: argparse.Namespace) -> int:
         features = args.features
         if features is None:
             features = scratch
-            extract_utterances(utterances, scratch, _frontend_config(scorer), nj=args.nj)  # as the model was trained
+            extract_utterances(utterances, scratch, frontend_config(scorer), nj=args.nj)  # as the model was trained
         evaluation = evaluate_split(scorer, FeatureStore(features), utterances)
     Path(args.out).write_text(json.dumps(evaluation.metrics, indent=1))
     if args.predictions:

@@ -20,7 +20,7 @@ from ..encoder.scorer.pipeline import Scorer
 from ..rationalizer.data import ExampleSource, heard_by_position, pool_words
 from ..rationalizer.records import ScoreSheet
 from ..rationalizer.sheets import sheet_from_labels
-from .assessor import Assessment, _assessment, _frontend_config
+from .assessor import Assessment, build_assessment, frontend_config
 from .rationale import sheet_from_words
 
 
@@ -57,7 +57,7 @@ def rationale_cases(scorer: Scorer, utterances: list[Utterance], features_dir, m
     """Per utterance: the response the scorer gives (from cached features, or extracted), its sheet, the audio."""
     with tempfile.TemporaryDirectory() as scratch:
         if features_dir is None:  # extract as the model was trained
-            extract_utterances(utterances, scratch, _frontend_config(scorer), nj=nj)
+            extract_utterances(utterances, scratch, frontend_config(scorer), nj=nj)
             store = FeatureStore(scratch)
         else:
             store = FeatureStore(features_dir)
@@ -67,7 +67,7 @@ def rationale_cases(scorer: Scorer, utterances: list[Utterance], features_dir, m
     cases = []
     for utterance, s, phone_states in zip(utterances, scored, states):
         f = features[utterance.utt_id]
-        assessment = _assessment(utterance.text, [w.text for w in utterance.words], f, s, model_name, {})
+        assessment = build_assessment(utterance.text, [w.text for w in utterance.words], f, s, model_name, {})
         word_index = tuple(p.word_index for p in f.phones)
         heard = tuple(h.base for h in f.heard) if f.heard else None
         gold = sheet_from_labels(utterance, heard=heard_by_position(word_index, heard))

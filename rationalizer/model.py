@@ -63,7 +63,8 @@ class Rationalizer:
         self.rubric = settings.rubric_object()
 
     @classmethod
-    def from_pretrained(cls, directory: str | Path, threads: int | None = None) -> "Rationalizer":
+    def from_pretrained(cls, directory: str | Path, threads: int | None = None, merge: bool = True) -> "Rationalizer":
+        """merge: fold the LoRA weights into the base weights for serving (the adapter files stay as they are)."""
         directory = Path(directory)
         settings_file, adapter = directory / SETTINGS_FILE, directory / ADAPTER_DIR
         if not settings_file.is_file() or not adapter.is_dir():
@@ -73,7 +74,10 @@ class Rationalizer:
         if threads:
             torch.set_num_threads(threads)
         base, tokenizer = load_compact_base(settings.audio_dim, settings.base_model)
-        return cls(PeftModel.from_pretrained(base, adapter), tokenizer, settings)
+        model = PeftModel.from_pretrained(base, adapter)
+        if merge:  # the same function without one extra low-rank product per projection and token
+            model.merge_adapter()
+        return cls(model, tokenizer, settings)
 
     def save_pretrained(self, directory: str | Path) -> None:
         directory = Path(directory)

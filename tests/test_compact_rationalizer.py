@@ -123,8 +123,13 @@ def test_sft_then_bounded_dpo_then_save_and_reload(tiny_base, tmp_path):
     rationalizer = Rationalizer(tuned, tokenizer, settings)
     first = rationalizer.explain(examples[0].sheet, examples[0].word_states)
     rationalizer.save_pretrained(tmp_path / "rat")
-    again = Rationalizer.from_pretrained(tmp_path / "rat").explain(examples[0].sheet, examples[0].word_states)
+    loaded = Rationalizer.from_pretrained(tmp_path / "rat")  # LoRA merged into the base weights for serving
+    again = loaded.explain(examples[0].sheet, examples[0].word_states)
     assert first.text == again.text and first.new_tokens > 0
+    unmerged = Rationalizer.from_pretrained(tmp_path / "rat", merge=False)
+    assert unmerged.explain(examples[0].sheet, examples[0].word_states).text == again.text
+    assert any(getattr(m, "merged", False) for m in loaded.model.modules())
+    assert not any(getattr(m, "merged", False) for m in unmerged.model.modules())
 
 
 def test_simpo_step_runs_and_moves_the_adapter(tiny_base):

@@ -84,7 +84,7 @@ def training_lines(training: dict) -> list[str]:
     minutes = training["minutes"]
     total = sum(minutes.values())
     lines = [f"Trained on {training['n_sft']} train-split utterances for SFT and {training['n_pairs']} other ones for "
-             f"the preference pairs (label noise {training['recipe']['noise_std']} on the 0-10 scale), one CPU thread:", "",
+             f"the preference pairs (label noise {training['recipe']['noise_std']} on the 0-10 scale), {training['threads']} torch thread(s):", "",
              "| stage | minutes |", "|---|---:|"]
     lines += [f"| {stage} | {value:.1f} |" for stage, value in minutes.items()]
     lines.append(f"| all | {total:.1f} |")
