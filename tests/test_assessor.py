@@ -63,10 +63,10 @@ def test_missing_model_directory(tmp_path):
 
 
 def test_assess_command(capsys):
-    assert main(["assess", "--demo", "--json"]) == 0
+    assert main(["assess", "--demo", "--json", "--rationale", "rubric"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["words"][1]["text"] == "WEATHER" and "total" in result["sentence"]
-    assert main(["assess", "--demo"]) == 0
+    assert main(["assess", "--demo", "--rationale", "rubric"]) == 0
     assert "sentence: accuracy" in capsys.readouterr().out
 
 

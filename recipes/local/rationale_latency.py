@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
-"""Rationale generation latency of a trained rationalizer on this CPU: plain greedy vs prompt-lookup decoding.
+"""Rationale generation latency of a trained rationalizer on this CPU: LoRA merged or apart, plain greedy vs
+prompt-lookup decoding.
 
 usage: rationale_latency.py --corpus DIR --features DIR/test --model MODEL_DIR --rationalizer DIR --out FILE
        [--limit 30] [--threads 1] [--lookup 0,5,10]
 Greedy decoding throughout; prompt lookup only proposes tokens copied from the prompt, which the model verifies,
-so it should not change the text ("same text": identical to plain greedy).
+so it should not change the text ("same text": identical to the first variant's text).
 """
 from __future__ import annotations
 
@@ -34,21 +35,28 @@ def main() -> None:
     scorer = Scorer.from_pretrained(args.model)
     cases = rationale_cases(scorer, sample_utterances(load_corpus(args.corpus, args.split), args.limit, 1),
                             args.features, Path(args.model).name)
-    rationalizer = Rationalizer.from_pretrained(args.rationalizer)
-    rationalizer.explain(cases[0].sheet, cases[0].word_states)  # warm-up
+    served = Rationalizer.from_pretrained(args.rationalizer)  # LoRA merged, as served
+    apart = Rationalizer.from_pretrained(args.rationalizer, merge=False)
+    variants = [(f"LoRA merged, {_decoding(k)}", served, k) for k in (int(x) for x in args.lookup.split(","))]
+    variants.append(("LoRA apart, plain greedy", apart, 0))
     rows, reference = [], None
-    for lookup in (int(x) for x in args.lookup.split(",")):
+    for name, rationalizer, lookup in variants:
         rationalizer.settings.prompt_lookup_tokens = lookup
+        rationalizer.explain(cases[0].sheet, cases[0].word_states)  # warm-up
         runs = [rationalizer.explain(c.sheet, c.word_states) for c in cases]
         texts = [r.text for r in runs]
-        reference = reference or texts  # plain greedy
+        reference = reference or texts  # the first variant: merged, plain greedy unless --lookup starts otherwise
         seconds = [r.seconds for r in runs]
-        rows.append({"name": "plain greedy" if lookup == 0 else f"prompt lookup {lookup}",
-                     "mean_s": float(np.mean(seconds)), "p95_s": float(np.percentile(seconds, 95)),
+        rows.append({"name": name, "mean_s": float(np.mean(seconds)), "p95_s": float(np.percentile(seconds, 95)),
                      "mean_new_tokens": float(np.mean([r.new_tokens for r in runs])),
+                     "tokens_per_s": float(np.sum([r.new_tokens for r in runs]) / np.sum(seconds)),
                      "same_text": float(np.mean([a == b for a, b in zip(texts, reference)]))})
-        print(rows[-1])
+        print(rows[-1], flush=True)
     Path(args.out).write_text(json.dumps({"n": len(cases), "threads": args.threads, "rows": rows}, indent=1))
+
+
+def _decoding(lookup: int) -> str:
+    return "plain greedy" if lookup == 0 else f"prompt lookup {lookup}"
 
 
 if __name__ == "__main__":
