@@ -123,6 +123,51 @@ class ForcedAligner:
         return _assemble(segments, [], loop, audio.duration, fallback=True,
                          note="uniform fallback: " + "; ".join(notes))
 
+    def align_chunks(self, audio: Audio, phones: list[CanonicalPhone], chunks: list[tuple[float, float, int, int]],
+                     spare_cuts: list[tuple[int, float]] = ()) -> Alignment:
+        """Align each chunk (start s, end s, first word, end word) on its own stretch of audio, then join.
+
+        Long readings and long pauses defeat one whole-utterance search (it falls back or puts a word on the
+        wrong side of a pause); chunks cut at verified pauses keep each search short. A chunk whose search
+        fails is split again at the spare cut (first word of the second part, time s) nearest its middle,
+        down to single words, before its phones are spread uniformly. The phone loop runs over the whole
+        recording. No chunks and no spare cuts is the same as `align`.
+        """
+        if len(chunks) <= 1 and not spare_cuts:
+            return self.align(audio, phones)
+        chunks = chunks or [(0.0, audio.duration, 0, phones[-1].word_index + 1 if phones else 0)]
+        segments: list[PhoneSegment] = []
+        pauses: list[tuple[float, float]] = []
+        notes: list[str] = []
+        for chunk in chunks:
+            for sub, start in self._align_chunk(audio, phones, chunk, list(spare_cuts)):
+                shifted = [_shifted(s, start) for s in sub.segments]
+                if segments and shifted and shifted[0].start > segments[-1].end:  # the silence at the seam
+                    pauses.append((segments[-1].end, shifted[0].start))
+                segments += shifted
+                pauses += [(p0 + start, p1 + start) for p0, p1 in sub.pauses]
+                if sub.fallback:
+                    notes.append(sub.note)
+        return _assemble(segments, sorted(pauses), self.phone_loop(audio), audio.duration,
+                         fallback=bool(notes), note="; ".join(notes))
+
+    def _align_chunk(self, audio: Audio, phones: list[CanonicalPhone], chunk: tuple[float, float, int, int],
+                     spare_cuts: list[tuple[int, float]]) -> list[tuple[Alignment, float]]:
+        start, end, first_word, end_word = chunk
+        part = [p for p in phones if first_word <= p.word_index < end_word]
+        if not part:
+            return []
+        a, b = int(round(start * audio.sample_rate)), int(round(end * audio.sample_rate))
+        result = self.align(Audio(audio.samples[a:b], audio.sample_rate), part)
+        inside = [(w, t) for w, t in spare_cuts if first_word < w < end_word and start < t < end]
+        if not result.fallback or not inside:
+            if result.fallback:
+                result = _noted(result, f"words {first_word}-{end_word - 1}: {result.note}")
+            return [(result, start)]
+        word, time = min(inside, key=lambda c: abs(c[1] - 0.5 * (start + end)))
+        return (self._align_chunk(audio, phones, (start, time, first_word, word), spare_cuts)
+                + self._align_chunk(audio, phones, (time, end, word, end_word), spare_cuts))
+
     def phone_loop(self, audio: Audio, raw: bytes | None = None) -> list[LoopPhone]:
         """Free phone recognition (phone bigram, no text); empty when the search yields nothing."""
         raw = audio.to_int16_bytes() if raw is None else raw
@@ -234,6 +279,15 @@ def _segments_from(
         if t.name == SILENCE and first <= t.start_frame * FRAME_S < last
     ]
     return segments, pauses
+
+
+def _noted(alignment: Alignment, note: str) -> Alignment:
+    return Alignment(alignment.segments, alignment.loop, alignment.fallback, note, alignment.speech_start,
+                     alignment.speech_end, alignment.pauses)
+
+
+def _shifted(segment: PhoneSegment, seconds: float) -> PhoneSegment:
+    return PhoneSegment(segment.phone, segment.start + seconds, segment.end + seconds, segment.frames, segment.path_score)
 
 
 def _assemble(

@@ -1,4 +1,5 @@
-"""One call from a recording and its text to a full assessment: audio -> phones -> features -> scores -> rationale.
+"""One call from a recording and its text to a full assessment:
+audio -> verification -> alignment -> phone features -> scores -> diagnosis -> rationale.
 
 The rationale is written by the model directory's rationalizer and checked by the fusion guard
 (fusion.rationale) against the scores before it is returned.
@@ -15,10 +16,12 @@ from tqdm import tqdm
 from ..encoder.audio import load_audio
 from ..encoder.corpus import SENTENCE_ASPECTS, WORD_ASPECTS
 from ..encoder.features.frontend import FrontEnd, FrontEndConfig, PhoneFeatures
-from ..encoder.lexicon import Lexicon
+from ..encoder.lexicon import Lexicon, Pronunciation
 from ..encoder.scorer.pipeline import ModelDirectoryError, Scorer, ScoredUtterance
+from ..encoder.verification import Chunk, ReadingVerifier, Verification
 from ..rationalizer.data import pool_words
-from .diagnosis import word_error_type
+from .diagnosis import (expects_break, gated_sentence, punctuation_or_blank, verified_error_type,
+                        word_error_type)
 from .rationale import RationaleGuard, RationaleResult, sheet_from_words
 from .schema import RESPONSE_SCHEMA_VERSION
 
@@ -46,6 +49,16 @@ class WordResult:
     total: float
     error_type: str  # one of diagnosis.WORD_ERROR_TYPES
     phones: list[PhoneResult]
+    heard_word: str | None = None  # what the verification heard in this word's place, when it was not this word
+
+
+@dataclass
+class InsertionResult:
+    text: str  # the extra word heard
+    start: float  # seconds
+    end: float
+    kind: str  # "Insertion" or "Repetition"
+    after_word: int  # index of the word of the text it follows, -1 before the first
 
 
 @dataclass
@@ -57,6 +70,8 @@ class Assessment:
     model: str
     timings: dict[str, float] = field(default_factory=dict)
     rationale: RationaleResult | None = None  # None when the assessor was built without one
+    verification: dict | None = None  # encoder.verification.Verification.to_dict(); None when not verified
+    insertions: list[InsertionResult] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         return {"schema_version": RESPONSE_SCHEMA_VERSION, **asdict(self)}
@@ -69,41 +84,63 @@ class Assessor:
     """Loads the front-end and a trained scorer once; `assess` scores one recording against its text."""
 
     def __init__(self, scorer: Scorer, model_name: str, lexicon: Lexicon | None = None,
-                 rationale: RationaleGuard | None = None):
+                 rationale: RationaleGuard | None = None, verify: bool = True):
         self.scorer, self.model_name = scorer, model_name
         self.lexicon = lexicon or Lexicon()
         self.frontend = FrontEnd(frontend_config(scorer))
         self.rationale = rationale
+        self.verifier = ReadingVerifier(lexicon=self.lexicon) if verify else None
 
     @classmethod
     def from_pretrained(cls, path: str | Path | None = None, backend: str = "auto", lexicon: Lexicon | None = None,
-                        rationale: str = "auto") -> "Assessor":
+                        rationale: str = "auto", verify: bool = True) -> "Assessor":
         """The shipped default model when path is None, else a model directory from `orthoepy train-scorer`.
 
         rationale: "auto" (the directory's rationalizer/ when it loads, else rubric text), "model", "rubric" or "none".
+        verify: run the reading verification (speech, language, words read); False scores the text as given.
         """
         directory = Path(path) if path is not None else DEFAULT_MODEL_DIR
         if not directory.is_dir():
             raise ModelDirectoryError(f"model directory not found: {directory}")
         return cls(Scorer.from_pretrained(directory, backend=backend), directory.name, lexicon,
-                   RationaleGuard.for_model_directory(directory, rationale))
+                   RationaleGuard.for_model_directory(directory, rationale), verify)
 
     def assess(self, audio, text: str, sample_rate: int | None = None) -> Assessment:
-        """audio: a path, encoded bytes, or a sample array with its sample_rate."""
+        """audio: a path, encoded bytes, or a sample array with its sample_rate.
+
+        Raises AudioError (NoSpeechError when no speech is found), TextError or FrontEndError on unusable input.
+        """
         timings: dict[str, float] = {}
         started = time.perf_counter()
         pronunciation = self.lexicon.pronounce(text)
         clip = load_audio(audio, sample_rate)
-        features = self.frontend.extract(clip, pronunciation.canonical)
-        timings["frontend"] = time.perf_counter() - started
+        verification = self._verify(clip, pronunciation, timings)
+        chunks = spare = None
+        if verification is not None:
+            chunks = _chunk_tuples(self.verifier.chunks(verification, clip.duration))
+            spare = self.verifier.spare_cuts(verification)
+        mark = time.perf_counter()
+        features = self.frontend.extract(clip, pronunciation.canonical, chunks, spare)
+        timings["frontend"] = time.perf_counter() - mark
         examples = self.scorer.examples({"input": features})
         (scored,) = self.scorer.score_examples(examples)
-        timings["scorer"] = time.perf_counter() - started - timings["frontend"]
-        assessment = build_assessment(text, pronunciation.words, features, scored, self.model_name, timings)
+        timings["scorer"] = time.perf_counter() - mark - timings["frontend"]
+        assessment = build_assessment(text, pronunciation.words, features, scored, self.model_name, timings,
+                                      getattr(pronunciation, "punctuation", None))
+        if verification is not None:
+            apply_verification(assessment, verification)
         if self.rationale is not None:
             assessment.rationale = self._rationale(assessment, features, examples)
             assessment.timings["rationale"] = round(time.perf_counter() - started - sum(timings.values()), 3)
         return assessment
+
+    def _verify(self, clip, pronunciation: Pronunciation, timings: dict[str, float]) -> Verification | None:
+        if self.verifier is None:
+            return None
+        mark = time.perf_counter()
+        verification = self.verifier.verify(clip, list(pronunciation.words), [tuple(p) for p in pronunciation.phones])
+        timings["verification"] = time.perf_counter() - mark
+        return verification
 
     def _rationale(self, assessment: Assessment, features: PhoneFeatures, examples) -> RationaleResult:
         sheet = sheet_from_words(assessment.text, assessment.sentence, assessment.words)
@@ -129,20 +166,45 @@ def frontend_config(scorer: Scorer) -> FrontEndConfig:
 
 
 def build_assessment(text: str, word_texts, features: PhoneFeatures, scored: ScoredUtterance,
-                     model_name: str, timings: dict[str, float]) -> Assessment:
-    """The response for one utterance from its features and calibrated scores (word_texts: one per word)."""
+                     model_name: str, timings: dict[str, float], punctuation=None) -> Assessment:
+    """The response for one utterance from its features and calibrated scores (word_texts: one per word;
+    punctuation: what followed each word in the text, so that breaks at punctuation are not flagged)."""
     phones = [_phone_result(features, scored, i) for i in range(len(features.phones))]
+    marks = punctuation_or_blank(punctuation, len(word_texts))
     words, previous_end = [], None
     for j, word in enumerate(word_texts):
         word_phones = [p for p, c in zip(phones, features.phones) if c.word_index == j]
         accuracy, stress, total = (round(float(scored.word[a][j]), 2) for a in WORD_ASPECTS)
         pause = 0.0 if previous_end is None else max(0.0, word_phones[0].start - previous_end)
-        error = word_error_type([p.score for p in word_phones], LOW_PHONE_SCORE, accuracy, pause)
+        before = marks[j - 1] if j else ""
+        error = word_error_type([p.score for p in word_phones], LOW_PHONE_SCORE, accuracy, pause,
+                                before, bool(j) and expects_break(before))
         words.append(WordResult(word, accuracy, stress, total, error, word_phones))
         previous_end = word_phones[-1].end
     sentence = {a: round(scored.sentence[a], 2) for a in SENTENCE_ASPECTS}
     return Assessment(text, sentence, words, features.alignment_fallback, model_name,
                       {k: round(v, 3) for k, v in timings.items()})
+
+
+def apply_verification(assessment: Assessment, verification: Verification) -> None:
+    """Make the scores follow what was read (fusion.diagnosis): unread words and their phones score 0,
+    completeness is the share read and the other sentence scores are scaled by it; insertions are listed."""
+    for word, check in zip(assessment.words, verification.words):
+        word.error_type = verified_error_type(check.status, word.error_type)
+        if check.status == "read":
+            continue
+        word.heard_word = check.heard
+        word.accuracy = word.stress = word.total = 0.0
+        for phone in word.phones:
+            phone.score, phone.mispronounced = 0.0, True
+    assessment.sentence = gated_sentence(assessment.sentence, verification.share_read)
+    assessment.verification = verification.to_dict()
+    assessment.insertions = [InsertionResult(i.text, i.start, i.end, i.kind, i.after_word)
+                             for i in verification.insertions]
+
+
+def _chunk_tuples(chunks: list[Chunk]) -> list[tuple[float, float, int, int]]:
+    return [(c.start, c.end, c.first_word, c.end_word) for c in chunks]
 
 
 def _phone_result(features: PhoneFeatures, scored: ScoredUtterance, i: int) -> PhoneResult:
@@ -158,6 +220,7 @@ def format_assessment(result: Assessment) -> str:
     lines = [f"text: {result.text}", "sentence: " + ", ".join(f"{k} {v:.1f}" for k, v in result.sentence.items()), ""]
     for word in result.words:
         error = "" if word.error_type == "None" else f"  [{word.error_type}]"
+        error += f" heard {word.heard_word!r}" if word.heard_word else ""
         lines.append(f"{word.text:<14} accuracy {word.accuracy:4.1f}  stress {word.stress:4.1f}  total {word.total:4.1f}{error}")
         for p in word.phones:
             heard = f"heard {p.heard} ({p.heard_probability:.2f})" if p.heard else ""
@@ -167,6 +230,10 @@ def format_assessment(result: Assessment) -> str:
         lines += ["", f"rationale ({result.rationale.source}): {result.rationale.text}"]
         if result.rationale.note:
             lines.append(f"  note: {result.rationale.note}")
+    for insertion in result.insertions:
+        lines.append(f"extra word {insertion.text!r} ({insertion.kind}) at {insertion.start:.2f}-{insertion.end:.2f}s")
+    if result.verification is not None:
+        lines += [f"warning: {w}" for w in result.verification["warnings"]]
     if result.alignment_fallback:
         lines.append("\nnote: forced alignment failed; phone times are a uniform estimate")
     lines.append(f"\nmodel {result.model}; " + ", ".join(f"{k} {v * 1000:.0f} ms" for k, v in result.timings.items()))

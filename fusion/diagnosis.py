@@ -1,25 +1,68 @@
-"""Word error types in the vocabulary learners know from commercial tools, from the scores and the timing.
+"""Word error types in the vocabulary learners know from commercial tools, from the scores, the timing and the
+reading verification (encoder.verification).
 
-Only the types this evidence supports are produced: Omission (the word's phones scored as missing),
-Mispronunciation (a phone below the threshold or a low word accuracy) and UnexpectedBreak (a long
-silence before a word inside the sentence). Insertion needs a free recognition of the whole utterance
-and is not produced yet.
+- Omission: the verification heard nothing where the word should be (or, without verification, the word's
+  phones scored as missing).
+- Mispronunciation: another word was heard in its place, a phone is below the threshold, or the word's
+  accuracy is low.
+- UnexpectedBreak: a long silence before a word where the text has no punctuation.
+- MissingBreak: no pause at all after a sentence-final punctuation mark inside the text.
+Inserted and repeated words are not words of the text: the response lists them apart (`insertions`).
+
+`apply_verification` makes the scores follow the verification: a word that was not read scores 0 (its phones
+too), completeness is the share of words read, and the other sentence scores are scaled by that share, so a
+recording of another text, another language or half the text cannot keep the scores of a full reading.
 """
 from __future__ import annotations
 
-WORD_ERROR_TYPES = ("None", "Omission", "Mispronunciation", "UnexpectedBreak")
+from collections.abc import Sequence
+
+WORD_ERROR_TYPES = ("None", "Omission", "Mispronunciation", "UnexpectedBreak", "MissingBreak")
+INSERTION_KINDS = ("Insertion", "Repetition")
 OMISSION_MEAN_PHONE_SCORE = 0.5  # phones of an omitted word score near 0 ("missing")
 MISPRONOUNCED_WORD_ACCURACY = 6.0
 UNEXPECTED_BREAK_S = 0.5
+MISSING_BREAK_S = 0.05  # less silence than this after a full stop inside the text is no break
+BREAK_PUNCTUATION = frozenset(",;:.!?")  # a pause after these is expected, never unexpected
+SENTENCE_END = frozenset(".!?;")
 
 
 def word_error_type(phone_scores: list[float], phone_threshold: float, word_accuracy: float,
-                    pause_before_s: float) -> str:
-    """pause_before_s: silence between the previous word's end and this word's start (0 for the first word)."""
+                    pause_before_s: float, punctuation_before: str = "", expect_break_before: bool = False) -> str:
+    """pause_before_s: silence between the previous word's end and this word's start (0 for the first word);
+    punctuation_before: the punctuation that followed the previous word in the text ("" if none);
+    expect_break_before: whether a missing pause there is an error (a sentence end inside the text)."""
     if phone_scores and sum(phone_scores) / len(phone_scores) < OMISSION_MEAN_PHONE_SCORE:
         return "Omission"
     if word_accuracy < MISPRONOUNCED_WORD_ACCURACY or any(s < phone_threshold for s in phone_scores):
         return "Mispronunciation"
-    if pause_before_s > UNEXPECTED_BREAK_S:
+    breaks_allowed = any(c in BREAK_PUNCTUATION for c in punctuation_before)
+    if pause_before_s > UNEXPECTED_BREAK_S and not breaks_allowed:
         return "UnexpectedBreak"
+    if expect_break_before and pause_before_s < MISSING_BREAK_S:
+        return "MissingBreak"
     return "None"
+
+
+def expects_break(punctuation: str) -> bool:
+    return any(c in SENTENCE_END for c in punctuation)
+
+
+def verified_error_type(status: str, scored_error: str) -> str:
+    """The word's error type once the verification is known: unread words are Omission or Mispronunciation."""
+    if status == "omitted":
+        return "Omission"
+    if status == "substituted":
+        return "Mispronunciation"
+    return "Mispronunciation" if scored_error == "Omission" else scored_error
+
+
+def gated_sentence(sentence: dict[str, float], share_read: float) -> dict[str, float]:
+    """Sentence scores (0-10) after the verification: completeness = 10 x share read, the rest scaled by it."""
+    gated = {aspect: round(score * share_read, 2) for aspect, score in sentence.items()}
+    gated["completeness"] = round(10.0 * share_read, 2)
+    return gated
+
+
+def punctuation_or_blank(punctuation: Sequence[str] | None, n_words: int) -> list[str]:
+    return list(punctuation) if punctuation is not None and len(punctuation) == n_words else [""] * n_words

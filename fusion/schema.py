@@ -10,10 +10,10 @@ import sys
 from pathlib import Path
 
 from ..encoder.corpus import SENTENCE_ASPECTS, WORD_ASPECTS
-from .diagnosis import WORD_ERROR_TYPES
+from .diagnosis import INSERTION_KINDS, WORD_ERROR_TYPES
 from .rationale import RATIONALE_SOURCES
 
-RESPONSE_SCHEMA_VERSION = "1.2"  # 1.1: words[].error_type; 1.2: rationale
+RESPONSE_SCHEMA_VERSION = "1.3"  # 1.1: words[].error_type; 1.2: rationale; 1.3: verification, insertions, heard_word
 SCHEMA_ID = f"urn:orthoepy:schema:response:{RESPONSE_SCHEMA_VERSION}"
 
 
@@ -44,7 +44,35 @@ def word_schema() -> dict:
     properties["error_type"] = {"enum": list(WORD_ERROR_TYPES),
                                 "description": "what the evidence says went wrong with the word, if anything"}
     properties["phones"] = {"type": "array", "items": phone_schema()}
+    properties["heard_word"] = {"type": ["string", "null"],
+                                "description": "the word heard in this word's place when it was not read as written"}
     return _closed_object(properties, "one word of the text, with its phones")
+
+
+def insertion_schema() -> dict:
+    return _closed_object({
+        "text": {"type": "string", "description": "the extra word heard"},
+        "start": {"type": "number", "minimum": 0, "description": "start time in seconds"},
+        "end": {"type": "number", "minimum": 0, "description": "end time in seconds"},
+        "kind": {"enum": list(INSERTION_KINDS)},
+        "after_word": {"type": "integer", "minimum": -1, "description": "index of the word it follows, -1 before the first"},
+    }, "a word heard that is not in the text")
+
+
+def verification_schema() -> dict:
+    unit = {"type": "number", "minimum": 0, "maximum": 1}
+    verification = _closed_object({
+        "speech_found": {"type": "boolean"},
+        "speech_seconds": {"type": "number", "minimum": 0, "description": "voice activity found, seconds"},
+        "language": {"type": "string", "description": "language identified by Whisper (ISO 639-1)"},
+        "language_probability": unit,
+        "transcript": {"type": "string", "description": "what a free recogniser heard, never told the text"},
+        "share_read": {**unit, "description": "share of the text's words that were read"},
+        "matches_text": {"type": "boolean", "description": "the recording is a reading of this text"},
+        "warnings": {"type": "array", "items": {"type": "string"}},
+        "insertions": {"type": "array", "items": insertion_schema()},
+    }, "the reading verification: speech, language, and which words were read")
+    return {**verification, "type": ["object", "null"]}
 
 
 def rationale_schema() -> dict:
@@ -83,6 +111,8 @@ def response_schema() -> dict:
         "timings": {"type": "object", "additionalProperties": {"type": "number", "minimum": 0},
                     "description": "seconds spent per processing stage"},
         "rationale": rationale_schema(),
+        "verification": verification_schema(),
+        "insertions": {"type": "array", "items": insertion_schema()},
     }
     return {"$schema": "https://json-schema.org/draft/2020-12/schema", "$id": SCHEMA_ID,
             "title": "orthoepy assessment response", **_closed_object(properties, "one assessed recording")}

@@ -17,6 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from orthoepy.encoder.verification import NoSpeechError
 from orthoepy.encoder.audio import MAX_DURATION_S, MIN_DURATION_S, SAMPLE_RATE, Audio, AudioError, load_audio
 from orthoepy.encoder.lexicon import Lexicon, Pronunciation, TextError
 from orthoepy.encoder.phoneset import PHONES, split_stress
@@ -201,12 +202,17 @@ def test_assessor_gives_a_valid_assessment_or_input_error(assessor, case, text):
 
 @SLOW
 @given(st.floats(0.35, 2.5), st.integers(8_000, 48_000), st.lists(st.sampled_from(WORDS), min_size=1, max_size=8))
-def test_assessor_on_valid_noise_always_scores(assessor, seconds, rate, words):
-    """Valid-but-meaningless audio (noise) must still get a full assessment, not an error."""
+def test_assessor_on_valid_noise_refuses_or_flags_everything(assessor, seconds, rate, words):
+    """Valid-but-meaningless audio (noise) is refused as no speech, or every word is flagged and the total is ~0."""
     rng = np.random.default_rng(int(seconds * 1000) + rate)
     text = " ".join(words)
-    result = assessor.assess(rng.uniform(-0.3, 0.3, int(seconds * rate)).astype(np.float32), text, sample_rate=rate)
+    try:
+        result = assessor.assess(rng.uniform(-0.3, 0.3, int(seconds * rate)).astype(np.float32), text, sample_rate=rate)
+    except NoSpeechError as err:
+        assert "no speech" in str(err)
+        return
     _check_assessment(result, text)
+    assert result.sentence["total"] <= 1.0 and all(w.error_type != "None" for w in result.words)
 
 
 # ---------------------------------------------------------------------------------------------- model directory

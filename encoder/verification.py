@@ -1,0 +1,447 @@
+"""Reading verification: is there speech, is it English, and which words of the text were actually read.
+
+The stage between the audio and the alignment. Its evidence, all from models that ship in PyPI packages:
+- Silero VAD (inside faster-whisper) finds speech and the pauses between stretches of it;
+- Whisper base (CTranslate2) identifies the language;
+- a free English transcription with word times (greedy decoding, never told the text, so it cannot be
+  lenient towards it);
+- the text itself forced through Whisper's decoder: each reference word's probability given the audio.
+
+A reference word counts as read when the free transcription aligns to it with the same phones or when its
+forced probability reaches `read_probability`; otherwise it is omitted (nothing heard in its place) or
+substituted (another word heard there). Heard words aligned to no reference word are insertions, or
+repetitions when they repeat a neighbouring word. Words are aligned by a weighted edit distance whose
+substitution cost is the phone edit distance of the two words (Levenshtein, rapidfuzz).
+
+Records crossing the module boundary: `Verification` (per utterance) with one `WordCheck` per reference
+word and the `Insertion`s; `Chunk`s tell the aligner where the recording may be cut at a pause.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from .audio import Audio, AudioError
+from .lexicon import Lexicon, TextError, normalise_text
+from .phoneset import split_stress
+
+WINDOW_S = 30.0  # Whisper's input window
+READ, OMITTED, SUBSTITUTED = "read", "omitted", "substituted"
+
+
+class NoSpeechError(AudioError):
+    """The recording holds no speech to assess (silence, noise, tones); the message says what was found."""
+
+
+@dataclass(frozen=True)
+class VerifierConfig:
+    """Decision thresholds; the defaults were chosen by cross-validation on train (docs/verification.md)."""
+
+    min_speech_s: float = 0.15  # less voice activity than this is refused as no speech
+    read_probability: float = 0.05  # forced probability from which a reference word counts as read
+    similar_word: float = 0.34  # phone edit distance (0-1) up to which a heard word is the same word, misread
+    insertion_probability: float = 0.5  # a heard word aligned to nothing is reported from this confidence
+    substitution_probability: float = 0.6  # another word heard in a word's place counts from this confidence
+    non_english_probability: float = 0.8  # language identification this sure of another language flags the audio
+    mismatch_share: float = 0.5  # below this share of words read, the audio does not match the text
+    min_pause_s: float = 0.15  # silences at least this long may cut the alignment into chunks
+    max_boundary_distance_s: float = 0.4  # how far a word boundary may lie from a silence to cut there
+    max_chunk_s: float = 6.0  # longer chunks are cut again at the widest gap between two read words
+
+
+@dataclass(frozen=True)
+class HeardWord:
+    """One word of the free transcription (after text normalisation), with its time span in seconds."""
+
+    text: str
+    start: float
+    end: float
+    probability: float  # the recogniser's own confidence, 0-1
+    phones: tuple[str, ...]  # ARPAbet without stress
+
+
+@dataclass(frozen=True)
+class WordCheck:
+    """What the verification found for one reference word."""
+
+    status: str  # "read", "omitted" or "substituted"
+    heard: str | None  # the heard word aligned to it (None when nothing was heard there)
+    probability: float  # forced probability of the reference word given the audio, 0-1
+    start: float | None  # the aligned heard word's span (seconds), None when nothing was heard
+    end: float | None
+
+
+@dataclass(frozen=True)
+class Insertion:
+    """A heard word that is not in the text."""
+
+    text: str
+    start: float  # seconds
+    end: float
+    kind: str  # "Insertion" or "Repetition"
+    after_word: int  # index of the reference word it follows, -1 before the first
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """A stretch of the recording [start, end) seconds holding reference words [first_word, end_word)."""
+
+    start: float
+    end: float
+    first_word: int
+    end_word: int
+
+
+@dataclass(frozen=True)
+class Verification:
+    speech_found: bool
+    speech_seconds: float
+    language: str
+    language_probability: float
+    transcript: str  # the free transcription, as the recogniser wrote it
+    share_read: float  # 0-1: the share of the text's words that were read
+    matches_text: bool
+    warnings: tuple[str, ...]
+    words: tuple[WordCheck, ...]
+    insertions: tuple[Insertion, ...]
+    pauses: tuple[tuple[float, float], ...] = field(default=())  # silences between stretches of speech, seconds
+
+    def to_dict(self) -> dict:
+        """The JSON-ready summary the response carries (per-word checks go into the words themselves)."""
+        summary = {k: v for k, v in asdict(self).items() if k not in ("words", "pauses")}
+        return json.loads(json.dumps(summary))  # tuples -> lists
+
+
+# ---------------------------------------------------------------------------------------------
+# Pure decision logic (tested without any model)
+# ---------------------------------------------------------------------------------------------
+
+def phone_distance(a: tuple[str, ...], b: tuple[str, ...]) -> float:
+    """Normalised Levenshtein distance of two phone sequences (stress ignored): 0 equal, 1 nothing shared."""
+    from rapidfuzz.distance import Levenshtein
+
+    if not a and not b:
+        return 0.0
+    return float(Levenshtein.normalized_distance([split_stress(p)[0] for p in a], [split_stress(p)[0] for p in b]))
+
+
+def align_words(reference: list[tuple[str, ...]], heard: list[tuple[str, ...]]) -> list[tuple[int | None, int | None]]:
+    """Minimum-cost alignment of reference and heard words given as phone sequences.
+
+    Returns (reference index or None, heard index or None) pairs in order: both set for a match or
+    substitution (cost: their phone distance), heard None for a deletion, reference None for an insertion
+    (cost 1 each).
+    """
+    n, m = len(reference), len(heard)
+    cost = np.zeros((n + 1, m + 1))
+    cost[:, 0], cost[0, :] = np.arange(n + 1), np.arange(m + 1)
+    for i in range(1, n + 1):
+        for j in range(1, m + 1):
+            cost[i, j] = min(cost[i - 1, j] + 1, cost[i, j - 1] + 1,
+                             cost[i - 1, j - 1] + phone_distance(reference[i - 1], heard[j - 1]))
+    pairs: list[tuple[int | None, int | None]] = []
+    i, j = n, m
+    while i > 0 or j > 0:  # on ties the later of two equal heard words is the inserted one
+        if j > 0 and np.isclose(cost[i, j], cost[i, j - 1] + 1):
+            pairs.append((None, j - 1)); j -= 1
+        elif i > 0 and j > 0 and np.isclose(cost[i, j], cost[i - 1, j - 1] + phone_distance(reference[i - 1], heard[j - 1])):
+            pairs.append((i - 1, j - 1)); i, j = i - 1, j - 1
+        else:
+            pairs.append((i - 1, None)); i -= 1
+    return pairs[::-1]
+
+
+def check_words(reference: list[tuple[str, ...]], heard: list[HeardWord], forced: list[float],
+                config: VerifierConfig) -> tuple[list[WordCheck], list[Insertion]]:
+    """Each reference word's status, and the heard words that belong to no reference word."""
+    pairs = align_words(reference, [h.phones for h in heard])
+    checks: list[WordCheck | None] = [None] * len(reference)
+    insertions, last_ref = [], -1
+    for r, h in pairs:
+        if r is None:
+            word = heard[h]
+            if word.probability >= config.insertion_probability:
+                insertions.append(Insertion(word.text, word.start, word.end,
+                                            _insertion_kind(word, reference, last_ref), last_ref))
+            continue
+        last_ref = r
+        checks[r] = _check(reference[r], heard[h] if h is not None else None, forced[r], config)
+    return [c for c in checks if c is not None], insertions
+
+
+def _check(reference: tuple[str, ...], heard: HeardWord | None, forced: float, config: VerifierConfig) -> WordCheck:
+    same = heard is not None and phone_distance(reference, heard.phones) <= config.similar_word
+    unsure = heard is not None and heard.probability < config.substitution_probability
+    if same or unsure or forced >= config.read_probability:
+        status = READ
+    else:
+        status = OMITTED if heard is None else SUBSTITUTED
+    if heard is None:
+        return WordCheck(status, None, forced, None, None)
+    return WordCheck(status, heard.text, forced, heard.start, heard.end)
+
+
+def _insertion_kind(word: HeardWord, reference: list[tuple[str, ...]], last_ref: int) -> str:
+    neighbours = [reference[k] for k in (last_ref, last_ref + 1) if 0 <= k < len(reference)]
+    return "Repetition" if any(phone_distance(word.phones, n) == 0 for n in neighbours) else "Insertion"
+
+
+def chunks_at_pauses(checks: list[WordCheck], pauses: list[tuple[float, float]], duration: float,
+                     config: VerifierConfig) -> list[Chunk]:
+    """Cut the recording at silences that fall on a boundary between two read words.
+
+    A boundary (between consecutive read words with heard spans) is matched to the silence nearest to it
+    (distance 0 inside it) when within `max_boundary_distance_s`; each silence and boundary is used once.
+    """
+    boundaries = [(k, 0.5 * (checks[k].end + checks[k + 1].start)) for k in range(len(checks) - 1)
+                  if _timed(checks[k]) and _timed(checks[k + 1])]
+    cuts: list[tuple[int, float]] = []
+    used: set[int] = set()
+    for s0, s1 in pauses:
+        if s1 - s0 < config.min_pause_s:
+            continue
+        best = min(((max(s0 - t, t - s1, 0.0), k) for k, t in boundaries if k not in used), default=None)
+        if best is not None and best[0] <= config.max_boundary_distance_s:
+            used.add(best[1])
+            cuts.append((best[1] + 1, round(0.5 * (s0 + s1), 3)))
+    chunks = _chunks_from_cuts(sorted(cuts), len(checks), duration)
+    return [piece for chunk in chunks for piece in _split_long(chunk, checks, config.max_chunk_s)]
+
+
+def _split_long(chunk: Chunk, checks: list[WordCheck], max_s: float) -> list[Chunk]:
+    """Halve a chunk longer than max_s at the widest heard gap between two read words, recursively."""
+    if chunk.end - chunk.start <= max_s:
+        return [chunk]
+    inner = [(checks[k + 1].start - checks[k].end, k) for k in range(chunk.first_word, chunk.end_word - 1)
+             if _timed(checks[k]) and _timed(checks[k + 1])
+             and chunk.start + 1.0 < checks[k].end and checks[k + 1].start < chunk.end - 1.0]
+    if not inner:
+        return [chunk]
+    _, k = max(inner)
+    cut = round(0.5 * (checks[k].end + checks[k + 1].start), 3)
+    return (_split_long(Chunk(chunk.start, cut, chunk.first_word, k + 1), checks, max_s)
+            + _split_long(Chunk(cut, chunk.end, k + 1, chunk.end_word), checks, max_s))
+
+
+def spare_cuts(checks: list[WordCheck]) -> list[tuple[int, float]]:
+    """(first word after the cut, time s) at the middle of the heard gap between consecutive read words."""
+    return [(k + 1, round(0.5 * (checks[k].end + checks[k + 1].start), 3)) for k in range(len(checks) - 1)
+            if _timed(checks[k]) and _timed(checks[k + 1]) and checks[k + 1].start >= checks[k].end]
+
+
+def _timed(check: WordCheck) -> bool:
+    return check.status == READ and check.start is not None and check.end is not None
+
+
+def _chunks_from_cuts(cuts: list[tuple[int, float]], n_words: int, duration: float) -> list[Chunk]:
+    chunks, first, start = [], 0, 0.0
+    for word, time in cuts:
+        if word <= first or time <= start:  # out of order (overlapping spans): keep the earlier cut
+            continue
+        chunks.append(Chunk(start, time, first, word))
+        first, start = word, time
+    chunks.append(Chunk(start, duration, first, n_words))
+    return chunks
+
+
+def summarise(checks: list[WordCheck], insertions: list[Insertion], words: list[str], language: str,
+              language_probability: float, config: VerifierConfig) -> tuple[float, bool, list[str]]:
+    """(share read, whether the audio matches the text, warnings in words a learner can act on)."""
+    not_english = language != "en" and language_probability >= config.non_english_probability
+    share = 0.0 if not_english else sum(c.status == READ for c in checks) / max(1, len(checks))
+    warnings = []
+    if not_english:
+        warnings.append(f"the speech does not sound like English (language identified: {language}, "
+                        f"p={language_probability:.2f}); the text was not recognised in it")
+    matches = not not_english and share >= config.mismatch_share
+    if not not_english and not matches:
+        warnings.append(f"the recording does not match the text: only {round(share * len(checks))} of "
+                        f"{len(checks)} words were heard")
+    unread = [w for w, c in zip(words, checks) if c.status != READ]
+    if matches and unread:
+        warnings.append("not read as written: " + ", ".join(unread))
+    if insertions:
+        warnings.append("extra words: " + ", ".join(f"{i.text} ({i.kind.lower()})" for i in insertions))
+    return share, matches, warnings
+
+
+# ---------------------------------------------------------------------------------------------
+# The models
+# ---------------------------------------------------------------------------------------------
+
+class ReadingVerifier:
+    """Runs VAD, language identification, free transcription and forced word probabilities on one recording.
+
+    One instance holds a Whisper base model (about 75 MB, int8); not safe to share between threads.
+    """
+
+    def __init__(self, config: VerifierConfig | None = None, lexicon: Lexicon | None = None, cpu_threads: int = 1):
+        from faster_whisper import WhisperModel
+        from faster_whisper.tokenizer import Tokenizer
+
+        from .features.whisper import VARIANTS, _model_dir, default_cache_dir
+
+        self.config = config or VerifierConfig()
+        self.lexicon = lexicon or Lexicon()
+        self._model = WhisperModel(str(_model_dir(VARIANTS["base"], default_cache_dir())), device="cpu",
+                                   compute_type="int8", cpu_threads=cpu_threads)
+        self._tokenizer = Tokenizer(self._model.hf_tokenizer, True, task="transcribe", language="en")
+        self._vocabulary = self._model.hf_tokenizer.get_vocab()
+
+    def verify(self, audio: Audio, words: list[str], reference: list[tuple[str, ...]]) -> Verification:
+        """words: the text's normalised words; reference: their canonical phones (one tuple per word).
+
+        Raises NoSpeechError when voice activity detection finds less than `min_speech_s` of speech.
+        """
+        segments = self.speech_segments(audio)
+        speech_seconds = sum(e - s for s, e in segments)
+        if speech_seconds < self.config.min_speech_s:
+            raise NoSpeechError(f"no speech found in the recording ({speech_seconds:.2f} s of voice activity "
+                                f"in {audio.duration:.1f} s): record the sentence again, close to the microphone")
+        windows = _windows(segments, audio.duration)
+        encoded = [self._encode(audio, w) for w in windows]
+        language, language_p = self._language(encoded[0][0])
+        heard = [h for (enc, frames), w in zip(encoded, windows) for h in self._transcribe(enc, frames, w[0])]
+        forced = self._forced(encoded, windows, words, reference, heard)
+        checks, insertions = check_words(reference, heard, forced, self.config)
+        share, matches, warnings = summarise(checks, insertions, words, language, language_p, self.config)
+        if language != "en" and language_p >= self.config.non_english_probability:
+            checks = [WordCheck(SUBSTITUTED if c.heard else OMITTED, c.heard, c.probability, c.start, c.end)
+                      for c in checks]
+        pauses = _pauses(segments, audio.duration)
+        return Verification(True, round(speech_seconds, 2), language, round(language_p, 3),
+                            " ".join(h.text for h in heard), round(share, 3), matches, tuple(warnings),
+                            tuple(checks), tuple(insertions), tuple(pauses))
+
+    def chunks(self, verification: Verification, duration: float) -> list[Chunk]:
+        return chunks_at_pauses(list(verification.words), list(verification.pauses), duration, self.config)
+
+    @staticmethod
+    def spare_cuts(verification: Verification) -> list[tuple[int, float]]:
+        """(first word after the cut, time s) between every two consecutive read words with heard spans."""
+        return spare_cuts(list(verification.words))
+
+    # -- stages -------------------------------------------------------------------------------
+
+    def speech_segments(self, audio: Audio) -> list[tuple[float, float]]:
+        """Stretches of voice activity in seconds (Silero VAD; pauses of 200 ms and more separate them)."""
+        from faster_whisper.vad import VadOptions, get_speech_timestamps
+
+        options = VadOptions(min_silence_duration_ms=200, speech_pad_ms=60, max_speech_duration_s=WINDOW_S - 2)
+        found = get_speech_timestamps(np.asarray(audio.samples, np.float32), options)
+        return [(s["start"] / audio.sample_rate, s["end"] / audio.sample_rate) for s in found]
+
+    def _encode(self, audio: Audio, window: tuple[float, float]):
+        from faster_whisper.audio import pad_or_trim
+
+        a, b = (int(t * audio.sample_rate) for t in window)
+        features = self._model.feature_extractor(np.asarray(audio.samples[a:b], np.float32))
+        frames = min(features.shape[-1], self._model.feature_extractor.nb_max_frames)
+        return self._model.encode(pad_or_trim(features)), frames
+
+    def _language(self, encoded) -> tuple[str, float]:
+        token, probability = self._model.model.detect_language(encoded)[0][0]
+        return token[2:-2], float(probability)
+
+    def _prompt(self) -> list[int]:
+        return list(self._tokenizer.sot_sequence) + [self._tokenizer.no_timestamps]
+
+    def _transcribe(self, encoded, frames: int, offset: float) -> list[HeardWord]:
+        result = self._model.model.generate(encoded, [self._prompt()], beam_size=1, max_length=224,
+                                            suppress_blank=True, no_repeat_ngram_size=4)
+        tokens = [t for t in result[0].sequences_ids[0] if t < self._tokenizer.eot]
+        if not tokens:
+            return []
+        timed = self._model.find_alignment(self._tokenizer, [tokens], encoded, frames)[0]
+        heard = []
+        for w in timed:
+            for text in self._spoken_words(w["word"]):
+                heard.append(HeardWord(text, round(offset + float(w["start"]), 2), round(offset + float(w["end"]), 2),
+                                       float(w["probability"]), self._phones(text)))
+        return heard
+
+    def _spoken_words(self, written: str) -> list[str]:
+        try:
+            return normalise_text(written)
+        except TextError:
+            return []
+
+    def _phones(self, word: str) -> tuple[str, ...]:
+        try:
+            return tuple(split_stress(p)[0] for p in self.lexicon.lookup(word)[0])
+        except TextError:
+            return ()
+
+    def _forced(self, encoded, windows, words: list[str], reference, heard: list[HeardWord]) -> list[float]:
+        """Each reference word's mean token probability with the text forced through the decoder, per window."""
+        owner = _window_of_words(reference, heard, windows)
+        probabilities = [0.0] * len(words)
+        for k, (enc, frames) in enumerate(encoded):
+            mine = [i for i in range(len(words)) if owner[i] == k]
+            if not mine:
+                continue
+            pieces = [self._word_tokens(words[i], first=(i == mine[0])) for i in mine]
+            result = self._model.model.align(enc, self._prompt(), [[t for p in pieces for t in p]], frames)[0]
+            token_p, start = np.asarray(result.text_token_probs, np.float64), 0
+            for i, piece in zip(mine, pieces):
+                probabilities[i] = float(token_p[start:start + len(piece)].mean()) if piece else 0.0
+                start += len(piece)
+        return probabilities
+
+    def _word_tokens(self, word: str, first: bool = False) -> list[int]:
+        """Whisper tokens of ' word' as the decoder writes it (the packaged tokenizer's merges split off the space).
+
+        Whisper capitalises the first word and "I"; other words are looked up in lower case first.
+        """
+        lower = word.lower()
+        capital = first or lower == "i" or lower.startswith("i'")
+        forms = (lower.capitalize(), lower) if capital else (lower, lower.capitalize())
+        for form in forms:
+            single = self._vocabulary.get("\u0120" + form)
+            if single is not None:
+                return [single]
+        ids = self._tokenizer.encode(" " + forms[0])
+        if len(ids) > 1 and self._tokenizer.decode(ids[:1]) == " ":
+            head = self._vocabulary.get("\u0120" + self._tokenizer.decode(ids[1:2]))
+            if head is not None:
+                return [head] + ids[2:]
+        return ids
+
+
+def _windows(segments: list[tuple[float, float]], duration: float) -> list[tuple[float, float]]:
+    """Whisper-sized windows (at most 30 s) cut between stretches of speech."""
+    windows, start, end = [], 0.0, 0.0
+    for s, e in segments:
+        if e - start > WINDOW_S - 0.5 and end > start:
+            cut = 0.5 * (end + s)
+            windows.append((start, cut))
+            start = cut
+        end = e
+    windows.append((start, duration))
+    if windows[-1][1] - windows[-1][0] > WINDOW_S:  # one stretch longer than a window (VAD caps them, but be safe)
+        last = windows.pop()
+        edges = np.arange(last[0], last[1], WINDOW_S - 1.0).tolist() + [last[1]]
+        windows += list(zip(edges[:-1], edges[1:]))
+    return windows
+
+
+def _window_of_words(reference, heard: list[HeardWord], windows) -> list[int]:
+    """The window each reference word is read in: its aligned heard word's, else its neighbours'."""
+    owner: list[int | None] = [None] * len(reference)
+    if len(windows) > 1:
+        for r, h in align_words(reference, [w.phones for w in heard]):
+            if r is not None and h is not None:
+                mid = 0.5 * (heard[h].start + heard[h].end)
+                owner[r] = next((k for k, (a, b) in enumerate(windows) if a <= mid < b), len(windows) - 1)
+    last = 0
+    for i, o in enumerate(owner):
+        if o is None:
+            owner[i] = last
+        last = owner[i]
+    return [int(o) for o in owner]
+
+
+def _pauses(segments: list[tuple[float, float]], duration: float) -> list[tuple[float, float]]:
+    return [(round(a[1], 2), round(b[0], 2)) for a, b in zip(segments, segments[1:]) if b[0] > a[1]]

@@ -1,0 +1,167 @@
+"""Reading verification: the decision logic on crafted evidence, and the whole stage on the field recordings."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from orthoepy.encoder.verification import (
+    OMITTED, READ, SUBSTITUTED, Chunk, HeardWord, VerifierConfig, WordCheck, align_words, check_words,
+    chunks_at_pauses, phone_distance, spare_cuts, summarise,
+)
+from orthoepy.fusion.diagnosis import gated_sentence, word_error_type
+
+FIELD_DIR = Path(__file__).resolve().parents[2] / "shared" / "field"
+CONFIG = VerifierConfig()
+THINK, SINK, SO, I = ("TH", "IH1", "NG", "K"), ("S", "IH", "NG", "K"), ("S", "OW1"), ("AY1",)
+FOOTBALL, COFFEE = ("F", "UH1", "T", "B", "AO2", "L"), ("K", "AA1", "F", "IY0")
+
+
+def heard(text, phones, start, end, p=0.9):
+    return HeardWord(text, start, end, p, tuple(x.rstrip("012") for x in phones))
+
+
+def test_phone_distance_ignores_stress_and_counts_edits():
+    assert phone_distance(THINK, ("TH", "IH0", "NG", "K")) == 0.0
+    assert phone_distance(THINK, SINK) == pytest.approx(0.25)
+    assert phone_distance(SO, COFFEE) == 1.0
+
+
+def test_align_words_finds_deletion_insertion_and_substitution():
+    assert align_words([I, THINK, SO], [I, SO]) == [(0, 0), (1, None), (2, 1)]
+    assert align_words([I, SO], [I, I, SO]) in ([(0, 0), (None, 1), (1, 2)], [(None, 0), (0, 1), (1, 2)])
+    assert align_words([I, THINK, SO], [I, COFFEE, SO]) == [(0, 0), (1, 1), (2, 2)]
+
+
+def test_check_words_statuses():
+    reference = [I, THINK, FOOTBALL, SO]
+    words = [heard("I", I, 0.0, 0.2), heard("SINK", SINK, 0.2, 0.5), heard("SO", SO, 0.9, 1.2)]
+    checks, insertions = check_words(reference, words, [0.9, 0.9, 0.0, 0.9], CONFIG)
+    assert [c.status for c in checks] == [READ, READ, OMITTED, READ]  # SINK is THINK misread: same word
+    assert checks[2].heard is None and not insertions
+    checks, _ = check_words([I, THINK, SO], [heard("I", I, 0, .2), heard("COFFEE", COFFEE, .2, .6), heard("SO", SO, .6, 1)],
+                            [0.9, 0.0, 0.9], CONFIG)
+    assert checks[1].status == SUBSTITUTED and checks[1].heard == "COFFEE"
+    checks, _ = check_words([I, THINK, SO], [heard("I", I, 0, .2), heard("COFFEE", COFFEE, .2, .6), heard("SO", SO, .6, 1)],
+                            [0.9, 0.5, 0.9], CONFIG)
+    assert checks[1].status == READ  # the text forced through the decoder is likely enough
+
+
+def test_an_unsure_heard_word_does_not_make_a_substitution():
+    words = [heard("COFFEE", COFFEE, 0, .4, p=CONFIG.substitution_probability - 0.1)]
+    (check,), _ = check_words([THINK], words, [0.0], CONFIG)
+    assert check.status == READ
+
+
+def test_insertions_and_repetitions_are_reported_with_their_place():
+    reference = [I, THINK, SO]
+    words = [heard("I", I, 0, .2), heard("THINK", THINK, .2, .5), heard("THINK", THINK, .5, .8),
+             heard("COFFEE", COFFEE, .8, 1.1), heard("SO", SO, 1.1, 1.4)]
+    checks, insertions = check_words(reference, words, [0.9] * 3, CONFIG)
+    assert [c.status for c in checks] == [READ] * 3
+    assert [(i.text, i.kind, i.after_word) for i in insertions] == [("THINK", "Repetition", 1), ("COFFEE", "Insertion", 1)]
+    _, quiet = check_words(reference, words[:3] + [heard("COFFEE", COFFEE, .8, 1.1, p=0.1)] + words[4:], [0.9] * 3, CONFIG)
+    assert [i.text for i in quiet] == ["THINK"]
+
+
+def read(start, end):
+    return WordCheck(READ, "W", 0.9, start, end)
+
+
+def test_chunks_cut_at_a_silence_on_a_word_boundary_only():
+    checks = [read(0.0, 0.4), read(0.4, 0.8), read(2.4, 2.8), WordCheck(OMITTED, None, 0.0, None, None)]
+    chunks = chunks_at_pauses(checks, [(0.9, 2.3)], 3.0, CONFIG)
+    assert chunks == [Chunk(0.0, 1.6, 0, 2), Chunk(1.6, 3.0, 2, 4)]
+    long_word = [read(0.0, 1.2), read(1.2, 1.6)] + checks[2:]
+    assert chunks_at_pauses(long_word, [(0.2, 0.45)], 3.0, CONFIG) == [Chunk(0.0, 3.0, 0, 4)]  # inside a word
+    assert spare_cuts(checks) == [(1, 0.4), (2, 1.6)]
+
+
+def test_long_chunks_are_split_at_the_widest_gap():
+    checks = [read(2.0 * k, 2.0 * k + 1.5) for k in range(10)]
+    checks[4] = read(8.0, 9.0)  # the widest gap: 9.0 -> 10.0
+    chunks = chunks_at_pauses(checks, [], 20.0, CONFIG)
+    assert all(c.end - c.start <= CONFIG.max_chunk_s for c in chunks)
+    assert any(c.end == pytest.approx(9.5) and c.end_word == 5 for c in chunks)  # the first cut
+    assert [c.first_word for c in chunks] == sorted({c.first_word for c in chunks}) and chunks[-1].end_word == 10
+
+
+def test_summary_flags_other_languages_and_mismatched_texts():
+    checks = [WordCheck(READ, "W", 0.9, 0, 1)] * 4
+    share, matches, warnings = summarise(checks, [], ["A"] * 4, "fr", 0.95, CONFIG)
+    assert share == 0.0 and not matches and "English" in warnings[0]
+    half = [WordCheck(SUBSTITUTED, "X", 0.0, 0, 1)] * 3 + checks[:1]
+    share, matches, warnings = summarise(half, [], ["A", "B", "C", "D"], "en", 0.9, CONFIG)
+    assert share == 0.25 and not matches and "does not match" in warnings[0]
+
+
+def test_gated_sentence_follows_the_share_read():
+    sentence = {"accuracy": 8.0, "completeness": 6.8, "fluency": 8.0, "prosodic": 7.0, "total": 8.0}
+    assert gated_sentence(sentence, 1.0)["completeness"] == 10.0
+    half = gated_sentence(sentence, 0.5)
+    assert half == {"accuracy": 4.0, "completeness": 5.0, "fluency": 4.0, "prosodic": 3.5, "total": 4.0}
+
+
+def test_breaks_at_punctuation_are_not_unexpected():
+    assert word_error_type([2.0, 2.0], 1.0, 9.0, 0.8) == "UnexpectedBreak"
+    assert word_error_type([2.0, 2.0], 1.0, 9.0, 0.8, punctuation_before=".") == "None"
+    assert word_error_type([2.0, 2.0], 1.0, 9.0, 0.0, punctuation_before=".", expect_break_before=True) == "MissingBreak"
+
+
+# ------------------------------------------------------------------------------ the whole stage on field recordings
+
+@pytest.fixture(scope="module")
+def field_cases() -> dict[tuple[str, str], dict]:
+    if not (FIELD_DIR / "cases.json").is_file():
+        pytest.skip(f"field recordings not found at {FIELD_DIR}")
+    return {(c["audio"], c["text"]): c for c in json.loads((FIELD_DIR / "cases.json").read_text())}
+
+
+@pytest.fixture(scope="module")
+def assessor():
+    from orthoepy.fusion.assessor import Assessor
+
+    return Assessor.from_pretrained(rationale="none")
+
+
+def assess(assessor, audio, text):
+    return assessor.assess(str(FIELD_DIR / audio), text)
+
+
+def test_noise_is_refused(assessor, field_cases):
+    from orthoepy.encoder.verification import NoSpeechError
+
+    with pytest.raises(NoSpeechError, match="no speech"):
+        assess(assessor, "noise.flac", "I would like a cup of coffee please")
+
+
+def test_other_language_and_other_text_get_low_totals_and_a_warning(assessor, field_cases):
+    french = assess(assessor, "french_speech.flac", "Je voudrais une tasse de café s'il vous plaît")
+    assert french.sentence["total"] <= 3 and "English" in french.verification["warnings"][0]
+    other = assess(assessor, "coffee.flac", "My brother plays football every weekend")
+    assert other.sentence["total"] <= 3 and not other.verification["matches_text"]
+    assert all(w.error_type != "None" for w in other.words)
+
+
+def test_skipped_and_wrong_words_are_flagged(assessor, field_cases):
+    skipped = assess(assessor, "skip_football.flac", "My brother plays football every weekend")
+    assert [w.text for w in skipped.words if w.error_type == "Omission"] == ["FOOTBALL"]
+    assert skipped.sentence["completeness"] == pytest.approx(10 * 5 / 6, abs=0.01)
+    wrong = assess(assessor, "coffee.flac", "I would like a cup of tea please")
+    tea = next(w for w in wrong.words if w.text == "TEA")
+    assert tea.error_type == "Mispronunciation" and tea.heard_word == "COFFEE" and max(p.score for p in tea.phones) < 1
+    right = assess(assessor, "coffee.flac", "I would like a cup of coffee please")
+    assert right.sentence["completeness"] == 10 and right.sentence["total"] > wrong.sentence["total"]
+    assert all(w.error_type == "None" for w in right.words)
+
+
+def test_pause_and_paragraph_alignment(assessor, field_cases):
+    paused = assess(assessor, "pause_before_home.flac", "I would like to go home now")
+    go, home = (next(w for w in paused.words if w.text == t) for t in ("GO", "HOME"))
+    assert go.phones[-1].end < 1.8 and home.error_type == "UnexpectedBreak"
+    text = next(t for a, t in field_cases if a == "paragraph_20s.flac")
+    paragraph = assess(assessor, "paragraph_20s.flac", text)
+    assert not paragraph.alignment_fallback
+    assert sum(w.error_type != "None" for w in paragraph.words) <= 3
+    assert not any(w.error_type == "UnexpectedBreak" for w in paragraph.words)
