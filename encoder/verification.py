@@ -114,9 +114,38 @@ class Verification:
         return json.loads(json.dumps(summary))  # tuples -> lists
 
 
+@dataclass(frozen=True)
+class Evidence:
+    """What the models found in one recording, before thresholds: `decide` turns it into a Verification."""
+
+    speech_seconds: float
+    language: str
+    language_probability: float
+    heard: tuple[HeardWord, ...]
+    forced: tuple[float, ...]  # per reference word, 0-1
+    pauses: tuple[tuple[float, float], ...]
+
+
 # ---------------------------------------------------------------------------------------------
 # Pure decision logic (tested without any model)
 # ---------------------------------------------------------------------------------------------
+
+def decide(evidence: Evidence, words: list[str], reference: list[tuple[str, ...]], config: VerifierConfig) -> Verification:
+    """Apply the thresholds of `config` to the evidence of one recording."""
+    checks, insertions = check_words(reference, list(evidence.heard), list(evidence.forced), config)
+    share, matches, warnings = summarise(checks, insertions, words, evidence.language,
+                                         evidence.language_probability, config)
+    if _not_english(evidence.language, evidence.language_probability, config):
+        checks = [WordCheck(SUBSTITUTED if c.heard else OMITTED, c.heard, c.probability, c.start, c.end)
+                  for c in checks]
+    return Verification(True, evidence.speech_seconds, evidence.language, evidence.language_probability,
+                        " ".join(h.text for h in evidence.heard), round(share, 3), matches, tuple(warnings),
+                        tuple(checks), tuple(insertions), evidence.pauses)
+
+
+def _not_english(language: str, probability: float, config: VerifierConfig) -> bool:
+    return language != "en" and probability >= config.non_english_probability
+
 
 def phone_distance(a: tuple[str, ...], b: tuple[str, ...]) -> float:
     """Normalised Levenshtein distance of two phone sequences (stress ignored): 0 equal, 1 nothing shared."""
@@ -249,7 +278,7 @@ def _chunks_from_cuts(cuts: list[tuple[int, float]], n_words: int, duration: flo
 def summarise(checks: list[WordCheck], insertions: list[Insertion], words: list[str], language: str,
               language_probability: float, config: VerifierConfig) -> tuple[float, bool, list[str]]:
     """(share read, whether the audio matches the text, warnings in words a learner can act on)."""
-    not_english = language != "en" and language_probability >= config.non_english_probability
+    not_english = _not_english(language, language_probability, config)
     share = 0.0 if not_english else sum(c.status == READ for c in checks) / max(1, len(checks))
     warnings = []
     if not_english:
@@ -295,6 +324,10 @@ class ReadingVerifier:
 
         Raises NoSpeechError when voice activity detection finds less than `min_speech_s` of speech.
         """
+        return decide(self.gather(audio, words, reference), words, reference, self.config)
+
+    def gather(self, audio: Audio, words: list[str], reference: list[tuple[str, ...]]) -> Evidence:
+        """The models' evidence, before any threshold is applied (NoSpeechError when there is no speech)."""
         segments = self.speech_segments(audio)
         speech_seconds = sum(e - s for s, e in segments)
         if speech_seconds < self.config.min_speech_s:
@@ -305,15 +338,8 @@ class ReadingVerifier:
         language, language_p = self._language(encoded[0][0])
         heard = [h for (enc, frames), w in zip(encoded, windows) for h in self._transcribe(enc, frames, w[0])]
         forced = self._forced(encoded, windows, words, reference, heard)
-        checks, insertions = check_words(reference, heard, forced, self.config)
-        share, matches, warnings = summarise(checks, insertions, words, language, language_p, self.config)
-        if language != "en" and language_p >= self.config.non_english_probability:
-            checks = [WordCheck(SUBSTITUTED if c.heard else OMITTED, c.heard, c.probability, c.start, c.end)
-                      for c in checks]
-        pauses = _pauses(segments, audio.duration)
-        return Verification(True, round(speech_seconds, 2), language, round(language_p, 3),
-                            " ".join(h.text for h in heard), round(share, 3), matches, tuple(warnings),
-                            tuple(checks), tuple(insertions), tuple(pauses))
+        return Evidence(round(speech_seconds, 2), language, round(language_p, 3), tuple(heard), tuple(forced),
+                        tuple(_pauses(segments, audio.duration)))
 
     def chunks(self, verification: Verification, duration: float) -> list[Chunk]:
         return chunks_at_pauses(list(verification.words), list(verification.pauses), duration, self.config)
