@@ -128,6 +128,7 @@ class ForcedAligner:
         raw = audio.to_int16_bytes() if raw is None else raw
         try:
             decoder = self._loop
+            forget_history(decoder)
             decoder.start_utt()
             decoder.process_raw(raw, full_utt=True)
             decoder.end_utt()
@@ -161,6 +162,7 @@ class ForcedAligner:
     # -- one attempt --------------------------------------------------------------------------
 
     def _align_once(self, decoder: Any, raw: bytes, phones: list[CanonicalPhone]) -> list[_TimedPhone]:
+        forget_history(decoder)
         decoder.set_align_text(" ".join(_word_names(decoder, phones)))
         _decode(decoder, raw)
         if decoder.hyp() is None:
@@ -171,6 +173,17 @@ class ForcedAligner:
         if alignment is None:
             raise AlignmentFailed("the phone pass gave no alignment")
         return [_TimedPhone(p.name, p.start, p.duration, p.score) for p in alignment.phones()]
+
+
+def forget_history(decoder: Any) -> None:
+    """Make a reused pocketsphinx decoder treat the next utterance as its first (in ~0.1 ms).
+
+    Its live cepstral mean normalisation (`cmn="live"`, the default) starts each utterance from the mean of the
+    previous ones, so scores depended on what was decoded before (issue 12, part 5). `set_cmn` restores the mean
+    but not the running sums behind it; `reinit_feat` rebuilds the feature computation from the config, so the mean
+    restarts from `cmninit`, exactly as in a decoder just built.
+    """
+    decoder.reinit_feat()
 
 
 def _decode(decoder: Any, raw: bytes) -> None:
