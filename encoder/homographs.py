@@ -14,7 +14,7 @@ rule-based tagger looks only at the words that decide these cases:
   followed by a determiner                                                 -> V   ("Present the award")
 
 The pronunciation for a tag comes from g2p_en's homograph table (it ships in the package, HEADWORD|PRON1|PRON2|POS:
-PRON1 when the tag starts with POS), corrected and extended below (its READ entry is inverted; LIVE, LEAD, WIND,
+PRON1 when the tag starts with POS), corrected and extended below (its READ and OBJECT entries are inverted; LIVE, LEAD, WIND,
 TEAR, WOUND are missing). When no rule fires the word keeps its dictionary order; every reading stays an accepted
 variant either way, so the audio can still pick the other one (encoder.variants).
 """
@@ -45,6 +45,8 @@ _OWN_TABLE: dict[str, dict[str, Phones]] = {
     "WIND": {"V": ("W", "AY1", "N", "D"), "NN": ("W", "IH1", "N", "D")},
     "TEAR": {"V": ("T", "EH1", "R"), "NN": ("T", "IH1", "R")},
     "TEARS": {"V": ("T", "EH1", "R", "Z"), "NN": ("T", "IH1", "R", "Z")},
+    "OBJECT": {"V": ("AH0", "B", "JH", "EH1", "K", "T"), "NN": ("AA1", "B", "JH", "EH0", "K", "T")},
+    "OBJECTS": {"V": ("AH0", "B", "JH", "EH1", "K", "T", "S"), "NN": ("AA1", "B", "JH", "EH0", "K", "T", "S")},
     "WOUND": {"VBD": ("W", "AW1", "N", "D"), "VBN": ("W", "AW1", "N", "D"), "NN": ("W", "UW1", "N", "D")},
 }
 
