@@ -62,7 +62,7 @@ _ABBREVIATIONS: dict[str, tuple[Words, ...]] = {
     "prof.": (("PROFESSOR",),),
     "mt.": (("MOUNT",),),
 }
-# before a capitalised name / otherwise (after a name, a number or at the start)
+# the title (at the start, before a name: "St. Paul") / the place (after a name or an ordinal: "Baker St.", "5th St.")
 _PLACE_ABBREVIATIONS = {"st.": ("SAINT", "STREET"), "dr.": ("DOCTOR", "DRIVE")}
 
 
@@ -72,14 +72,14 @@ def tokenize(text: str) -> list[Token]:
     Raises TextError for a number too long to read out.
     """
     text = _plain(text)
-    matches = [m for m in _TOKEN.finditer(text)]
+    matches = list(_TOKEN.finditer(text))
     tokens: list[Token] = []
     for k, m in enumerate(matches):
         if m.lastgroup == "punct":
             if tokens:
                 tokens[-1] = Token(tokens[-1].text, tokens[-1].readings, tokens[-1].punctuation + m.group())
             continue
-        readings = _readings(m, matches[k - 1] if k else None, matches[k + 1] if k + 1 < len(matches) else None)
+        readings = _readings(m, matches[k - 1] if k else None)
         tokens.append(Token(m.group(), readings, "." if m.lastgroup == "abbrev" and k + 1 == len(matches) else ""))
     return tokens
 
@@ -96,12 +96,12 @@ def _plain(text: str) -> str:
     return re.sub(r"(?<=\w)-(?=\w)", " ", text)
 
 
-def _readings(m: re.Match, before: re.Match | None, after: re.Match | None) -> tuple[Words, ...]:
+def _readings(m: re.Match, before: re.Match | None) -> tuple[Words, ...]:
     kind, token = m.lastgroup, m.group()
     if kind == "word":
         return ((token.upper(),),)
     if kind == "abbrev":
-        return _abbreviation(token, before, after)
+        return _abbreviation(token, before)
     return _dedupe(_NUMBER_READERS[kind](token))
 
 
@@ -183,8 +183,8 @@ def _money(token: str) -> list[str]:
     unit, subunit = _CURRENCIES[token[0]]
     amount = token[1:].strip().replace(",", "")
     whole, _, fraction = amount.partition(".")
-    main = _counted(whole, unit) if int(whole) or not fraction else ""
     cents = _cents(fraction)
+    main = _counted(whole, unit) if int(whole) or not cents else ""
     if not cents:
         return [main]
     if not main:
@@ -234,7 +234,7 @@ _NUMBER_READERS = {"time": _time, "money": _money, "percent": _percent, "ordinal
 
 # -- abbreviations ------------------------------------------------------------------------------
 
-def _abbreviation(token: str, before: re.Match | None, after: re.Match | None) -> tuple[Words, ...]:
+def _abbreviation(token: str, before: re.Match | None) -> tuple[Words, ...]:
     key = token.lower()
     if key in _PLACE_ABBREVIATIONS:
         title, place = _PLACE_ABBREVIATIONS[key]  # "Baker St." / "5th St." -> street; "St. Paul" -> saint

@@ -44,6 +44,8 @@ def test_corpus_lexicon(tmp_path):
     ("$1", "ONE DOLLAR"),
     ("$5.50", "FIVE DOLLARS FIFTY"),
     ("$0.99", "NINETY NINE CENTS"),
+    ("$0.00", "ZERO DOLLARS"),
+    ("12.5%", "TWELVE POINT FIVE PERCENT"),
     ("\u00a33", "THREE POUNDS"),
     ("\u20ac1", "ONE EURO"),
     ("3rd", "THIRD"),
