@@ -1,6 +1,7 @@
 """Forced alignment of a recording to its canonical phones (pocketsphinx en-us acoustic model)."""
 from __future__ import annotations
 
+import hashlib
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -173,6 +174,7 @@ class ForcedAligner:
         raw = audio.to_int16_bytes() if raw is None else raw
         try:
             decoder = self._loop
+            forget_history(decoder)
             decoder.start_utt()
             decoder.process_raw(raw, full_utt=True)
             decoder.end_utt()
@@ -181,6 +183,24 @@ class ForcedAligner:
             return [_loop_phone(seg, logmath, audio.duration) for seg in decoder.seg()]
         except Exception:  # noqa: BLE001 - the loop is auxiliary; features cope with an empty one
             return []
+
+    def choose_alternatives(self, audio: Audio, words: list[list[tuple[str, ...]]]) -> AlternativeChoice | None:
+        """Force-align `words`, each a list of alternative pronunciations (ARPAbet bases, no stress), letting the
+        search pick one per word (pocketsphinx alternates WORD, WORD(2), ...).
+
+        Returns the index chosen per word and the mean path score per 10 ms frame (nat, silences included, so
+        readings of the same audio compare), or None when both the strict and the relaxed search fail.
+        Raises ValueError when a word has no pronunciation.
+        """
+        if not words or any(not w for w in words):
+            raise ValueError("every word needs at least one pronunciation")
+        raw = audio.to_int16_bytes()
+        for settings in (STRICT_SEARCH, RELAXED_SEARCH):
+            try:
+                return _choose_once(self._decoder_for(settings), raw, words)
+            except Exception:  # noqa: BLE001 - a failed search (or C decoder error) means: try relaxed, then give up
+                continue
+        return None
 
     # -- decoders -----------------------------------------------------------------------------
 
@@ -206,6 +226,7 @@ class ForcedAligner:
     # -- one attempt --------------------------------------------------------------------------
 
     def _align_once(self, decoder: Any, raw: bytes, phones: list[CanonicalPhone]) -> list[_TimedPhone]:
+        forget_history(decoder)
         decoder.set_align_text(" ".join(_word_names(decoder, phones)))
         _decode(decoder, raw)
         if decoder.hyp() is None:
@@ -216,6 +237,61 @@ class ForcedAligner:
         if alignment is None:
             raise AlignmentFailed("the phone pass gave no alignment")
         return [_TimedPhone(p.name, p.start, p.duration, p.score) for p in alignment.phones()]
+
+
+@dataclass(frozen=True)
+class AlternativeChoice:
+    """What `ForcedAligner.choose_alternatives` found."""
+
+    chosen: list[int]  # per word, the index of the pronunciation the search picked
+    score_per_frame: float  # mean path score per frame over the whole alignment, nat
+
+
+def _choose_once(decoder: Any, raw: bytes, words: list[list[tuple[str, ...]]]) -> AlternativeChoice:
+    forget_history(decoder)
+    names = [_alternates_name(decoder, alternatives) for alternatives in words]
+    decoder.set_align_text(" ".join(names))
+    _decode(decoder, raw)
+    if decoder.hyp() is None:
+        raise AlignmentFailed("the word pass reached no end state")
+    decoder.set_alignment()
+    _decode(decoder, raw)
+    alignment = decoder.get_alignment()
+    if alignment is None:
+        raise AlignmentFailed("the phone pass gave no alignment")
+    picked = [w.name for w in alignment.words() if w.name.startswith(_WORD_PREFIX)]
+    if len(picked) != len(words):
+        raise AlignmentFailed(f"aligned {len(picked)} words, expected {len(words)}")
+    phones = list(alignment.phones())
+    frames = sum(p.duration for p in phones)
+    score = sum(p.score for p in phones) * SCORE_UNIT_NAT / max(frames, 1)
+    return AlternativeChoice([_alternate_index(name) for name in picked], float(score))
+
+
+def _alternates_name(decoder: Any, alternatives: list[tuple[str, ...]]) -> str:
+    """One dictionary word with the alternatives as WORD, WORD(2), ...; named after them so entries are reused."""
+    key = "|".join(" ".join(a) for a in alternatives)
+    name = _WORD_PREFIX + "alt" + hashlib.sha1(key.encode()).hexdigest()[:16]
+    if decoder.lookup_word(name) is None:
+        for k, phones in enumerate(alternatives):
+            decoder.add_word(name if k == 0 else f"{name}({k + 1})", " ".join(phones), True)
+    return name
+
+
+def _alternate_index(name: str) -> int:
+    """'__altX' -> 0, '__altX(3)' -> 2."""
+    return int(name[name.rindex("(") + 1:-1]) - 1 if name.endswith(")") else 0
+
+
+def forget_history(decoder: Any) -> None:
+    """Make a reused pocketsphinx decoder treat the next utterance as its first (in ~0.1 ms).
+
+    Its live cepstral mean normalisation (`cmn="live"`, the default) starts each utterance from the mean of the
+    previous ones, so scores depended on what was decoded before (issue 12, part 5). `set_cmn` restores the mean
+    but not the running sums behind it; `reinit_feat` rebuilds the feature computation from the config, so the mean
+    restarts from `cmninit`, exactly as in a decoder just built.
+    """
+    decoder.reinit_feat()
 
 
 def _decode(decoder: Any, raw: bytes) -> None:
