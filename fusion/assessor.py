@@ -18,6 +18,7 @@ from ..encoder.corpus import SENTENCE_ASPECTS, WORD_ASPECTS
 from ..encoder.features.frontend import FrontEnd, FrontEndConfig, PhoneFeatures
 from ..encoder.lexicon import Lexicon, Pronunciation
 from ..encoder.scorer.pipeline import ModelDirectoryError, Scorer, ScoredUtterance
+from ..encoder.variants import choose_pronunciation
 from ..encoder.verification import Chunk, ReadingVerifier, Verification
 from ..rationalizer.data import pool_words
 from .diagnosis import (expects_break, gated_sentence, punctuation_or_blank, verified_error_type,
@@ -112,8 +113,9 @@ class Assessor:
         """
         timings: dict[str, float] = {}
         started = time.perf_counter()
-        pronunciation = self.lexicon.pronounce(text)
+        candidates = self.lexicon.readings(text)
         clip = load_audio(audio, sample_rate)
+        pronunciation = self._reading(clip, candidates, timings)
         verification = self._verify(clip, pronunciation, timings)
         chunks = spare = None
         if verification is not None:
@@ -126,13 +128,22 @@ class Assessor:
         (scored,) = self.scorer.score_examples(examples)
         timings["scorer"] = time.perf_counter() - mark - timings["frontend"]
         assessment = build_assessment(text, pronunciation.words, features, scored, self.model_name, timings,
-                                      getattr(pronunciation, "punctuation", None))
+                                      pronunciation.punctuation)
         if verification is not None:
             apply_verification(assessment, verification)
         if self.rationale is not None:
             assessment.rationale = self._rationale(assessment, features, examples)
             assessment.timings["rationale"] = round(time.perf_counter() - started - sum(timings.values()), 3)
         return assessment
+
+    def _reading(self, clip, candidates: list[Pronunciation], timings: dict[str, float]) -> Pronunciation:
+        """The reading of the text (numbers, variants) that the audio supports best (encoder.variants)."""
+        if len(candidates) == 1 and all(len(v) == 1 for v in candidates[0].variants):
+            return candidates[0]
+        mark = time.perf_counter()
+        chosen = choose_pronunciation(self.frontend.aligner, clip, candidates)
+        timings["reading"] = time.perf_counter() - mark
+        return chosen
 
     def _verify(self, clip, pronunciation: Pronunciation, timings: dict[str, float]) -> Verification | None:
         if self.verifier is None:
