@@ -1,0 +1,307 @@
+"""Verification benchmark: refusals, mismatches and miscues on speechocean762 recordings and synthetic audio.
+
+Cases (all rebuilt from the corpus and espeak-ng with a fixed seed; nothing is stored but the results):
+  untouched       a recording with its own text (every flag on it is a false flag)
+  other_text      a recording scored against another utterance's text
+  longer_text     its own text followed by another utterance's text (the added words are omissions)
+  cut_word        one word's aligned audio cut out (that word is an omission)
+  spliced_word    a word from another recording spliced in between two words (an insertion)
+  repeated_word   one word's audio said twice (a repetition)
+  noise, tone, silence_noise, other_language   non-speech and espeak-ng speech in fr/de/es/it
+
+Two modes:
+  --mode evidence   runs only the verifier's models and stores their evidence per case (train split: the
+                    thresholds are then chosen on it by speaker-disjoint cross-validation, --select)
+  --mode assess     runs the whole Assessor (default thresholds) and reports what the user gets (test split)
+
+  python recipes/local/verification_benchmark.py --corpus $SO762_DIR --split train --mode evidence --per-kind 40 --out exp/verif/train.json --select
+  python recipes/local/verification_benchmark.py --corpus $SO762_DIR --split test --mode assess --per-kind 40 --out docs/verification_test.json
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import itertools
+import json
+import subprocess
+import sys
+import tempfile
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from orthoepy.encoder.alignment import ForcedAligner
+from orthoepy.encoder.audio import Audio, AudioError, load_audio
+from orthoepy.encoder.corpus import load_corpus
+from orthoepy.encoder.lexicon import Lexicon
+from orthoepy.encoder.verification import (Evidence, HeardWord, NoSpeechError, ReadingVerifier, VerifierConfig,
+                                           decide)
+
+CORPUS_KINDS = ("untouched", "other_text", "longer_text", "cut_word", "spliced_word", "repeated_word")
+SYNTHETIC_KINDS = ("noise", "tone", "silence_noise", "other_language")
+OTHER_LANGUAGES = {"fr": "Je voudrais une tasse de café, s'il vous plaît.", "de": "Ich möchte bitte eine Tasse Kaffee.",
+                   "es": "Me gustaría una taza de café, por favor.", "it": "Vorrei una tazza di caffè, per favore."}
+SR = 16_000
+
+
+@dataclasses.dataclass
+class Case:
+    kind: str
+    utt_id: str
+    speaker: str
+    text: str
+    audio: Audio
+    target_word: int | None = None  # the omitted word (cut_word) or the word an insertion follows
+    added_from: int | None = None  # longer_text: the first added word
+
+
+def word_spans(aligner: ForcedAligner, lexicon: Lexicon, audio: Audio, text: str) -> list[tuple[float, float]] | None:
+    pron = lexicon.pronounce(text)
+    alignment = aligner.align(audio, pron.canonical)
+    if alignment.fallback:
+        return None
+    spans: dict[int, list[float]] = {}
+    for seg in alignment.segments:
+        spans.setdefault(seg.phone.word_index, [seg.start, seg.end])[1] = seg.end
+    return [tuple(spans[i]) for i in range(len(pron.words))]
+
+
+def build_cases(corpus: str, split: str, per_kind: int, seed: int) -> list[Case]:
+    rng = np.random.default_rng(seed)
+    utts = [u for u in load_corpus(corpus, split) if len(u.text.split()) >= 3]
+    rng.shuffle(utts)
+    lexicon, aligner = Lexicon.from_corpus(corpus), ForcedAligner()
+    pool = iter(utts)
+    cases: list[Case] = []
+    for kind in CORPUS_KINDS:
+        made = 0
+        while made < per_kind:
+            u, other = next(pool), utts[int(rng.integers(len(utts)))]
+            case = _corpus_case(kind, u, other, rng, lexicon, aligner)
+            if case is not None:
+                cases.append(case)
+                made += 1
+    for kind in SYNTHETIC_KINDS:
+        cases += [_synthetic_case(kind, k, rng, utts) for k in range(max(4, per_kind // 4))]
+    return cases
+
+
+def _corpus_case(kind, u, other, rng, lexicon, aligner) -> Case | None:
+    audio = load_audio(u.audio_path)
+    if kind == "untouched":
+        return Case(kind, u.utt_id, u.speaker, u.text, audio)
+    if kind == "other_text":
+        return None if other.text == u.text else Case(kind, u.utt_id, u.speaker, other.text, audio)
+    if kind == "longer_text":
+        n = len(lexicon.pronounce(u.text).words)
+        return Case(kind, u.utt_id, u.speaker, u.text + " " + other.text, audio, added_from=n)
+    spans = word_spans(aligner, lexicon, audio, u.text)
+    if spans is None or len(spans) < 3:
+        return None
+    k = int(rng.integers(1, len(spans) - 1))  # an inner word
+    a, b = (int(t * SR) for t in spans[k])
+    x = audio.samples
+    if kind == "cut_word":
+        return Case(kind, u.utt_id, u.speaker, u.text, Audio(np.concatenate([x[:a], x[b:]])), target_word=k)
+    if kind == "repeated_word":
+        return Case(kind, u.utt_id, u.speaker, u.text, Audio(np.concatenate([x[:b], x[a:b], x[b:]])), target_word=k)
+    other_audio = load_audio(other.audio_path)
+    other_spans = word_spans(aligner, lexicon, other_audio, other.text)
+    if other_spans is None:
+        return None
+    j = int(rng.integers(len(other_spans)))
+    c, d = (int(t * SR) for t in other_spans[j])
+    gap = np.zeros(int(0.05 * SR), np.float32)
+    spliced = np.concatenate([x[:b], gap, other_audio.samples[c:d], gap, x[b:]])
+    return Case(kind, u.utt_id, u.speaker, u.text, Audio(spliced), target_word=k)
+
+
+def _synthetic_case(kind: str, k: int, rng, utts) -> Case:
+    text = utts[k % len(utts)].text
+    n = int(SR * rng.uniform(1.5, 4.0))
+    if kind == "noise":
+        x = rng.normal(0, rng.uniform(0.02, 0.3), n)
+    elif kind == "tone":
+        t = np.arange(n) / SR
+        x = 0.3 * np.sin(2 * np.pi * rng.uniform(150, 1000) * t)
+    elif kind == "silence_noise":
+        x = rng.normal(0, 0.003, n)
+    else:
+        language = list(OTHER_LANGUAGES)[k % len(OTHER_LANGUAGES)]
+        text = OTHER_LANGUAGES[language]
+        x = _espeak(language, text, rng)
+    return Case(kind, f"{kind}{k}", f"synthetic{k % 5}", text, Audio(np.asarray(x, np.float32).clip(-1, 1)))
+
+
+def _espeak(language: str, text: str, rng) -> np.ndarray:
+    with tempfile.TemporaryDirectory() as folder:
+        wav = Path(folder) / "x.wav"
+        speed = str(int(rng.uniform(130, 175)))
+        subprocess.run(["espeak-ng", "-v", language, "-s", speed, "-w", str(wav), text], check=True)
+        return load_audio(wav).samples
+
+
+# ------------------------------------------------------------------------------------------- running
+
+def run_evidence(cases: list[Case], lexicon: Lexicon) -> list[dict]:
+    verifier = ReadingVerifier(lexicon=lexicon)
+    records = []
+    for case in tqdm(cases, desc="evidence", unit="case"):
+        pron = lexicon.pronounce(case.text)
+        record = _record(case, list(pron.words))
+        try:
+            record["evidence"] = dataclasses.asdict(verifier.gather(case.audio, list(pron.words), [tuple(p) for p in pron.phones]))
+            record["reference"] = [list(p) for p in pron.phones]
+        except NoSpeechError:
+            record["refused"] = True
+        records.append(record)
+    return records
+
+
+def run_assess(cases: list[Case], corpus: str) -> list[dict]:
+    from orthoepy.fusion.assessor import Assessor
+
+    assessor = Assessor.from_pretrained(rationale="none", lexicon=Lexicon.from_corpus(corpus))
+    records = []
+    for case in tqdm(cases, desc="assess", unit="case"):
+        try:
+            result = assessor.assess(case.audio.samples, case.text, sample_rate=SR)
+        except NoSpeechError:
+            records.append(_record(case, []) | {"refused": True})
+            continue
+        except AudioError as err:
+            records.append(_record(case, []) | {"refused": True, "error": str(err)})
+            continue
+        record = _record(case, [w.text for w in result.words])
+        record |= {"total": result.sentence["total"], "completeness": result.sentence["completeness"],
+                   "errors": [w.error_type for w in result.words], "warnings": result.verification["warnings"],
+                   "matches_text": result.verification["matches_text"], "fallback": result.alignment_fallback,
+                   "insertions": [[i.kind, i.after_word] for i in result.insertions], "seconds": sum(result.timings.values())}
+        records.append(record)
+    return records
+
+
+def _record(case: Case, words: list[str]) -> dict:
+    return {"kind": case.kind, "utt_id": case.utt_id, "speaker": case.speaker, "text": case.text, "words": words,
+            "target_word": case.target_word, "added_from": case.added_from, "refused": False}
+
+
+# ------------------------------------------------------------------------------------------- scoring
+
+MISCUES = ("Omission", "Mispronunciation")
+
+
+def outcomes_from_evidence(records: list[dict], config: VerifierConfig) -> list[dict]:
+    """Turn stored evidence into the per-case outcome the `assess` mode records (errors, insertions, share)."""
+    out = []
+    for r in records:
+        if r["refused"]:
+            out.append(r)
+            continue
+        e = r["evidence"]
+        evidence = Evidence(e["speech_seconds"], e["language"], e["language_probability"],
+                            tuple(HeardWord(**{**h, "phones": tuple(h["phones"])}) for h in e["heard"]),
+                            tuple(e["forced"]), tuple(tuple(p) for p in e["pauses"]))
+        v = decide(evidence, r["words"], [tuple(p) for p in r["reference"]], config)
+        errors = ["None" if c.status == "read" else ("Omission" if c.status == "omitted" else "Mispronunciation")
+                  for c in v.words]
+        out.append(r | {"errors": errors, "share": v.share_read, "matches_text": v.matches_text,
+                        "insertions": [[i.kind, i.after_word] for i in v.insertions]})
+    return out
+
+
+def metrics(outcomes: list[dict]) -> dict:
+    by_kind: dict[str, list[dict]] = defaultdict(list)
+    for o in outcomes:
+        by_kind[o["kind"]].append(o)
+    m: dict[str, float | int] = {}
+    untouched = [o for o in by_kind["untouched"] if not o["refused"]]
+    words = sum(len(o["errors"]) for o in untouched)
+    m["untouched_false_miscue_rate"] = _ratio(sum(e in MISCUES for o in untouched for e in o["errors"]), words)
+    m["untouched_false_insertion_rate"] = _ratio(sum(len(o["insertions"]) for o in untouched), words)
+    if untouched and "completeness" in untouched[0]:
+        m["untouched_completeness_ge_9.5"] = _ratio(sum(o["completeness"] >= 9.5 for o in untouched), len(untouched))
+    m["untouched_refused"] = _ratio(sum(o["refused"] for o in by_kind["untouched"]), len(by_kind["untouched"]))
+    cut = [o for o in by_kind["cut_word"] if not o["refused"]]
+    m["omission_recall"] = _ratio(sum(o["errors"][o["target_word"]] == "Omission" for o in cut), len(cut))
+    m["omission_or_flag_recall"] = _ratio(sum(o["errors"][o["target_word"]] in MISCUES for o in cut), len(cut))
+    longer = [o for o in by_kind["longer_text"] if not o["refused"]]
+    added = [(o, k) for o in longer for k in range(o["added_from"], len(o["errors"]))]
+    m["added_words_flagged"] = _ratio(sum(o["errors"][k] in MISCUES for o, k in added), len(added))
+    for kind in ("spliced_word", "repeated_word"):
+        cases = [o for o in by_kind[kind] if not o["refused"]]
+        m[f"{kind}_insertion_recall"] = _ratio(sum(bool(o["insertions"]) for o in cases), len(cases))
+    mismatch = [o for o in by_kind["other_text"] + by_kind["other_language"]]
+    m["mismatch_flag_recall"] = _ratio(sum(o["refused"] or not o["matches_text"] for o in mismatch), len(mismatch))
+    if mismatch and any("total" in o for o in mismatch):
+        m["mismatch_total_le_3"] = _ratio(sum(o["refused"] or o["total"] <= 3 for o in mismatch), len(mismatch))
+    nonspeech = by_kind["noise"] + by_kind["tone"] + by_kind["silence_noise"]
+    m["nonspeech_refused_or_flagged"] = _ratio(sum(o["refused"] or (not o["matches_text"] and (
+        o.get("total", 0) <= 1)) for o in nonspeech), len(nonspeech))
+    m["cases"] = len(outcomes)
+    return m
+
+
+def _ratio(a: float, b: float) -> float:
+    return round(a / b, 4) if b else float("nan")
+
+
+# ------------------------------------------------------------------------------------------- threshold selection
+
+GRID = {"read_probability": (0.02, 0.05, 0.1, 0.2), "substitution_probability": (0.4, 0.6, 0.8),
+        "similar_word": (0.25, 0.34, 0.5), "insertion_probability": (0.3, 0.5, 0.7)}
+FALSE_FLAG_BUDGET = 0.03
+
+
+def objective(m: dict) -> float:
+    """Recall of the miscues, with the false flags on untouched readings held within their budget."""
+    penalty = max(0.0, m["untouched_false_miscue_rate"] + m["untouched_false_insertion_rate"] - FALSE_FLAG_BUDGET)
+    recall = np.nanmean([m["omission_recall"], m["spliced_word_insertion_recall"], m["repeated_word_insertion_recall"],
+                         m["mismatch_flag_recall"], m["added_words_flagged"]])
+    return float(recall - 10.0 * penalty)
+
+
+def select(records: list[dict], folds: int = 5) -> dict:
+    configs = [dataclasses.replace(VerifierConfig(), **dict(zip(GRID, values))) for values in itertools.product(*GRID.values())]
+    speakers = sorted({r["speaker"] for r in records})
+    fold_of = {s: k % folds for k, s in enumerate(speakers)}
+    held_out = []
+    for k in range(folds):
+        train = [r for r in records if fold_of[r["speaker"]] != k]
+        test = [r for r in records if fold_of[r["speaker"]] == k]
+        best = max(configs, key=lambda c: objective(metrics(outcomes_from_evidence(train, c))))
+        held_out += outcomes_from_evidence(test, best)
+    final = max(configs, key=lambda c: objective(metrics(outcomes_from_evidence(records, c))))
+    return {"cross_validated": metrics(held_out), "chosen": {k: getattr(final, k) for k in GRID},
+            "chosen_on_all_train": metrics(outcomes_from_evidence(records, final))}
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--corpus", required=True)
+    ap.add_argument("--split", default="test")
+    ap.add_argument("--mode", choices=("evidence", "assess"), default="assess")
+    ap.add_argument("--per-kind", type=int, default=40)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--select", action="store_true", help="evidence mode: choose thresholds by speaker-disjoint CV")
+    args = ap.parse_args(argv)
+    cases = build_cases(args.corpus, args.split, args.per_kind, args.seed)
+    if args.mode == "evidence":
+        records = run_evidence(cases, Lexicon.from_corpus(args.corpus))
+        result = {"records": records, "metrics_default": metrics(outcomes_from_evidence(records, VerifierConfig()))}
+        if args.select:
+            result["selection"] = select(records)
+    else:
+        records = run_assess(cases, args.corpus)
+        result = {"metrics": metrics(records), "records": records}
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(result, indent=1))
+    summary = {k: v for k, v in result.items() if k != "records"}
+    print(json.dumps(summary, indent=1))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
