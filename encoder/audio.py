@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import io
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,7 +12,8 @@ import soxr
 
 SAMPLE_RATE = 16_000
 MIN_DURATION_S = 0.3
-MAX_DURATION_S = 60.0  # documented limit: one read sentence or short paragraph
+# documented limit: a read paragraph of up to 5 minutes (aligned in chunks); ORTHOEPY_MAX_AUDIO_S changes it
+MAX_DURATION_S = float(os.environ.get("ORTHOEPY_MAX_AUDIO_S", 300.0))
 SILENCE_PEAK = 1e-4  # peak amplitude (full scale = 1.0) below which a recording counts as silent
 
 

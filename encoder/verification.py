@@ -40,10 +40,10 @@ class VerifierConfig:
     """Decision thresholds; the defaults were chosen by cross-validation on train (docs/verification.md)."""
 
     min_speech_s: float = 0.15  # less voice activity than this is refused as no speech
-    read_probability: float = 0.05  # forced probability from which a reference word counts as read
-    similar_word: float = 0.34  # phone edit distance (0-1) up to which a heard word is the same word, misread
+    read_probability: float = 0.2  # forced probability from which a reference word counts as read
+    similar_word: float = 0.25  # phone edit distance (0-1) up to which a heard word is the same word, misread
     insertion_probability: float = 0.5  # a heard word aligned to nothing is reported from this confidence
-    substitution_probability: float = 0.6  # another word heard in a word's place counts from this confidence
+    substitution_probability: float = 0.8  # another word heard in a word's place counts from this confidence
     non_english_probability: float = 0.8  # language identification this sure of another language flags the audio
     mismatch_share: float = 0.5  # below this share of words read, the audio does not match the text
     min_pause_s: float = 0.15  # silences at least this long may cut the alignment into chunks

@@ -34,8 +34,8 @@ log = logging.getLogger("orthoepy.service")
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 ASSESS_PATH = "/v1/assess"
-DEFAULT_MAX_UPLOAD_BYTES = 16 * 2**20  # a 60 s stereo 48 kHz 16-bit WAV is ~11 MiB
-DEFAULT_MAX_TEXT_CHARS = 1000  # comfortably more than 60 s of read speech
+DEFAULT_MAX_UPLOAD_BYTES = 64 * 2**20  # a 5 min stereo 48 kHz 16-bit WAV is ~55 MiB
+DEFAULT_MAX_TEXT_CHARS = 6000  # comfortably more than 5 min of read speech
 DEFAULT_MAX_QUEUE = 16
 DEFAULT_WORKERS = 1
 WORKER_START_TIMEOUT_S = 300.0
