@@ -1,7 +1,8 @@
 """HTTP service: POST /v1/assess (multipart audio + text) -> the assessment JSON, plus a learner page at /.
 
 Requests pass a bounded admission counter (503 + Retry-After when full) into a pool of worker threads, each
-owning its own Assessor because the aligner is not thread-safe. Client errors are JSON `{"error": "..."}`.
+owning its own Assessor because the aligner is not thread-safe. Every 4xx/5xx answer, including unknown routes
+(404), wrong methods (405) and unexpected failures (500), is JSON `{"error": "..."}`.
 """
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from fastapi import FastAPI, File, Form, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..encoder.audio import MAX_DURATION_S, MIN_DURATION_S, AudioError
 from ..encoder.features.frontend import FrontEndError
@@ -239,6 +241,8 @@ def create_app(assessor_factory: AssessorFactory = default_assessor_factory,
     app.state.limits, app.state.pool, app.state.admission = limits, pool, Admission(workers + max_queue)
     app.add_middleware(UploadLimitMiddleware, max_bytes=max_upload_bytes)
     app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(Exception, _unexpected_error)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     _add_routes(app)
     return app
@@ -302,9 +306,24 @@ def _retry_after(pool: AssessorPool, admission: Admission) -> int:
     return max(1, math.ceil(pool.seconds_per_job * admission.pending / pool.workers))
 
 
-def _error(status: int, message: str, retry_after: int | None = None) -> JSONResponse:
-    headers = {"Retry-After": str(retry_after)} if retry_after is not None else None
-    return JSONResponse({"error": message}, status_code=status, headers=headers)
+def _error(status: int, message: str, retry_after: int | None = None, headers: dict | None = None) -> JSONResponse:
+    headers = dict(headers or {}) | ({"Retry-After": str(retry_after)} if retry_after is not None else {})
+    return JSONResponse({"error": message}, status_code=status, headers=headers or None)
+
+
+async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    """Starlette's own errors (404 unknown route, 405 wrong method, ...) in the service's `{"error": ...}` shape."""
+    where = f"{request.method} {request.url.path}"
+    messages = {404: f"not found: {where} (routes: POST {ASSESS_PATH}, GET /healthz, GET /v1/info, GET /)",
+                405: f"method not allowed: {where}" + (f" (allowed: {exc.headers['Allow']})"
+                                                      if exc.headers and "Allow" in exc.headers else "")}
+    return _error(exc.status_code, messages.get(exc.status_code, str(exc.detail)), headers=exc.headers)
+
+
+async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
+    """Any exception a route did not handle: logged with its traceback, answered as a JSON 500."""
+    log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return _error(500, "internal error; the server log has the details")
 
 
 async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -193,3 +193,26 @@ def test_real_assessor_through_the_service(real_assessor, demo):
         garbage = client.post("/v1/assess", files={"audio": ("x.flac", b"\0" * 100, "audio/flac")}, data={"text": text})
         assert garbage.status_code == 422 and "not readable audio" in garbage.json()["error"]
         assert " object at 0x" not in garbage.json()["error"]
+
+
+@pytest.mark.parametrize("method, path, status, message", [
+    ("GET", "/v1/assess", 405, "method not allowed: GET /v1/assess (allowed: POST)"),
+    ("PUT", "/healthz", 405, "method not allowed: PUT /healthz"),
+    ("GET", "/no/such/route", 404, "not found: GET /no/such/route"),
+    ("GET", "/static/missing.js", 404, "not found: GET /static/missing.js"),
+])
+def test_every_http_error_has_the_error_shape(client, method, path, status, message):
+    response = client.request(method, path)
+    assert response.status_code == status
+    assert set(response.json()) == {"error"} and message in response.json()["error"]
+
+
+def test_unexpected_failure_is_a_json_500():
+    class Broken(FakeAssessor):
+        def assess(self, audio, text, sample_rate=None):
+            raise RuntimeError("boom")
+
+    with TestClient(create_app(Broken)) as client:
+        response = post(client)
+        assert response.status_code == 500 and "internal error" in response.json()["error"]
+        assert "boom" not in response.text  # details go to the server log, not to the client
