@@ -17,13 +17,14 @@ from ..encoder.features.frontend import OPTIONAL_GROUPS, PHONE_GROUPS, FrontEnd,
 from ..encoder.features.store import extract_utterances
 from ..encoder.lexicon import Lexicon, TextError
 from ..rationalizer.pipeline import RationalizerRecipe
+from .batch import ENGINES, BatchError, EngineOptions
 from .rationale import RATIONALE_MODES
 
 class UsageError(ValueError):
     """A command's input file is unusable; the message says which and why."""
 
 
-USER_ERRORS = (AudioError, CorpusError, TextError, FrontEndError, FileNotFoundError, UsageError)
+USER_ERRORS = (AudioError, CorpusError, TextError, FrontEndError, FileNotFoundError, UsageError, BatchError)
 SCORER_PIPELINE = f"{__package__.rpartition('.')[0]}.encoder.scorer.pipeline"  # torch + sklearn: ~2.5 s to import
 
 
@@ -116,6 +117,8 @@ def _parser() -> argparse.ArgumentParser:
     _add_rationale_option(assess)
     assess.set_defaults(run=_run_assess)
 
+    _add_batch_command(sub)
+
     front = sub.add_parser("frontend", help="align one recording to its text and print the per-phone features")
     _add_input_options(front)
     _add_group_options(front)
@@ -154,6 +157,39 @@ def _train_scorer_options(train: argparse.ArgumentParser) -> None:
     train.add_argument("--dropout", type=float, default=plan.dropout)
     train.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
     train.set_defaults(run=_run_train_scorer)
+
+
+def _add_batch_command(sub) -> None:
+    batch = sub.add_parser("assess-batch", help="assess a JSONL manifest (id, audio, text) into a JSONL file; resumable")
+    batch.add_argument("manifest", help="JSONL file: one {\"id\", \"audio\", \"text\"} per line; relative audio paths "
+                                        "are resolved against the manifest's folder")
+    batch.add_argument("--out", required=True, help="JSONL output; ids already assessed in it are skipped")
+    batch.add_argument("--model", help="model directory (default: the shipped model)")
+    _add_rationale_option(batch)
+    _add_engine_options(batch)
+    batch.set_defaults(run=_run_assess_batch)
+
+
+def _add_engine_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--engine", choices=ENGINES, default="local",
+                        help="local: one assessor in this process; ray: --workers Ray actors (default: local)")
+    parser.add_argument("--workers", type=int, default=1, help="Ray actors, each loading the models (default: 1)")
+    parser.add_argument("--address", help="a running Ray cluster, e.g. ray://HOST:10001 or auto "
+                                          "(default: start a local Ray with workers x cpus-per-worker CPUs)")
+    parser.add_argument("--cpus-per-worker", type=float, default=1.0, help="Ray num_cpus per actor (default: 1)")
+    parser.add_argument("--gpus-per-worker", type=float, default=0.0, help="Ray num_gpus per actor (default: 0)")
+
+
+def _run_assess_batch(args: argparse.Namespace) -> int:
+    from .batch import run_batch
+
+    options = EngineOptions(args.engine, args.model, args.rationale, args.workers, args.address,
+                            args.cpus_per_worker, args.gpus_per_worker)
+    with library_output_to_stderr():
+        summary = run_batch(args.manifest, args.out, options)
+    print(f"{summary.assessed} assessed, {summary.errors} errors, {summary.skipped} already done -> {args.out} "
+          f"(models loaded in {summary.load_s:.1f} s; {summary.per_second:.2f} utterances/s)")
+    return 1 if summary.errors else 0
 
 
 def _add_rationale_option(parser: argparse.ArgumentParser) -> None:
