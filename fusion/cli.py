@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import json
 import os
 import sys
@@ -128,7 +129,11 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--model", help="model directory (default: the shipped model)")
     serve.add_argument("--host", default="127.0.0.1", help="interface to listen on (default: 127.0.0.1)")
     serve.add_argument("--port", type=int, default=8000)
-    serve.add_argument("--workers", type=int, default=1, help="assessor worker threads, each loads the model (default: 1)")
+    serve.add_argument("--workers", type=int, default=1,
+                       help="assessor worker processes, each loads the models and assesses one request at a time "
+                            "(default: 1)")
+    serve.add_argument("--threads", action="store_true",
+                       help="run the workers as threads of the server process instead (less memory, no speed-up)")
     serve.add_argument("--max-queue", type=int, default=16, help="requests that may wait for a worker before 503 (default: 16)")
     serve.add_argument("--max-upload-mb", type=float, default=16.0, help="largest request body in MiB (default: 16)")
     _add_rationale_option(serve)
@@ -448,8 +453,9 @@ def _run_serve(args: argparse.Namespace) -> int:
     if args.workers < 1 or args.max_queue < 0 or args.max_upload_mb <= 0:
         print("orthoepy: error: --workers and --max-upload-mb must be positive, --max-queue at least 0", file=sys.stderr)
         return 2
-    app = create_app(lambda: Assessor.from_pretrained(model, rationale=args.rationale), max_upload_bytes=int(args.max_upload_mb * 2**20),
-                     max_queue=args.max_queue, workers=args.workers)
+    factory = functools.partial(Assessor.from_pretrained, model, rationale=args.rationale)  # picklable: for processes
+    app = create_app(factory, max_upload_bytes=int(args.max_upload_mb * 2**20), max_queue=args.max_queue,
+                     workers=args.workers, processes=not args.threads)
     uvicorn.run(app, host=args.host, port=args.port)
     return 0
 

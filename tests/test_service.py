@@ -216,3 +216,42 @@ def test_unexpected_failure_is_a_json_500():
         response = post(client)
         assert response.status_code == 500 and "internal error" in response.json()["error"]
         assert "boom" not in response.text  # details go to the server log, not to the client
+
+
+# ---------------------------------------------------------------------------------------------- worker processes
+
+class SleepyAssessor:
+    """Sleeps 1 s per request and reports its process id (model) and when it ran (timings: epoch seconds)."""
+
+    model_name = "sleepy"
+
+    def assess(self, audio, text: str, sample_rate: int | None = None) -> Assessment:
+        started = time.time()
+        time.sleep(1.0)
+        result = fake_assessment(text)
+        result.model, result.timings = str(os.getpid()), {"started": started, "ended": time.time()}
+        return result
+
+
+def refusing_factory():
+    raise TextError("this worker refuses to load")
+
+
+def test_worker_processes_assess_at_the_same_time():
+    with TestClient(create_app(SleepyAssessor, workers=2, processes=True)) as client:
+        assert client.get("/healthz").json()["status"] == "ok" and client.get("/v1/info").json()["model"] == "sleepy"
+        bodies: list[dict] = []
+        senders = [threading.Thread(target=lambda: bodies.append(post(client).json())) for _ in range(2)]
+        for sender in senders:
+            sender.start()
+        for sender in senders:
+            sender.join(timeout=60)
+    first, second = sorted(bodies, key=lambda b: b["timings"]["started"])
+    assert first["model"] != second["model"] and str(os.getpid()) not in (first["model"], second["model"])
+    assert second["timings"]["started"] < first["timings"]["ended"], "the two requests ran one after the other"
+
+
+def test_worker_process_that_cannot_load_stops_the_start():
+    with pytest.raises(RuntimeError, match="failed to load its model: TextError: this worker refuses to load"):
+        with TestClient(create_app(refusing_factory, workers=2, processes=True)):
+            pass
