@@ -2,26 +2,59 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import functools
 import json
 import os
 import sys
+import warnings
 from importlib import resources
 from pathlib import Path
+from typing import Callable
 
 from ..encoder.audio import AudioError, load_audio
 from ..encoder.corpus import SPLITS, CorpusError, load_corpus, resolve_corpus_dir
 from ..encoder.features.frontend import OPTIONAL_GROUPS, PHONE_GROUPS, FrontEnd, FrontEndConfig, FrontEndError, PhoneFeatures
 from ..encoder.features.store import extract_utterances
 from ..encoder.lexicon import Lexicon, TextError
-from ..encoder.scorer.pipeline import ModelDirectoryError, TrainingPlan
 from ..rationalizer.pipeline import RationalizerRecipe
+from .batch import ENGINES, BatchError, EngineOptions
 from .rationale import RATIONALE_MODES
 
 class UsageError(ValueError):
     """A command's input file is unusable; the message says which and why."""
 
 
-USER_ERRORS = (AudioError, CorpusError, TextError, FrontEndError, FileNotFoundError, ModelDirectoryError, UsageError)
+USER_ERRORS = (AudioError, CorpusError, TextError, FrontEndError, FileNotFoundError, UsageError, BatchError)
+SCORER_PIPELINE = f"{__package__.rpartition('.')[0]}.encoder.scorer.pipeline"  # torch + sklearn: ~2.5 s to import
+
+
+def is_user_error(err: BaseException) -> bool:
+    """A bad input or model directory (one clear line, exit 2), as opposed to a bug (a traceback).
+
+    ModelDirectoryError lives in the scorer pipeline, which is imported only by commands that load a model; when it
+    is not imported, no such error can have been raised.
+    """
+    pipeline = sys.modules.get(SCORER_PIPELINE)
+    return isinstance(err, USER_ERRORS + ((pipeline.ModelDirectoryError,) if pipeline else ()))
+
+
+class LazyParser(argparse.ArgumentParser):
+    """A subcommand parser whose options are added only when that subcommand is chosen (or its --help asked).
+
+    The train-scorer options show TrainingPlan's defaults, and importing TrainingPlan costs seconds (torch):
+    building them lazily keeps every other command quick to start, e.g. to reject a missing audio file.
+    """
+
+    def __init__(self, *args, build: Callable[[argparse.ArgumentParser], None] | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._build = build
+
+    def parse_known_args(self, args=None, namespace=None):
+        if self._build is not None:
+            build, self._build = self._build, None
+            build(self)
+        return super().parse_known_args(args, namespace)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -32,14 +65,16 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return args.run(args)
-    except USER_ERRORS as err:
+    except Exception as err:
+        if not is_user_error(err):
+            raise
         print(f"orthoepy: error: {err}", file=sys.stderr)
         return 2
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="orthoepy", description="Pronunciation assessment of L2 English speech")
-    sub = parser.add_subparsers(title="commands")
+    sub = parser.add_subparsers(title="commands", parser_class=LazyParser)
 
     feats = sub.add_parser("features", help="extract front-end features of a corpus split into a feature store")
     feats.add_argument("--corpus", help="speechocean762 directory (default: $SO762_DIR)")
@@ -51,28 +86,13 @@ def _parser() -> argparse.ArgumentParser:
     _add_group_options(feats)
     feats.set_defaults(run=_run_features)
 
-    train = sub.add_parser("train-scorer", help="train the scorer on a feature store (train + dev splits)")
-    train.add_argument("--features", required=True, help="directory holding train/ and dev/ feature stores")
-    train.add_argument("--out", required=True, help="model directory to write")
-    train.add_argument("--corpus", help="speechocean762 directory for the labels (default: $SO762_DIR)")
-    plan = TrainingPlan()
-    train.add_argument("--seed", type=int, default=plan.seed)
-    train.add_argument("--no-mtp", action="store_true", help="skip multi-task pretraining of the phone encoder")
-    train.add_argument("--no-handcrafted", action="store_true", help="no handcrafted utterance features")
-    train.add_argument("--n-handcrafted", type=int, default=plan.n_handcrafted, help="features the Lasso keeps")
-    train.add_argument("--groups", help="comma-separated phone feature groups (default: all in the store)")
-    train.add_argument("--epochs", type=int, default=plan.epochs)
-    train.add_argument("--mtp-epochs", type=int, default=plan.mtp_epochs)
-    train.add_argument("--patience", type=int, default=plan.patience, help="epochs without a better dev score before stopping")
-    train.add_argument("--lr", type=float, default=plan.lr)
-    train.add_argument("--dropout", type=float, default=plan.dropout)
-    train.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
-    train.set_defaults(run=_run_train_scorer)
+    sub.add_parser("train-scorer", help="train the scorer on a feature store (train + dev splits)",
+                   build=_train_scorer_options)
 
     evaluate = sub.add_parser("evaluate", help="score a corpus split with a trained model: metrics and predictions")
     evaluate.add_argument("--corpus", help="speechocean762 directory (default: $SO762_DIR)")
     evaluate.add_argument("--split", choices=SPLITS, required=True)
-    evaluate.add_argument("--model", required=True, help="model directory from train-scorer")
+    evaluate.add_argument("--model", help="model directory from train-scorer (default: the shipped model)")
     evaluate.add_argument("--features", help="feature store of the split (default: extract now, using the cache)")
     evaluate.add_argument("--out", required=True, help="metrics JSON to write")
     evaluate.add_argument("--predictions", help="predictions JSON to write, in the corpus's scores.json schema")
@@ -98,6 +118,8 @@ def _parser() -> argparse.ArgumentParser:
     _add_rationale_option(assess)
     assess.set_defaults(run=_run_assess)
 
+    _add_batch_command(sub)
+
     front = sub.add_parser("frontend", help="align one recording to its text and print the per-phone features")
     _add_input_options(front)
     _add_group_options(front)
@@ -107,7 +129,11 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--model", help="model directory (default: the shipped model)")
     serve.add_argument("--host", default="127.0.0.1", help="interface to listen on (default: 127.0.0.1)")
     serve.add_argument("--port", type=int, default=8000)
-    serve.add_argument("--workers", type=int, default=1, help="assessor worker threads, each loads the model (default: 1)")
+    serve.add_argument("--workers", type=int, default=1,
+                       help="assessor worker processes, each loads the models and assesses one request at a time "
+                            "(default: 1)")
+    serve.add_argument("--threads", action="store_true",
+                       help="run the workers as threads of the server process instead (less memory, no speed-up)")
     serve.add_argument("--max-queue", type=int, default=16, help="requests that may wait for a worker before 503 (default: 16)")
     serve.add_argument("--max-upload-mb", type=float, default=16.0, help="largest request body in MiB (default: 16)")
     _add_rationale_option(serve)
@@ -115,6 +141,60 @@ def _parser() -> argparse.ArgumentParser:
 
     _add_rationalizer_commands(sub)
     return parser
+
+
+def _train_scorer_options(train: argparse.ArgumentParser) -> None:
+    from ..encoder.scorer.pipeline import TrainingPlan
+
+    train.add_argument("--features", required=True, help="directory holding train/ and dev/ feature stores")
+    train.add_argument("--out", required=True, help="model directory to write")
+    train.add_argument("--corpus", help="speechocean762 directory for the labels (default: $SO762_DIR)")
+    plan = TrainingPlan()
+    train.add_argument("--seed", type=int, default=plan.seed)
+    train.add_argument("--no-mtp", action="store_true", help="skip multi-task pretraining of the phone encoder")
+    train.add_argument("--no-handcrafted", action="store_true", help="no handcrafted utterance features")
+    train.add_argument("--n-handcrafted", type=int, default=plan.n_handcrafted, help="features the Lasso keeps")
+    train.add_argument("--groups", help="comma-separated phone feature groups (default: all in the store)")
+    train.add_argument("--epochs", type=int, default=plan.epochs)
+    train.add_argument("--mtp-epochs", type=int, default=plan.mtp_epochs)
+    train.add_argument("--patience", type=int, default=plan.patience, help="epochs without a better dev score before stopping")
+    train.add_argument("--lr", type=float, default=plan.lr)
+    train.add_argument("--dropout", type=float, default=plan.dropout)
+    train.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
+    train.set_defaults(run=_run_train_scorer)
+
+
+def _add_batch_command(sub) -> None:
+    batch = sub.add_parser("assess-batch", help="assess a JSONL manifest (id, audio, text) into a JSONL file; resumable")
+    batch.add_argument("manifest", help="JSONL file: one {\"id\", \"audio\", \"text\"} per line; relative audio paths "
+                                        "are resolved against the manifest's folder")
+    batch.add_argument("--out", required=True, help="JSONL output; ids already assessed in it are skipped")
+    batch.add_argument("--model", help="model directory (default: the shipped model)")
+    _add_rationale_option(batch)
+    _add_engine_options(batch)
+    batch.set_defaults(run=_run_assess_batch)
+
+
+def _add_engine_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--engine", choices=ENGINES, default="local",
+                        help="local: one assessor in this process; ray: --workers Ray actors (default: local)")
+    parser.add_argument("--workers", type=int, default=1, help="Ray actors, each loading the models (default: 1)")
+    parser.add_argument("--address", help="a running Ray cluster, e.g. ray://HOST:10001 or auto "
+                                          "(default: start a local Ray with workers x cpus-per-worker CPUs)")
+    parser.add_argument("--cpus-per-worker", type=float, default=1.0, help="Ray num_cpus per actor (default: 1)")
+    parser.add_argument("--gpus-per-worker", type=float, default=0.0, help="Ray num_gpus per actor (default: 0)")
+
+
+def _run_assess_batch(args: argparse.Namespace) -> int:
+    from .batch import run_batch
+
+    options = EngineOptions(args.engine, args.model, args.rationale, args.workers, args.address,
+                            args.cpus_per_worker, args.gpus_per_worker)
+    with library_output_to_stderr():
+        summary = run_batch(args.manifest, args.out, options)
+    print(f"{summary.assessed} assessed, {summary.errors} errors, {summary.skipped} already done -> {args.out} "
+          f"(models loaded in {summary.load_s:.1f} s; {summary.per_second:.2f} utterances/s)")
+    return 1 if summary.errors else 0
 
 
 def _add_rationale_option(parser: argparse.ArgumentParser) -> None:
@@ -254,7 +334,7 @@ def _run_features(args: argparse.Namespace) -> int:
 
 
 def _run_train_scorer(args: argparse.Namespace) -> int:
-    from ..encoder.scorer.pipeline import train_scorer
+    from ..encoder.scorer.pipeline import TrainingPlan, train_scorer
 
     groups = tuple(g.strip() for g in args.groups.split(",")) if args.groups else None
     plan = TrainingPlan(seed=args.seed, mtp=not args.no_mtp, handcrafted=not args.no_handcrafted,
@@ -276,8 +356,10 @@ def _run_evaluate(args: argparse.Namespace) -> int:
     from ..encoder.scorer.pipeline import Scorer
     from .assessor import frontend_config
 
-    scorer = Scorer.from_pretrained(args.model)
-    utterances = load_corpus(args.corpus, args.split)
+    from .assessor import DEFAULT_MODEL_DIR
+
+    utterances = load_corpus(args.corpus, args.split)  # a bad --corpus fails before the model loads
+    scorer = Scorer.from_pretrained(args.model or DEFAULT_MODEL_DIR)
     with tempfile.TemporaryDirectory() as scratch:
         features = args.features
         if features is None:
@@ -333,18 +415,35 @@ def format_metrics(table: dict) -> str:
 
 
 def _run_assess(args: argparse.Namespace) -> int:
-    from .assessor import Assessor, format_assessment
-
     audio_path, text = _frontend_input(args)
-    assessor = Assessor.from_pretrained(args.model, lexicon=_lexicon(args), rationale=args.rationale)
-    result = assessor.assess(audio_path, text)
+    clip = load_audio(audio_path)  # a missing or undecodable file fails here, in well under a second, before any model
+    lexicon = _lexicon(args)
+    lexicon.pronounce(text)  # likewise text without a pronounceable word (TextError)
+    with library_output_to_stderr():
+        from .assessor import Assessor, format_assessment  # torch, sklearn, ESPnet: seconds
+
+        assessor = Assessor.from_pretrained(args.model, lexicon=lexicon, rationale=args.rationale)
+        result = assessor.assess(clip.samples, text, sample_rate=clip.sample_rate)
     print(result.to_json(indent=1) if args.json else format_assessment(result))
     return 0
+
+
+@contextlib.contextmanager
+def library_output_to_stderr():
+    """Keep stdout for the command's result (`orthoepy assess --json | python -m json.tool` must parse).
+
+    Libraries print notices on stdout while models load (ESPnet: "Failed to import Flash Attention ..."): they go
+    to stderr inside this block, where progress bars already are; FutureWarnings from the libraries are dropped.
+    """
+    with contextlib.redirect_stdout(sys.stderr), warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        yield
 
 
 def _run_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from ..encoder.scorer.pipeline import ModelDirectoryError
     from .assessor import DEFAULT_MODEL_DIR, Assessor
     from .service import create_app
 
@@ -354,8 +453,9 @@ def _run_serve(args: argparse.Namespace) -> int:
     if args.workers < 1 or args.max_queue < 0 or args.max_upload_mb <= 0:
         print("orthoepy: error: --workers and --max-upload-mb must be positive, --max-queue at least 0", file=sys.stderr)
         return 2
-    app = create_app(lambda: Assessor.from_pretrained(model, rationale=args.rationale), max_upload_bytes=int(args.max_upload_mb * 2**20),
-                     max_queue=args.max_queue, workers=args.workers)
+    factory = functools.partial(Assessor.from_pretrained, model, rationale=args.rationale)  # picklable: for processes
+    app = create_app(factory, max_upload_bytes=int(args.max_upload_mb * 2**20), max_queue=args.max_queue,
+                     workers=args.workers, processes=not args.threads)
     uvicorn.run(app, host=args.host, port=args.port)
     return 0
 

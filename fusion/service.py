@@ -1,18 +1,23 @@
 """HTTP service: POST /v1/assess (multipart audio + text) -> the assessment JSON, plus a learner page at /.
 
-Requests pass a bounded admission counter (503 + Retry-After when full) into a pool of worker threads, each
-owning its own Assessor because the aligner is not thread-safe. Client errors are JSON `{"error": "..."}`.
+Requests pass a bounded admission counter (503 + Retry-After when full) into a pool of workers, each owning its
+own Assessor because the aligner is not thread-safe: processes (`processes=True`, what `orthoepy serve` uses), so
+N workers really assess N recordings at once, or threads in this process (the default for tests and embedding,
+where the factory may be any callable; measured in docs/robustness.md to give no speed-up, because the
+assessment holds the GIL much of the time). Every 4xx/5xx answer, including unknown routes
+(404), wrong methods (405) and unexpected failures (500), is JSON `{"error": "..."}`.
 """
 from __future__ import annotations
 
 import asyncio
 import logging
+import multiprocessing
 import math
 import re
 import queue
 import threading
 import time
-from concurrent.futures import Future
+from concurrent.futures import Future, ProcessPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass
 from importlib import metadata
@@ -23,6 +28,7 @@ from fastapi import FastAPI, File, Form, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..encoder.audio import MAX_DURATION_S, MIN_DURATION_S, AudioError
 from ..encoder.features.frontend import FrontEndError
@@ -133,6 +139,82 @@ class AssessorPool:
         self.seconds_per_job = 0.8 * self.seconds_per_job + 0.2 * (time.perf_counter() - started)
 
 
+class ProcessAssessorPool:
+    """N processes, each loading its own Assessor at start; jobs go to whichever is free.
+
+    The factory must be picklable (a module-level function or functools.partial of one): it is sent to the
+    processes, which are spawned (not forked: torch and onnxruntime threads in this process do not survive a fork).
+    Each process holds its own copy of the models (~1 GB each with the rationalizer).
+    """
+
+    def __init__(self, factory: AssessorFactory, workers: int):
+        self.factory, self.workers = factory, workers
+        self.executor: ProcessPoolExecutor | None = None
+        self.model_name: str | None = None
+        self.ready = False
+        self.seconds_per_job = 1.0  # running estimate, for Retry-After
+
+    def start(self, timeout: float = WORKER_START_TIMEOUT_S) -> None:
+        """Spawn the processes and wait until every one has loaded its Assessor; raise if any failed."""
+        context = multiprocessing.get_context("spawn")
+        barrier = context.Barrier(self.workers)
+        self.executor = ProcessPoolExecutor(self.workers, mp_context=context, initializer=_load_process_assessor,
+                                            initargs=(self.factory, barrier, timeout))
+        # one probe per process: a process runs a job only after its initializer, which waits for all to load
+        probes = [self.executor.submit(_process_model_name) for _ in range(self.workers)]
+        try:
+            names = [probe.result(timeout=timeout + 30) for probe in probes]
+        except Exception as err:
+            self.close()
+            raise RuntimeError(f"an assessor worker process failed to start: {err}") from err
+        failures = [name for name in names if name.startswith(LOAD_FAILED)]
+        if failures:
+            self.close()
+            raise RuntimeError(f"an assessor worker failed to load its model: {failures[0][len(LOAD_FAILED):]}")
+        self.model_name, self.ready = names[0], True
+
+    def submit(self, audio: bytes, text: str) -> Future:
+        future = self.executor.submit(_assess_in_process, audio, text)
+        future.add_done_callback(self._observe)
+        return future
+
+    def _observe(self, future: Future) -> None:
+        if not future.cancelled() and future.exception() is None:
+            seconds = sum(future.result().timings.values())
+            self.seconds_per_job = 0.8 * self.seconds_per_job + 0.2 * seconds
+
+    def close(self) -> None:
+        self.ready = False
+        if self.executor is not None:
+            self.executor.shutdown(wait=True, cancel_futures=True)
+            self.executor = None
+
+
+LOAD_FAILED = "load failed: "
+_process_assessor: AssessorLike | None = None  # the Assessor of this worker process
+_process_load_error: str | None = None
+
+
+def _load_process_assessor(factory: AssessorFactory, barrier: Any, timeout: float) -> None:
+    """Initializer of a worker process: load the Assessor (or note why not), then wait for the other workers."""
+    global _process_assessor, _process_load_error
+    try:
+        _process_assessor = factory()
+    except Exception as err:  # reported by the start-up probe, which the parent turns into a clear error
+        _process_load_error = f"{type(err).__name__}: {err}"
+    barrier.wait(timeout)
+
+
+def _process_model_name() -> str:
+    if _process_load_error is not None:
+        return LOAD_FAILED + _process_load_error
+    return getattr(_process_assessor, "model_name", "unknown")
+
+
+def _assess_in_process(audio: bytes, text: str) -> Assessment:
+    return _process_assessor.assess(audio, text)
+
+
 class Admission:
     """Counts requests in the service (assessing + waiting); only the event loop thread touches it."""
 
@@ -219,12 +301,17 @@ def _content_length(scope: dict) -> int | None:
 
 def create_app(assessor_factory: AssessorFactory = default_assessor_factory,
                max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES, max_queue: int = DEFAULT_MAX_QUEUE,
-               workers: int = DEFAULT_WORKERS, max_text_chars: int = DEFAULT_MAX_TEXT_CHARS) -> FastAPI:
-    """The service app. Workers load their Assessors at startup (the lifespan; use TestClient as a context)."""
+               workers: int = DEFAULT_WORKERS, max_text_chars: int = DEFAULT_MAX_TEXT_CHARS,
+               processes: bool = False) -> FastAPI:
+    """The service app. Workers load their Assessors at startup (the lifespan; use TestClient as a context).
+
+    processes: each worker is a process with its own models, so `workers` assessments run at once (the factory
+    must then be picklable); else worker threads in this process. Raises ValueError for non-positive limits.
+    """
     if workers < 1 or max_queue < 0 or max_upload_bytes < 1 or max_text_chars < 1:
         raise ValueError("workers and limits must be positive (max_queue may be 0)")
     limits = Limits(max_upload_bytes, max_text_chars, max_queue, workers)
-    pool = AssessorPool(assessor_factory, workers)
+    pool = (ProcessAssessorPool if processes else AssessorPool)(assessor_factory, workers)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -239,6 +326,8 @@ def create_app(assessor_factory: AssessorFactory = default_assessor_factory,
     app.state.limits, app.state.pool, app.state.admission = limits, pool, Admission(workers + max_queue)
     app.add_middleware(UploadLimitMiddleware, max_bytes=max_upload_bytes)
     app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(Exception, _unexpected_error)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     _add_routes(app)
     return app
@@ -246,7 +335,7 @@ def create_app(assessor_factory: AssessorFactory = default_assessor_factory,
 
 def _add_routes(app: FastAPI) -> None:
     limits: Limits = app.state.limits
-    pool: AssessorPool = app.state.pool
+    pool: AssessorPool | ProcessAssessorPool = app.state.pool
     admission: Admission = app.state.admission
 
     @app.get("/", include_in_schema=False)
@@ -298,13 +387,28 @@ def _without_object_reprs(message: str) -> str:
     return OBJECT_REPR.sub("the upload", message)
 
 
-def _retry_after(pool: AssessorPool, admission: Admission) -> int:
+def _retry_after(pool: AssessorPool | ProcessAssessorPool, admission: Admission) -> int:
     return max(1, math.ceil(pool.seconds_per_job * admission.pending / pool.workers))
 
 
-def _error(status: int, message: str, retry_after: int | None = None) -> JSONResponse:
-    headers = {"Retry-After": str(retry_after)} if retry_after is not None else None
-    return JSONResponse({"error": message}, status_code=status, headers=headers)
+def _error(status: int, message: str, retry_after: int | None = None, headers: dict | None = None) -> JSONResponse:
+    headers = dict(headers or {}) | ({"Retry-After": str(retry_after)} if retry_after is not None else {})
+    return JSONResponse({"error": message}, status_code=status, headers=headers or None)
+
+
+async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    """Starlette's own errors (404 unknown route, 405 wrong method, ...) in the service's `{"error": ...}` shape."""
+    where = f"{request.method} {request.url.path}"
+    messages = {404: f"not found: {where} (routes: POST {ASSESS_PATH}, GET /healthz, GET /v1/info, GET /)",
+                405: f"method not allowed: {where}" + (f" (allowed: {exc.headers['Allow']})"
+                                                      if exc.headers and "Allow" in exc.headers else "")}
+    return _error(exc.status_code, messages.get(exc.status_code, str(exc.detail)), headers=exc.headers)
+
+
+async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
+    """Any exception a route did not handle: logged with its traceback, answered as a JSON 500."""
+    log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return _error(500, "internal error; the server log has the details")
 
 
 async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -1,5 +1,8 @@
+import json
+import os
 import subprocess
 import sys
+import time
 import zipfile
 from pathlib import Path
 
@@ -8,6 +11,12 @@ import pytest
 from orthoepy.fusion.cli import main
 
 REPO = Path(__file__).resolve().parents[1]
+ORTHOEPY = Path(sys.executable).with_name("orthoepy")  # the console script of this environment
+
+
+def run_orthoepy(*argv: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run([str(ORTHOEPY), *argv], capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})
 
 
 def test_demo_prints_a_phone_table(capsys):
@@ -25,6 +34,8 @@ def test_demo_prints_a_phone_table(capsys):
         (["frontend", "--demo", "--groups", "mfcc"], "unknown feature group"),
         (["frontend", "--text", "hello"], "give an audio file"),
         (["features", "--split", "test", "--out", "x", "--corpus", "/nonexistent"], "not a speechocean762 directory"),
+        # --model is optional (the shipped model): the corpus is checked first
+        (["evaluate", "--split", "test", "--out", "x", "--corpus", "/nonexistent"], "not a speechocean762 directory"),
     ],
 )
 def test_user_errors_are_one_clear_line(argv, message, capsys):
@@ -52,12 +63,52 @@ def test_wheel_contains_and_imports_the_package(tmp_path):
                    check=True, capture_output=True)
     (wheel,) = tmp_path.glob("orthoepy-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
-    for expected in ("orthoepy/encoder/phoneset.py", "orthoepy/encoder/features/frontend.py", "orthoepy/fusion/cli.py",
+    for expected in ("orthoepy/__init__.py", "orthoepy/fusion/static/index.html",
+                     "orthoepy/fusion/models/default/rationalizer/adapter/adapter_config.json", "orthoepy/encoder/phoneset.py", "orthoepy/encoder/features/frontend.py", "orthoepy/fusion/cli.py",
                      "orthoepy/fusion/samples/demo.flac", "orthoepy/rationalizer/__init__.py"):
         assert expected in names
     zipfile.ZipFile(wheel).extractall(tmp_path / "site")
-    code = "import orthoepy.fusion.cli as c, orthoepy.encoder.features.store as s; print(c.__file__)"
+    code = ("import orthoepy.fusion.cli as c, orthoepy.encoder.features.store as s; print(c.__file__); "
+            "from orthoepy import Assessor, Assessment; assert Assessor.__module__ == 'orthoepy.fusion.assessor'")
     result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True,
                             env={"PYTHONPATH": str(tmp_path / "site"), "PATH": "/usr/bin:/bin"})
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().startswith(str(tmp_path / "site"))
+
+
+def test_wheel_build_has_no_setuptools_warnings(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-v", "-w",
+                             str(tmp_path), str(REPO)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+    log = result.stdout + result.stderr
+    for notice in ("would be ignored", "SetuptoolsDeprecationWarning", "_Warning"):
+        assert notice not in log, f"setuptools says {notice!r} while building the wheel"
+
+
+def test_import_orthoepy_is_cheap_and_exposes_the_api():
+    code = ("import sys, orthoepy; heavy = sorted({'torch', 'sklearn', 'espnet'} & set(sys.modules)); "
+            "from orthoepy import Assessor, Assessment; print(heavy, Assessor.__name__, Assessment.__name__)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd="/")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split()[-3:] == ["[]", "Assessor", "Assessment"]
+
+
+def test_assess_json_stdout_parses_as_json():
+    """`orthoepy assess --json | python -m json.tool`: ESPnet's import notice and progress bars stay off stdout."""
+    result = run_orthoepy("assess", "--demo", "--json", "--rationale", "rubric")
+    assert result.returncode == 0, result.stderr[-2000:]
+    body = json.loads(result.stdout)
+    assert body["words"][1]["text"] == "WEATHER" and body["rationale"]["source"] == "rubric"
+
+
+@pytest.mark.parametrize("make_input, message", [
+    (lambda tmp: tmp / "missing.wav", "audio file not found"),
+    (lambda tmp: (tmp / "notes.wav").write_text("not audio") and tmp / "notes.wav", "is not readable audio"),
+])
+def test_bad_audio_fails_before_any_model_loads(tmp_path, make_input, message):
+    started = time.perf_counter()
+    result = run_orthoepy("assess", str(make_input(tmp_path)), "--text", "hello", "--json")
+    seconds = time.perf_counter() - started  # ~0.2 s here; loading the models first took ~30 s
+    assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr
+    assert result.stdout == ""
+    assert seconds < 5, f"a bad input took {seconds:.1f} s to report: models were loaded first?"

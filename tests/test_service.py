@@ -193,3 +193,65 @@ def test_real_assessor_through_the_service(real_assessor, demo):
         garbage = client.post("/v1/assess", files={"audio": ("x.flac", b"\0" * 100, "audio/flac")}, data={"text": text})
         assert garbage.status_code == 422 and "not readable audio" in garbage.json()["error"]
         assert " object at 0x" not in garbage.json()["error"]
+
+
+@pytest.mark.parametrize("method, path, status, message", [
+    ("GET", "/v1/assess", 405, "method not allowed: GET /v1/assess (allowed: POST)"),
+    ("PUT", "/healthz", 405, "method not allowed: PUT /healthz"),
+    ("GET", "/no/such/route", 404, "not found: GET /no/such/route"),
+    ("GET", "/static/missing.js", 404, "not found: GET /static/missing.js"),
+])
+def test_every_http_error_has_the_error_shape(client, method, path, status, message):
+    response = client.request(method, path)
+    assert response.status_code == status
+    assert set(response.json()) == {"error"} and message in response.json()["error"]
+
+
+def test_unexpected_failure_is_a_json_500():
+    class Broken(FakeAssessor):
+        def assess(self, audio, text, sample_rate=None):
+            raise RuntimeError("boom")
+
+    with TestClient(create_app(Broken)) as client:
+        response = post(client)
+        assert response.status_code == 500 and "internal error" in response.json()["error"]
+        assert "boom" not in response.text  # details go to the server log, not to the client
+
+
+# ---------------------------------------------------------------------------------------------- worker processes
+
+class SleepyAssessor:
+    """Sleeps 1 s per request and reports its process id (model) and when it ran (timings: epoch seconds)."""
+
+    model_name = "sleepy"
+
+    def assess(self, audio, text: str, sample_rate: int | None = None) -> Assessment:
+        started = time.time()
+        time.sleep(1.0)
+        result = fake_assessment(text)
+        result.model, result.timings = str(os.getpid()), {"started": started, "ended": time.time()}
+        return result
+
+
+def refusing_factory():
+    raise TextError("this worker refuses to load")
+
+
+def test_worker_processes_assess_at_the_same_time():
+    with TestClient(create_app(SleepyAssessor, workers=2, processes=True)) as client:
+        assert client.get("/healthz").json()["status"] == "ok" and client.get("/v1/info").json()["model"] == "sleepy"
+        bodies: list[dict] = []
+        senders = [threading.Thread(target=lambda: bodies.append(post(client).json())) for _ in range(2)]
+        for sender in senders:
+            sender.start()
+        for sender in senders:
+            sender.join(timeout=60)
+    first, second = sorted(bodies, key=lambda b: b["timings"]["started"])
+    assert first["model"] != second["model"] and str(os.getpid()) not in (first["model"], second["model"])
+    assert second["timings"]["started"] < first["timings"]["ended"], "the two requests ran one after the other"
+
+
+def test_worker_process_that_cannot_load_stops_the_start():
+    with pytest.raises(RuntimeError, match="failed to load its model: TextError: this worker refuses to load"):
+        with TestClient(create_app(refusing_factory, workers=2, processes=True)):
+            pass

@@ -1,10 +1,11 @@
 """Bounded load test of a running `orthoepy serve` on this machine: counts per status code and latency percentiles.
 
-Starts nothing itself. Sends the bundled demo sample N times, C at a time, to a loopback URL only, and stops
-sending once the time budget is spent.
+Starts nothing itself. For each concurrency level C (default 1, 2 and 4 clients), sends the bundled demo sample
+N times, C at a time, to a loopback URL only, and reports p50/p95 latency (seconds) and throughput per level; it
+stops sending once the time budget is spent.
 
-    orthoepy serve --model DIR --port 8000 &
-    python recipes/local/service_load.py --url http://127.0.0.1:8000/v1/assess -n 200 -c 8
+    orthoepy serve --model DIR --port 8000 --workers 2 &
+    python recipes/local/service_load.py --url http://127.0.0.1:8000/v1/assess -n 24 -c 1,2,4
 """
 from __future__ import annotations
 
@@ -95,17 +96,35 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--url", default="http://127.0.0.1:8000/v1/assess")
     parser.add_argument("-n", "--requests", type=int, default=200, help=f"requests to send (1-{MAX_REQUESTS})")
-    parser.add_argument("-c", "--concurrency", type=int, default=8, help=f"requests in flight (1-{MAX_CONCURRENCY})")
+    parser.add_argument("-c", "--concurrency", type=concurrency_levels, default=(1, 2, 4),
+                        help=f"comma-separated levels of requests in flight, each 1-{MAX_CONCURRENCY} (default: 1,2,4)")
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds per request")
-    parser.add_argument("--budget", type=float, default=600.0, help="seconds after which no new request is sent")
+    parser.add_argument("--budget", type=float, default=600.0, help="seconds per level after which no new request is sent")
     args = parser.parse_args(argv)
     if not is_loopback(urlsplit(args.url).hostname):
         parser.error(f"refusing a non-loopback host in {args.url}: this load test only targets this machine")
-    if not 1 <= args.requests <= MAX_REQUESTS or not 1 <= args.concurrency <= MAX_CONCURRENCY:
-        parser.error(f"--requests must be 1-{MAX_REQUESTS} and --concurrency 1-{MAX_CONCURRENCY}")
-    report = run(args.url, args.requests, args.concurrency, args.timeout, args.budget)
-    print(json.dumps(report, indent=1))
-    return 0 if report["status_counts"].get("200") else 1
+    if not 1 <= args.requests <= MAX_REQUESTS or not all(1 <= c <= MAX_CONCURRENCY for c in args.concurrency):
+        parser.error(f"--requests must be 1-{MAX_REQUESTS} and each --concurrency level 1-{MAX_CONCURRENCY}")
+    reports = [run(args.url, args.requests, level, args.timeout, args.budget) for level in args.concurrency]
+    print(json.dumps(reports, indent=1))
+    print(format_table(reports), file=sys.stderr)
+    return 0 if all(r["status_counts"].get("200") for r in reports) else 1
+
+
+def concurrency_levels(text: str) -> tuple[int, ...]:
+    """'1,2,4' -> (1, 2, 4); argparse reports a ValueError as a usage error."""
+    levels = tuple(int(part) for part in text.split(",") if part.strip())
+    if not levels:
+        raise ValueError("no concurrency level given")
+    return levels
+
+
+def format_table(reports: list[dict]) -> str:
+    lines = [f"{'clients':>7} {'ok/s':>6} {'p50 s':>7} {'p95 s':>7} {'max s':>7}  statuses"]
+    for r in reports:
+        lines.append(f"{r['concurrency']:>7} {r.get('ok_per_s', 0):6.2f} {r.get('p50_s', float('nan')):7.2f} "
+                     f"{r.get('p95_s', float('nan')):7.2f} {r.get('max_s', float('nan')):7.2f}  {r['status_counts']}")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":
