@@ -82,16 +82,24 @@ def _read_variables(f: BinaryIO, prefix: str) -> dict[str, np.ndarray]:
     if spec != SPEC_NAME:
         raise ValueError(f"spec {spec!r}, expected {SPEC_NAME!r}")
     _unpack(f, "I")  # spec revision
-    variables = {}
+    index = {}  # name -> (dims, dtype id, byte count, offset of the data)
     for _ in range(_unpack(f, "I")):
         name = _read_string(f)
         dims = tuple(_unpack(f, "I") for _ in range(_unpack(f, "B")))
         dtype_id, n_bytes = _unpack(f, "B"), _unpack(f, "I")
-        if not name.startswith(prefix):
-            f.seek(n_bytes, os.SEEK_CUR)
-            continue
+        index[name] = (dims, dtype_id, n_bytes, f.tell())
+        f.seek(n_bytes, os.SEEK_CUR)
+    # CT2 stores a variable equal to an earlier one as an alias of it
+    aliases = dict((_read_string(f), _read_string(f)) for _ in range(_unpack(f, "I")))
+    wanted = {n: n for n in index if n.startswith(prefix)}
+    wanted.update({a: t for a, t in aliases.items() if a.startswith(prefix)})
+    variables = {}
+    for name, source in wanted.items():
+        if source not in index:
+            raise ValueError(f"alias {name} points to a missing variable {source}")
+        dims, dtype_id, n_bytes, offset = index[source]
+        f.seek(offset)
         variables[name] = _read_array(f, name, dims, dtype_id, n_bytes)
-    _unpack(f, "I")  # alias count: reading it proves the file was not cut inside the last variable
     return variables
 
 
