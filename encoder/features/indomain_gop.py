@@ -26,6 +26,7 @@ from torch import nn
 from ..alignment import Alignment
 from ..audio import Audio
 from ..phoneset import PHONE_INDEX, PHONES
+from .gop import gop_vector
 from .records import FeatureBlock, GroupOutput
 
 FRAME_SECONDS = 0.02  # Whisper encoder frames
@@ -218,11 +219,11 @@ def phone_features(log_probs: np.ndarray, phones: Sequence[str], starts: np.ndar
     log_probs = np.maximum(log_probs, LOG_FLOOR)
     rows, heard, heard_prob = [], [], []
     for phone, start, end in zip(phones, starts, ends):
-        seg = log_probs[phone_frames(float(start), float(end), len(log_probs))]
-        mean_lp = seg.mean(axis=0)
+        frames = phone_frames(float(start), float(end), len(log_probs))
+        seg = log_probs[frames]
         canonical = PHONE_INDEX[phone]
-        lpp = float(mean_lp[canonical])
-        lpr = lpp - mean_lp[:len(PHONES)]
+        gop = gop_vector(log_probs, canonical, frames.start, frames.stop)  # [LPP, LPR vs each class]
+        lpp, lpr = float(gop[0]), gop[1:1 + len(PHONES)]
         probs = np.exp(seg)
         mean_prob = probs.mean(axis=0)
         best = int(mean_prob[:len(PHONES)].argmax())
