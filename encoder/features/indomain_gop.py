@@ -143,8 +143,8 @@ class InDomainRecogniser:
         for epoch in range(self.config.epochs):
             self.network_.train()
             losses = []
-            for batch in _batches(len(frames), self.config.batch_utterances, rng):
-                x, labels, pos, neg = _pad([frames[i] for i in batch], [targets[i] for i in batch])
+            for batch in shuffled_batches(len(frames), self.config.batch_utterances, rng):
+                x, labels, pos, neg = pad_batch([frames[i] for i in batch], [targets[i] for i in batch])
                 loss = weighted_frame_loss(self.network_(x), labels, pos, neg)
                 optimiser.zero_grad()
                 loss.backward()
@@ -194,12 +194,15 @@ class InDomainRecogniser:
         return recogniser
 
 
-def _batches(n: int, size: int, rng: np.random.Generator) -> list[np.ndarray]:
+def shuffled_batches(n: int, size: int, rng: np.random.Generator) -> list[np.ndarray]:
+    """Indices 0..n-1 in a random order, cut into batches of `size` (the last may be smaller)."""
     order = rng.permutation(n)
     return [order[i:i + size] for i in range(0, n, size)]
 
 
-def _pad(frames: list[np.ndarray], targets: list[FrameTargets]) -> tuple[torch.Tensor, ...]:
+def pad_batch(frames: list[np.ndarray], targets: list[FrameTargets]) -> tuple[torch.Tensor, ...]:
+    """Zero-pad (T_i, dim) frames and their targets to the longest: x (B, T, dim) float32, labels (B, T) int64,
+    positive and negative weights (B, T) float32; padded frames carry zero weights (no loss)."""
     length = max(len(f) for f in frames)
     x = np.zeros((len(frames), length, frames[0].shape[1]), np.float32)
     labels = np.zeros((len(frames), length), np.int64)
