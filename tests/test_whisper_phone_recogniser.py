@@ -115,6 +115,18 @@ def test_resuming_from_a_checkpoint_matches_an_uninterrupted_run(base_encoder, t
         torch.testing.assert_close(resumed.trainable_state_dict()[name], value)
 
 
+def test_lower_then_upper_is_the_whole_encoder_then_the_head(base_encoder):
+    from orthoepy.encoder.features.whisper_torch import encode
+
+    model = wpr.WhisperPhoneRecogniser(base_encoder, CONFIG).eval()
+    mel = torch.randn(2, N_MELS, 30)
+    with torch.no_grad():
+        torch.testing.assert_close(model(mel), torch.log_softmax(model.head(encode(base_encoder, mel)), -1))
+        cached = model.lower_states(mel[0].numpy())
+        assert cached.dtype == np.float16 and cached.shape == (15, 16)
+        np.testing.assert_allclose(model.predict_log_proba(cached), model(mel)[0].numpy(), atol=2e-2)
+
+
 def test_frozen_layers_must_exist(base_encoder):
     with pytest.raises(ValueError, match="2 layers"):
         wpr.WhisperPhoneRecogniser(base_encoder, wpr.PhoneRecogniserConfig(frozen_layers=3))

