@@ -127,6 +127,14 @@ def test_lower_then_upper_is_the_whole_encoder_then_the_head(base_encoder):
         np.testing.assert_allclose(model.predict_log_proba(cached), model(mel)[0].numpy(), atol=2e-2)
 
 
+def test_a_corrupt_checkpoint_says_what_to_do(base_encoder, tmp_path):
+    model = wpr.WhisperPhoneRecogniser(base_encoder, CONFIG)
+    states, targets = _data(model, n=2)
+    (tmp_path / wpr.CHECKPOINT_FILE).write_bytes(b"half a checkpoint")
+    with pytest.raises(FrontEndError, match="delete it to start over"):
+        wpr.train_phone_recogniser(model, states, targets, checkpoint_dir=tmp_path, progress=False)
+
+
 def test_frozen_layers_must_exist(base_encoder):
     with pytest.raises(ValueError, match="2 layers"):
         wpr.WhisperPhoneRecogniser(base_encoder, wpr.PhoneRecogniserConfig(frozen_layers=3))
