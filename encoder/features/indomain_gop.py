@@ -26,6 +26,7 @@ from torch import nn
 from ..alignment import Alignment
 from ..audio import Audio
 from ..phoneset import PHONE_INDEX, PHONES
+from .gop import gop_vector
 from .records import FeatureBlock, GroupOutput
 
 FRAME_SECONDS = 0.02  # Whisper encoder frames
@@ -142,8 +143,8 @@ class InDomainRecogniser:
         for epoch in range(self.config.epochs):
             self.network_.train()
             losses = []
-            for batch in _batches(len(frames), self.config.batch_utterances, rng):
-                x, labels, pos, neg = _pad([frames[i] for i in batch], [targets[i] for i in batch])
+            for batch in shuffled_batches(len(frames), self.config.batch_utterances, rng):
+                x, labels, pos, neg = pad_batch([frames[i] for i in batch], [targets[i] for i in batch])
                 loss = weighted_frame_loss(self.network_(x), labels, pos, neg)
                 optimiser.zero_grad()
                 loss.backward()
@@ -193,12 +194,15 @@ class InDomainRecogniser:
         return recogniser
 
 
-def _batches(n: int, size: int, rng: np.random.Generator) -> list[np.ndarray]:
+def shuffled_batches(n: int, size: int, rng: np.random.Generator) -> list[np.ndarray]:
+    """Indices 0..n-1 in a random order, cut into batches of `size` (the last may be smaller)."""
     order = rng.permutation(n)
     return [order[i:i + size] for i in range(0, n, size)]
 
 
-def _pad(frames: list[np.ndarray], targets: list[FrameTargets]) -> tuple[torch.Tensor, ...]:
+def pad_batch(frames: list[np.ndarray], targets: list[FrameTargets]) -> tuple[torch.Tensor, ...]:
+    """Zero-pad (T_i, dim) frames and their targets to the longest: x (B, T, dim) float32, labels (B, T) int64,
+    positive and negative weights (B, T) float32; padded frames carry zero weights (no loss)."""
     length = max(len(f) for f in frames)
     x = np.zeros((len(frames), length, frames[0].shape[1]), np.float32)
     labels = np.zeros((len(frames), length), np.int64)
@@ -218,11 +222,11 @@ def phone_features(log_probs: np.ndarray, phones: Sequence[str], starts: np.ndar
     log_probs = np.maximum(log_probs, LOG_FLOOR)
     rows, heard, heard_prob = [], [], []
     for phone, start, end in zip(phones, starts, ends):
-        seg = log_probs[phone_frames(float(start), float(end), len(log_probs))]
-        mean_lp = seg.mean(axis=0)
+        frames = phone_frames(float(start), float(end), len(log_probs))
+        seg = log_probs[frames]
         canonical = PHONE_INDEX[phone]
-        lpp = float(mean_lp[canonical])
-        lpr = lpp - mean_lp[:len(PHONES)]
+        gop = gop_vector(log_probs, canonical, frames.start, frames.stop)  # [LPP, LPR vs each class]
+        lpp, lpr = float(gop[0]), gop[1:1 + len(PHONES)]
         probs = np.exp(seg)
         mean_prob = probs.mean(axis=0)
         best = int(mean_prob[:len(PHONES)].argmax())
