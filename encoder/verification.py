@@ -19,7 +19,7 @@ word and the `Insertion`s; `Chunk`s tell the aligner where the recording may be 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 
@@ -44,8 +44,12 @@ class VerifierConfig:
     similar_word: float = 0.25  # phone edit distance (0-1) up to which a heard word is the same word, misread
     insertion_probability: float = 0.5  # a heard word aligned to nothing is reported from this confidence
     substitution_probability: float = 0.8  # another word heard in a word's place counts from this confidence
+    unsure_read_probability: float = 0.0  # ...below it, the word still counts as read only from this forced probability
     non_english_probability: float = 0.8  # language identification this sure of another language flags the audio
     mismatch_share: float = 0.5  # below this share of words read, the audio does not match the text
+    mismatch_forced: float = 0.0  # below this median forced word probability, the audio is of another text
+    squeezed_s: float = 0.0  # a read word aligned to at most this many seconds per phone is...
+    squeezed_forced: float = 0.0  # ...omitted when its forced probability is also below this (alignment evidence)
     min_pause_s: float = 0.15  # silences at least this long may cut the alignment into chunks
     max_boundary_distance_s: float = 0.4  # how far a word boundary may lie from a silence to cut there
     max_chunk_s: float = 6.0  # longer chunks are cut again at the widest gap between two read words
@@ -107,10 +111,11 @@ class Verification:
     words: tuple[WordCheck, ...]
     insertions: tuple[Insertion, ...]
     pauses: tuple[tuple[float, float], ...] = field(default=())  # silences between stretches of speech, seconds
+    evidence: Evidence | None = None  # what the decisions were taken on (kept to confirm them after alignment)
 
     def to_dict(self) -> dict:
         """The JSON-ready summary the response carries (per-word checks go into the words themselves)."""
-        summary = {k: v for k, v in asdict(self).items() if k not in ("words", "pauses")}
+        summary = {k: v for k, v in asdict(self).items() if k not in ("words", "pauses", "evidence")}
         return json.loads(json.dumps(summary))  # tuples -> lists
 
 
@@ -130,17 +135,35 @@ class Evidence:
 # Pure decision logic (tested without any model)
 # ---------------------------------------------------------------------------------------------
 
-def decide(evidence: Evidence, words: list[str], reference: list[tuple[str, ...]], config: VerifierConfig) -> Verification:
-    """Apply the thresholds of `config` to the evidence of one recording."""
-    checks, insertions = check_words(reference, list(evidence.heard), list(evidence.forced), config)
-    share, matches, warnings = summarise(checks, insertions, words, evidence.language,
-                                         evidence.language_probability, config)
+def decide(evidence: Evidence, words: list[str], reference: list[tuple[str, ...]], config: VerifierConfig,
+           seconds_per_phone: list[float] | None = None) -> Verification:
+    """Apply the thresholds of `config` to the evidence of one recording.
+
+    seconds_per_phone: per reference word, its aligned duration over its phone count (after the alignment);
+    a read word squeezed to the aligner's minimum with a low forced probability is then an omission.
+    When the text as a whole is unlikely (median forced word probability under `mismatch_forced`), only
+    words the free transcription has count as read.
+    """
+    forced = list(evidence.forced)
+    other_text = bool(forced) and float(np.median(forced)) < config.mismatch_forced
+    strict = replace(config, read_probability=np.inf, substitution_probability=0.0) if other_text else config
+    checks, insertions = check_words(reference, list(evidence.heard), forced, strict)
+    if seconds_per_phone is not None:
+        checks = [_unless_squeezed(c, d, config) for c, d in zip(checks, seconds_per_phone)]
     if _not_english(evidence.language, evidence.language_probability, config):
         checks = [WordCheck(SUBSTITUTED if c.heard else OMITTED, c.heard, c.probability, c.start, c.end)
                   for c in checks]
+    share, matches, warnings = summarise(checks, insertions, words, evidence.language,
+                                         evidence.language_probability, config, other_text)
     return Verification(True, evidence.speech_seconds, evidence.language, evidence.language_probability,
                         " ".join(h.text for h in evidence.heard), round(share, 3), matches, tuple(warnings),
-                        tuple(checks), tuple(insertions), evidence.pauses)
+                        tuple(checks), tuple(insertions), evidence.pauses, evidence)
+
+
+def _unless_squeezed(check: WordCheck, seconds_per_phone: float, config: VerifierConfig) -> WordCheck:
+    if check.status == READ and seconds_per_phone <= config.squeezed_s and check.probability < config.squeezed_forced:
+        return WordCheck(OMITTED, None, check.probability, None, None)
+    return check
 
 
 def _not_english(language: str, probability: float, config: VerifierConfig) -> bool:
@@ -202,7 +225,8 @@ def check_words(reference: list[tuple[str, ...]], heard: list[HeardWord], forced
 
 def _check(reference: tuple[str, ...], heard: HeardWord | None, forced: float, config: VerifierConfig) -> WordCheck:
     same = heard is not None and phone_distance(reference, heard.phones) <= config.similar_word
-    unsure = heard is not None and heard.probability < config.substitution_probability
+    unsure = (heard is not None and heard.probability < config.substitution_probability
+              and forced >= config.unsure_read_probability)
     if same or unsure or forced >= config.read_probability:
         status = READ
     else:
@@ -276,7 +300,8 @@ def _chunks_from_cuts(cuts: list[tuple[int, float]], n_words: int, duration: flo
 
 
 def summarise(checks: list[WordCheck], insertions: list[Insertion], words: list[str], language: str,
-              language_probability: float, config: VerifierConfig) -> tuple[float, bool, list[str]]:
+              language_probability: float, config: VerifierConfig, other_text: bool = False
+              ) -> tuple[float, bool, list[str]]:
     """(share read, whether the audio matches the text, warnings in words a learner can act on)."""
     not_english = _not_english(language, language_probability, config)
     share = 0.0 if not_english else sum(c.status == READ for c in checks) / max(1, len(checks))
@@ -284,7 +309,7 @@ def summarise(checks: list[WordCheck], insertions: list[Insertion], words: list[
     if not_english:
         warnings.append(f"the speech does not sound like English (language identified: {language}, "
                         f"p={language_probability:.2f}); the text was not recognised in it")
-    matches = not not_english and share >= config.mismatch_share
+    matches = not not_english and not other_text and share >= config.mismatch_share
     if not not_english and not matches:
         warnings.append(f"the recording does not match the text: only {round(share * len(checks))} of "
                         f"{len(checks)} words were heard")
@@ -340,6 +365,11 @@ class ReadingVerifier:
         forced = self._forced(encoded, windows, words, reference, heard)
         return Evidence(round(speech_seconds, 2), language, round(language_p, 3), tuple(heard), tuple(forced),
                         tuple(_pauses(segments, audio.duration)))
+
+    def confirm(self, verification: Verification, words: list[str], reference: list[tuple[str, ...]],
+                seconds_per_phone: list[float]) -> Verification:
+        """The decisions again, with each word's aligned duration per phone as extra omission evidence."""
+        return decide(verification.evidence, words, reference, self.config, seconds_per_phone)
 
     def chunks(self, verification: Verification, duration: float) -> list[Chunk]:
         return chunks_at_pauses(list(verification.words), list(verification.pauses), duration, self.config)

@@ -130,6 +130,9 @@ class Assessor:
         assessment = build_assessment(text, pronunciation.words, features, scored, self.model_name, timings,
                                       pronunciation.punctuation)
         if verification is not None:
+            if not features.alignment_fallback:
+                verification = self.verifier.confirm(verification, list(pronunciation.words),
+                                                     [tuple(p) for p in pronunciation.phones], seconds_per_phone(features))
             apply_verification(assessment, verification)
         if self.rationale is not None:
             assessment.rationale = self._rationale(assessment, features, examples)
@@ -212,6 +215,15 @@ def apply_verification(assessment: Assessment, verification: Verification) -> No
     assessment.verification = verification.to_dict()
     assessment.insertions = [InsertionResult(i.text, i.start, i.end, i.kind, i.after_word)
                              for i in verification.insertions]
+
+
+def seconds_per_phone(features: PhoneFeatures) -> list[float]:
+    """Each word's aligned duration divided by its phone count (seconds)."""
+    spans: dict[int, list] = {}
+    for phone, start, end in zip(features.phones, features.starts, features.ends):
+        span = spans.setdefault(phone.word_index, [float(start), float(end), 0])
+        span[1], span[2] = float(end), span[2] + 1
+    return [(end - start) / n for start, end, n in (spans[k] for k in sorted(spans))]
 
 
 def _chunk_tuples(chunks: list[Chunk]) -> list[tuple[float, float, int, int]]:

@@ -162,14 +162,19 @@ def read_audio(item: BatchItem) -> bytes | dict:
 def assess_record(assessor, item_id: str, audio: bytes, text: str, label: str = "the audio file") -> dict:
     """One output line: the assessment with its id, or an error record (never raises for a bad item).
 
-    label names the audio in error messages (the file's path).
+    label names the audio in error messages (the file's path). BLAS runs on one thread, as in a one-CPU Ray
+    actor: with several, numpy's float sums change in the last bits and a score can move by a rounding step,
+    and both engines must give the same records.
     """
+    from threadpoolctl import threadpool_limits
+
     from ..encoder.audio import AudioError
     from ..encoder.features.frontend import FrontEndError
     from ..encoder.lexicon import TextError
 
     try:
-        return {"id": item_id, **assessor.assess(audio, text).to_dict()}
+        with threadpool_limits(limits=1, user_api="blas"):
+            return {"id": item_id, **assessor.assess(audio, text).to_dict()}
     except (AudioError, TextError, FrontEndError) as err:
         return error_record(item_id, str(err).replace("the given bytes", label))
     except Exception as err:  # a bug or resource failure on one item must not lose the others

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
+from orthoepy.encoder.verification import NoSpeechError
 from orthoepy.encoder.alignment import ForcedAligner
 from orthoepy.encoder.audio import load_audio
 from orthoepy.encoder.lexicon import Lexicon
@@ -68,7 +69,8 @@ def assessor():
 def test_assessor_scores_do_not_depend_on_earlier_inputs(assessor, utterances):
     (path, text), (other_path, other_text) = utterances[0], utterances[9]
     first = _comparable(assessor.assess(str(path), text).to_dict())
-    assessor.assess(_noise(), "hello world", sample_rate=16_000)
+    with pytest.raises(NoSpeechError):  # refused by the verification, after it has run on the noise
+        assessor.assess(_noise(), "hello world", sample_rate=16_000)
     samples, paragraph_text = _paragraph(utterances)
     assessor.assess(samples, paragraph_text, sample_rate=16_000)
     assessor.assess(str(other_path), other_text)

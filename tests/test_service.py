@@ -14,6 +14,7 @@ from fastapi.testclient import TestClient
 from orthoepy.encoder.audio import AudioError
 from orthoepy.encoder.lexicon import TextError
 from orthoepy.fusion.assessor import DEFAULT_MODEL_DIR, Assessment, Assessor, PhoneResult, WordResult
+from orthoepy.fusion.service import DEFAULT_MAX_TEXT_CHARS
 from orthoepy.fusion.schema import RESPONSE_SCHEMA_VERSION, response_schema, schema_json
 from orthoepy.fusion.service import create_app
 
@@ -99,7 +100,7 @@ def test_oversize_streamed_upload_without_content_length_is_413(client):
     (b"not audio", "hi", "not readable audio"),
     (b"RIFF....", "!!!", "no pronounceable English word"),
     (b"RIFF....", "   ", "text is empty"),
-    (b"RIFF....", "a" * 1001, "text is too long"),
+    (b"RIFF....", "a" * (DEFAULT_MAX_TEXT_CHARS + 1), "text is too long"),
 ])
 def test_bad_input_is_422_with_a_message(client, audio, text, message):
     response = post(client, audio=audio, text=text)

@@ -146,18 +146,33 @@ def _espeak(language: str, text: str, rng) -> np.ndarray:
 # ------------------------------------------------------------------------------------------- running
 
 def run_evidence(cases: list[Case], lexicon: Lexicon) -> list[dict]:
-    verifier = ReadingVerifier(lexicon=lexicon)
+    """The verifier's evidence per case, plus each word's aligned seconds per phone (chunked, as the Assessor aligns)."""
+    verifier, aligner = ReadingVerifier(lexicon=lexicon), ForcedAligner()
     records = []
     for case in tqdm(cases, desc="evidence", unit="case"):
         pron = lexicon.pronounce(case.text)
         record = _record(case, list(pron.words))
+        words, reference = list(pron.words), [tuple(p) for p in pron.phones]
         try:
-            record["evidence"] = dataclasses.asdict(verifier.gather(case.audio, list(pron.words), [tuple(p) for p in pron.phones]))
-            record["reference"] = [list(p) for p in pron.phones]
+            evidence = verifier.gather(case.audio, words, reference)
         except NoSpeechError:
-            record["refused"] = True
+            records.append(record | {"refused": True})
+            continue
+        first = decide(evidence, words, reference, verifier.config)
+        chunks = [(c.start, c.end, c.first_word, c.end_word) for c in verifier.chunks(first, case.audio.duration)]
+        alignment = aligner.align_chunks(case.audio, pron.canonical, chunks, verifier.spare_cuts(first))
+        record |= {"evidence": dataclasses.asdict(evidence), "reference": [list(p) for p in reference],
+                   "seconds_per_phone": None if alignment.fallback else _seconds_per_phone(alignment, len(words))}
         records.append(record)
     return records
+
+
+def _seconds_per_phone(alignment, n_words: int) -> list[float]:
+    spans: dict[int, list] = {}
+    for seg in alignment.segments:
+        span = spans.setdefault(seg.phone.word_index, [seg.start, seg.end, 0])
+        span[1], span[2] = seg.end, span[2] + 1
+    return [round((spans[k][1] - spans[k][0]) / spans[k][2], 4) for k in range(n_words)]
 
 
 def run_assess(cases: list[Case], corpus: str) -> list[dict]:
@@ -176,11 +191,19 @@ def run_assess(cases: list[Case], corpus: str) -> list[dict]:
             continue
         record = _record(case, [w.text for w in result.words])
         record |= {"total": result.sentence["total"], "completeness": result.sentence["completeness"],
-                   "errors": [w.error_type for w in result.words], "warnings": result.verification["warnings"],
+                   "errors": [_verified(w) for w in result.words], "error_types": [w.error_type for w in result.words],
+                   "warnings": result.verification["warnings"],
                    "matches_text": result.verification["matches_text"], "fallback": result.alignment_fallback,
                    "insertions": [[i.kind, i.after_word] for i in result.insertions], "seconds": sum(result.timings.values())}
         records.append(record)
     return records
+
+
+def _verified(word) -> str:
+    """The verification's verdict on a word of the response: Omission, Mispronunciation (another word) or None."""
+    if word.error_type == "Omission":
+        return "Omission"
+    return "Mispronunciation" if word.heard_word is not None else "None"
 
 
 def _record(case: Case, words: list[str]) -> dict:
@@ -204,7 +227,7 @@ def outcomes_from_evidence(records: list[dict], config: VerifierConfig) -> list[
         evidence = Evidence(e["speech_seconds"], e["language"], e["language_probability"],
                             tuple(HeardWord(**{**h, "phones": tuple(h["phones"])}) for h in e["heard"]),
                             tuple(e["forced"]), tuple(tuple(p) for p in e["pauses"]))
-        v = decide(evidence, r["words"], [tuple(p) for p in r["reference"]], config)
+        v = decide(evidence, r["words"], [tuple(p) for p in r["reference"]], config, r.get("seconds_per_phone"))
         errors = ["None" if c.status == "read" else ("Omission" if c.status == "omitted" else "Mispronunciation")
                   for c in v.words]
         out.append(r | {"errors": errors, "share": v.share_read, "matches_text": v.matches_text,
@@ -250,8 +273,9 @@ def _ratio(a: float, b: float) -> float:
 
 # ------------------------------------------------------------------------------------------- threshold selection
 
-GRID = {"read_probability": (0.02, 0.05, 0.1, 0.2), "substitution_probability": (0.4, 0.6, 0.8),
-        "similar_word": (0.25, 0.34, 0.5), "insertion_probability": (0.3, 0.5, 0.7)}
+GRID = {"read_probability": (0.1, 0.2, 0.3), "unsure_read_probability": (0.0, 0.002, 0.01),
+        "mismatch_forced": (0.0, 0.03, 0.05, 0.07), "squeezed_s": (0.0, 0.035, 0.045),
+        "squeezed_forced": (0.3, 0.7, 1.01)}
 FALSE_FLAG_BUDGET = 0.03
 
 
@@ -287,7 +311,15 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", required=True)
     ap.add_argument("--select", action="store_true", help="evidence mode: choose thresholds by speaker-disjoint CV")
+    ap.add_argument("--reselect", help="evidence JSON from an earlier --mode evidence run: only choose thresholds again")
     args = ap.parse_args(argv)
+    if args.reselect:
+        records = json.loads(Path(args.reselect).read_text())["records"]
+        result = {"records": records, "metrics_default": metrics(outcomes_from_evidence(records, VerifierConfig())),
+                  "selection": select(records)}
+        Path(args.out).write_text(json.dumps(result, indent=1))
+        print(json.dumps({k: v for k, v in result.items() if k != "records"}, indent=1))
+        return
     cases = build_cases(args.corpus, args.split, args.per_kind, args.seed)
     if args.mode == "evidence":
         records = run_evidence(cases, Lexicon.from_corpus(args.corpus))
