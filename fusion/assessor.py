@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from tqdm import tqdm
@@ -135,7 +135,7 @@ class Assessor:
                                                      [tuple(p) for p in pronunciation.phones], seconds_per_phone(features))
             apply_verification(assessment, verification)
         if self.rationale is not None:
-            assessment.rationale = self._rationale(assessment, features, examples)
+            assessment.rationale = lead_with_mismatch(self._rationale(assessment, features, examples), verification)
             assessment.timings["rationale"] = round(time.perf_counter() - started - sum(timings.values()), 3)
         return assessment
 
@@ -215,6 +215,14 @@ def apply_verification(assessment: Assessment, verification: Verification) -> No
     assessment.verification = verification.to_dict()
     assessment.insertions = [InsertionResult(i.text, i.start, i.end, i.kind, i.after_word)
                              for i in verification.insertions]
+
+
+def lead_with_mismatch(rationale: RationaleResult, verification: Verification | None) -> RationaleResult:
+    """A recording that is not a reading of the text: say so first, before any advice on single sounds."""
+    if verification is None or verification.matches_text or not verification.warnings:
+        return rationale
+    first = verification.warnings[0]
+    return replace(rationale, text=f"{first[0].upper()}{first[1:]}, so the scores are low. {rationale.text}")
 
 
 def seconds_per_phone(features: PhoneFeatures) -> list[float]:

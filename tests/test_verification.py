@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -165,3 +166,16 @@ def test_pause_and_paragraph_alignment(assessor, field_cases):
     assert not paragraph.alignment_fallback
     assert sum(w.error_type != "None" for w in paragraph.words) <= 3
     assert not any(w.error_type == "UnexpectedBreak" for w in paragraph.words)
+
+
+def test_a_rationale_for_another_text_says_so_first():
+    from orthoepy.encoder.verification import Verification
+    from orthoepy.fusion.assessor import lead_with_mismatch
+    from orthoepy.fusion.rationale import RationaleResult
+
+    rationale = RationaleResult("Fluency is good.", "rubric", True, {}, "", 0.0, ["rubric"])
+    other = Verification(True, 2.0, "en", 0.9, "I LIKE TEA", 0.2, False,
+                         ("the recording does not match the text: only 1 of 5 words were heard",), (), ())
+    assert lead_with_mismatch(rationale, other).text.startswith("The recording does not match the text")
+    assert lead_with_mismatch(rationale, replace(other, matches_text=True, warnings=())).text == "Fluency is good."
+    assert lead_with_mismatch(rationale, None) is rationale
