@@ -179,3 +179,20 @@ def test_a_rationale_for_another_text_says_so_first():
     assert lead_with_mismatch(rationale, other).text.startswith("The recording does not match the text")
     assert lead_with_mismatch(rationale, replace(other, matches_text=True, warnings=())).text == "Fluency is good."
     assert lead_with_mismatch(rationale, None) is rationale
+
+
+def test_alignment_evidence_and_an_unlikely_text_change_the_decisions():
+    from orthoepy.encoder.verification import Evidence, decide
+
+    words, reference = ["I", "THINK", "SO"], [I, THINK, SO]
+    heard_words = (heard("I", I, 0, .2), heard("THINK", THINK, .2, .5), heard("SO", SO, .5, .8))
+    evidence = Evidence(1.0, "en", 0.9, heard_words, (0.9, 0.4, 0.9), ())
+    config = replace(CONFIG, squeezed_s=0.04, squeezed_forced=0.5, mismatch_forced=0.05)
+    assert decide(evidence, words, reference, config).share_read == 1.0
+    squeezed = decide(evidence, words, reference, config, seconds_per_phone=[0.08, 0.03, 0.09])
+    assert [c.status for c in squeezed.words] == [READ, OMITTED, READ]  # THINK aligned to 30 ms a phone
+    unlikely = replace(evidence, heard=heard_words[:1] + (heard("COFFEE", COFFEE, .2, .5, p=0.5),), forced=(0.9, 0.01, 0.01))
+    other = decide(unlikely, words, reference, config)
+    # an unsure heard word no longer counts as read: THINK and SO are one substituted, one omitted (a tie)
+    assert not other.matches_text and sorted(c.status for c in other.words) == [OMITTED, READ, SUBSTITUTED]
+    assert decide(unlikely, words, reference, replace(config, mismatch_forced=0.0)).share_read > other.share_read
