@@ -14,7 +14,6 @@ from fastapi.testclient import TestClient
 from orthoepy.encoder.audio import AudioError
 from orthoepy.encoder.lexicon import TextError
 from orthoepy.fusion.assessor import DEFAULT_MODEL_DIR, Assessment, Assessor, PhoneResult, WordResult
-from orthoepy.fusion.service import DEFAULT_MAX_TEXT_CHARS
 from orthoepy.fusion.schema import RESPONSE_SCHEMA_VERSION, response_schema, schema_json
 from orthoepy.fusion.service import create_app
 
@@ -54,7 +53,7 @@ def post(client: TestClient, audio: bytes = b"RIFF....", text: str = "hi"):
 
 @pytest.fixture
 def client():
-    with TestClient(create_app(FakeAssessor, max_upload_bytes=4096, max_queue=2, workers=1)) as c:
+    with TestClient(create_app(FakeAssessor, max_upload_bytes=4096, max_queue=2, workers=1, max_text_chars=1000)) as c:
         yield c
 
 
@@ -100,7 +99,7 @@ def test_oversize_streamed_upload_without_content_length_is_413(client):
     (b"not audio", "hi", "not readable audio"),
     (b"RIFF....", "!!!", "no pronounceable English word"),
     (b"RIFF....", "   ", "text is empty"),
-    (b"RIFF....", "a" * (DEFAULT_MAX_TEXT_CHARS + 1), "text is too long"),
+    (b"RIFF....", "a" * 1001, "text is too long"),
 ])
 def test_bad_input_is_422_with_a_message(client, audio, text, message):
     response = post(client, audio=audio, text=text)
