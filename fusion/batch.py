@@ -265,8 +265,11 @@ class RayEngine:
         self.started_ray = True
 
     def records(self, items: Iterable[BatchItem]) -> Iterator[dict]:
-        """Keeps every actor busy with up to two items (one running, one queued); yields in completion order."""
-        import ray
+        """Keeps every actor busy with up to two items (one running, one queued); yields in completion order.
+
+        An actor that dies (out of memory, killed) raises Ray's error here; the records written so far are kept,
+        so rerunning the command resumes.
+        """
         from ray.util import ActorPool
 
         pool, pending = ActorPool(self.actors), iter(items)
