@@ -40,16 +40,16 @@ class VerifierConfig:
     """Decision thresholds; the defaults were chosen by cross-validation on train (docs/verification.md)."""
 
     min_speech_s: float = 0.15  # less voice activity than this is refused as no speech
-    read_probability: float = 0.2  # forced probability from which a reference word counts as read
+    read_probability: float = 0.03  # forced probability from which a reference word counts as read
     similar_word: float = 0.25  # phone edit distance (0-1) up to which a heard word is the same word, misread
-    insertion_probability: float = 0.5  # a heard word aligned to nothing is reported from this confidence
-    substitution_probability: float = 0.8  # another word heard in a word's place counts from this confidence
+    insertion_probability: float = 0.9  # a heard word aligned to nothing is reported from this confidence
+    substitution_probability: float = 0.95  # another word heard in a word's place counts from this confidence
     unsure_read_probability: float = 0.0  # ...below it, the word still counts as read only from this forced probability
     non_english_probability: float = 0.8  # language identification this sure of another language flags the audio
     mismatch_share: float = 0.5  # below this share of words read, the audio does not match the text
-    mismatch_forced: float = 0.0  # below this median forced word probability, the audio is of another text
-    squeezed_s: float = 0.0  # a read word aligned to at most this many seconds per phone is...
-    squeezed_forced: float = 0.0  # ...omitted when its forced probability is also below this (alignment evidence)
+    mismatch_forced: float = 0.02  # below this median forced word probability, the audio is of another text
+    squeezed_s: float = 0.045  # a read word aligned to at most this many seconds per phone is...
+    squeezed_forced: float = 0.3  # ...omitted when its forced probability is also below this (alignment evidence)
     min_pause_s: float = 0.15  # silences at least this long may cut the alignment into chunks
     max_boundary_distance_s: float = 0.4  # how far a word boundary may lie from a silence to cut there
     max_chunk_s: float = 6.0  # longer chunks are cut again at the widest gap between two read words
