@@ -45,8 +45,13 @@ def outcome(call: Callable[[], Any]) -> str:
         return f"OK: Audio {value.duration:.2f} s, 16 kHz float32 mono, peak {float(np.max(np.abs(value.samples))):.2f}"
     if isinstance(value, Assessment):
         phones = sum(len(w.phones) for w in value.words)
-        return (f"OK: {len(value.words)} words, {phones} phones, total {value.sentence['total']:.1f}, "
-                f"accuracy {value.sentence['accuracy']:.1f}, alignment_fallback={value.alignment_fallback}")
+        flagged = [f"{w.text} {w.error_type}" for w in value.words if w.error_type != "None"]
+        flagged += [f"{i.text} {i.kind}" for i in value.insertions]
+        warnings = value.verification["warnings"] if value.verification else []
+        return cell(f"OK: {len(value.words)} words, {phones} phones, total {value.sentence['total']:.1f}, "
+                    f"accuracy {value.sentence['accuracy']:.1f}, completeness {value.sentence['completeness']:.1f}, "
+                    f"alignment_fallback={value.alignment_fallback}; flagged: {', '.join(flagged) or 'none'}"
+                    + (f"; warning: {warnings[0]}" if warnings else ""), limit=400)
     if isinstance(value, Assessor):
         return f"OK: loaded model {value.model_name!r}"
     return f"OK: {cell(repr(value))}"
@@ -122,6 +127,18 @@ def audio_rows(assessor: Assessor) -> list[tuple[str, str, str, str]]:
                  outcome(lambda: assessor.assess((resampled(samples, rate, 22_050) * 32767).astype(np.int16),
                                                  DEMO_TEXT, sample_rate=22_050))))
     return rows
+
+
+FIELD_DIR = Path(__file__).resolve().parents[3] / "shared" / "field"
+
+
+def field_rows(assessor: Assessor) -> list[tuple[str, str, str, str]]:
+    """The field recordings (../shared/field): what a user sends and what orthoepy returns now."""
+    if not (FIELD_DIR / "cases.json").is_file():
+        return []
+    cases = json.loads((FIELD_DIR / "cases.json").read_text())
+    return [("field recording", f"{c['kind']}: {c['audio']} read as {c['text']!r}", "`Assessor.assess`",
+             outcome(lambda c=c: assessor.assess(str(FIELD_DIR / c["audio"]), c["text"]))) for c in cases]
 
 
 def text_rows(assessor: Assessor) -> list[tuple[str, str, str, str]]:
@@ -256,7 +273,7 @@ def http_rows(assessor: Assessor) -> list[tuple[str, str, str, str]]:
 def main() -> int:
     started = time.perf_counter()
     assessor = Assessor.from_pretrained()
-    rows = audio_rows(assessor) + text_rows(assessor) + model_rows() + http_rows(assessor)
+    rows = audio_rows(assessor) + field_rows(assessor) + text_rows(assessor) + model_rows() + http_rows(assessor)
     print("| area | input | through | result |")
     print("|---|---|---|---|")
     for area, name, via, result in rows:
