@@ -134,19 +134,30 @@ class AspectCalibrator(BaseEstimator):
         return self.fitted_
 
 
-def isotonic_block_centres(isotonic: IsotonicRegression, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def isotonic_block_centres(isotonic: IsotonicRegression, x: np.ndarray, tolerance: float = 1e-6
+                           ) -> tuple[np.ndarray, np.ndarray]:
     """Knots of the smooth map: per block of a fitted isotonic regression (consecutive points, in order of the
     raw prediction, that share one fitted value) the mean raw prediction of its points and the block's value.
 
     Both come out strictly increasing: tied predictions always share a block (the isotonic fit pools them), and
-    blocks with equal values (e.g. two blocks clipped to the label bound) are merged.
+    neighbouring blocks whose values differ by at most `tolerance` times the label range are merged (their
+    value: the mean over their points), e.g. two blocks clipped to a label bound, or 0.4000000015 and
+    0.4000000060 from float32 labels, which would otherwise leave a knot pair with a near-zero slope: a
+    plateau in all but name.
     """
     order = np.argsort(x, kind="stable")
     xs = np.asarray(x, dtype=np.float64)[order]
-    fitted = isotonic.predict(xs)
-    starts = np.flatnonzero(np.r_[True, np.diff(fitted) != 0])
-    x_knots = np.add.reduceat(xs, starts) / np.diff(np.r_[starts, xs.size])
-    return x_knots, fitted[starts].astype(np.float64)
+    fitted = isotonic.predict(xs).astype(np.float64)
+    eps = tolerance * (isotonic.y_max - isotonic.y_min if isotonic.y_max is not None and isotonic.y_min is not None
+                       else np.ptp(fitted))
+    starts, anchor = [0], fitted[0]
+    for i in np.flatnonzero(np.diff(fitted) != 0) + 1:  # block boundaries of the isotonic fit
+        if fitted[i] - anchor > eps:
+            starts.append(int(i))
+            anchor = fitted[i]
+    starts = np.asarray(starts)
+    counts = np.diff(np.r_[starts, xs.size])
+    return np.add.reduceat(xs, starts) / counts, np.add.reduceat(fitted, starts) / counts
 
 
 def _pchip_map(x_knots: Sequence[float], y_knots: Sequence[float], values: np.ndarray) -> np.ndarray:
