@@ -157,7 +157,8 @@ def isotonic_block_centres(isotonic: IsotonicRegression, x: np.ndarray, toleranc
             anchor = fitted[i]
     starts = np.asarray(starts)
     counts = np.diff(np.r_[starts, xs.size])
-    return np.add.reduceat(xs, starts) / counts, np.add.reduceat(fitted, starts) / counts
+    single = np.maximum.reduceat(fitted, starts) == fitted[starts]  # not merged: the block's value as it is
+    return np.add.reduceat(xs, starts) / counts, np.where(single, fitted[starts], np.add.reduceat(fitted, starts) / counts)
 
 
 def _pchip_map(x_knots: Sequence[float], y_knots: Sequence[float], values: np.ndarray) -> np.ndarray:
