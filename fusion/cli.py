@@ -161,6 +161,9 @@ def _train_scorer_options(train: argparse.ArgumentParser) -> None:
     train.add_argument("--lr", type=float, default=plan.lr)
     train.add_argument("--dropout", type=float, default=plan.dropout)
     train.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
+    train.add_argument("--calibration", choices=("pchip", "isotonic"), default=plan.calibration,
+                       help="per-aspect calibration fitted on dev: pchip = smooth and strictly increasing (no "
+                            "plateaus), isotonic = the step function of earlier models (default: %(default)s)")
     train.set_defaults(run=_run_train_scorer)
 
 
@@ -340,7 +343,7 @@ def _run_train_scorer(args: argparse.Namespace) -> int:
     plan = TrainingPlan(seed=args.seed, mtp=not args.no_mtp, handcrafted=not args.no_handcrafted,
                         n_handcrafted=args.n_handcrafted, groups=groups, mtp_epochs=args.mtp_epochs,
                         epochs=args.epochs, patience=args.patience, lr=args.lr, dropout=args.dropout,
-                        threads=args.threads)
+                        threads=args.threads, calibration=args.calibration)
     train_scorer(args.features, args.corpus, args.out, plan)
     report = json.loads((Path(args.out) / "training_report.json").read_text())
     print(f"model -> {args.out}; dev (calibrated):")

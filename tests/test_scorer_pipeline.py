@@ -32,7 +32,10 @@ def test_training_writes_a_loadable_bundle(model_dir, stores):
     report = json.loads((model_dir / "training_report.json").read_text())
     assert report["n_train"] == 14 and report["n_dev"] == 2 and report["plan"]["mtp"]
     assert len(report["history"]) == 2 and len(report["mtp_history"]) == 1
+    assert report["plan"]["calibration"] == report["dev"]["calibration"] == "pchip"  # the default: no plateaus
     scorer = Scorer.from_pretrained(model_dir)
+    assert scorer.calibrator.method == "pchip"
+    assert {info["method"] for info in scorer.calibrator.fitted_.values()} <= {"pchip", "identity"}
     assert len(scorer.utterance_columns) == 12
     features = dict(FeatureStore(stores / "test"))
     first, again = scorer.score(features), Scorer.from_pretrained(model_dir).score(features)

@@ -1,12 +1,15 @@
-"""Synthetic checks of the scorer utilities: Lasso feature selection, isotonic calibration, metrics."""
+"""Synthetic checks of the scorer utilities: Lasso feature selection, calibration (pchip, isotonic), metrics."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from orthoepy.encoder.scorer.calibration import AspectCalibrator
+from sklearn.isotonic import IsotonicRegression
+
+from orthoepy.encoder.scorer.calibration import METHODS, AspectCalibrator, isotonic_block_centres
 from orthoepy.encoder.scorer.handcrafted import HandcraftedSelector
 from orthoepy.encoder.scorer.metrics import (aspect_table, choose_threshold, mispronunciation_detection,
                                              regression_metrics)
@@ -95,21 +98,81 @@ def miscalibrated() -> tuple[dict, dict]:
     return preds, labels
 
 
-def test_calibration_is_monotone_and_within_range(miscalibrated):
+@pytest.mark.parametrize("method", METHODS)
+def test_calibration_is_monotone_and_within_range(miscalibrated, method):
     preds, labels = miscalibrated
-    calibrator = AspectCalibrator().fit(preds, labels)
+    calibrator = AspectCalibrator(method=method).fit(preds, labels)
     grid = {aspect: np.linspace(-20, 20, 2001) for aspect in preds}
     out = calibrator.transform(grid)
     for aspect, values in out.items():
         low, high = (0, 2) if aspect == "phone" else (0, 10)
         assert np.all(np.diff(values) >= 0), aspect
         assert values.min() >= low and values.max() <= high, aspect
-    assert calibrator.fitted_["sentence_total"]["method"] == "isotonic"
+    assert calibrator.fitted_["sentence_total"]["method"] == method
 
 
-def test_calibration_improves_mse(miscalibrated):
+def test_default_calibration_is_pchip():
+    assert AspectCalibrator().method == "pchip"
+    with pytest.raises(ValueError, match="method"):
+        AspectCalibrator(method="spline").fit({"phone": np.arange(20.0)}, {"phone": np.arange(20.0) / 10})
+
+
+def test_pchip_is_strictly_increasing_without_plateaus(miscalibrated):
+    """Every distinct input whose score lies inside the label range gets its own, larger score."""
     preds, labels = miscalibrated
-    calibrator = AspectCalibrator().fit(preds, labels)
+    calibrator = AspectCalibrator(method="pchip").fit(preds, labels)
+    grid = np.linspace(-20, 20, 40001)
+    for aspect, values in calibrator.transform({a: grid for a in preds}).items():
+        low, high = (0, 2) if aspect == "phone" else (0, 10)
+        inside = (values > low) & (values < high)
+        assert inside.sum() > 1000, aspect  # the grid crosses the whole label range
+        assert np.all(np.diff(values[inside]) > 0), aspect
+        # where the isotonic steps are flat, the smooth map still separates the inputs
+        steps = AspectCalibrator(method="isotonic").fit(preds, labels).transform({aspect: grid})[aspect]
+        assert np.unique(values[inside]).size == inside.sum() > np.unique(steps).size, aspect
+    # the inputs themselves: as many distinct scores as distinct predictions (none at a bound here)
+    total = calibrator.transform(preds)["sentence_total"]
+    assert np.unique(total).size == np.unique(preds["sentence_total"]).size
+
+
+def test_pchip_knots_are_isotonic_block_centres():
+    x = np.array([0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0])
+    y = np.array([1.0, 3.0, 2.0, 4.0, 4.0, 6.0, 5.0, 9.0])  # blocks: {0}, {1, 2}, {3, 4}, {5, 6}, {7}
+    isotonic = IsotonicRegression(y_min=0, y_max=10, out_of_bounds="clip").fit(x, y)
+    x_knots, y_knots = isotonic_block_centres(isotonic, x)
+    np.testing.assert_allclose(x_knots, [0.0, 1.5, 3.5, 5.5, 7.0])
+    np.testing.assert_allclose(y_knots, [1.0, 2.5, 4.0, 5.5, 9.0])
+    calibrator = AspectCalibrator(method="pchip", min_points=2).fit({"sentence_total": x}, {"sentence_total": y})
+    info = calibrator.fitted_["sentence_total"]
+    assert info["x_knots"] == list(x_knots) and info["y_knots"] == list(y_knots)
+    out = calibrator.transform({"sentence_total": np.array([0.0, 1.5, 7.0, -1.0, 7.3, -10.0, 30.0])})["sentence_total"]
+    # through the knots; beyond them the end segments' slopes (1.5/1.5 = 1 and 3.5/1.5), clipped to 0-10
+    np.testing.assert_allclose(out, [1.0, 2.5, 9.0, 0.0, 9.0 + 0.3 * 3.5 / 1.5, 0.0, 10.0])
+
+
+def test_pchip_merges_blocks_that_differ_by_float_noise():
+    """Labels stored as float32 average to 0.4000000015 and 0.4000000060: one knot, not a near-flat pair."""
+    x = np.linspace(0, 1, 12)
+    y = np.array([0.4000000015, 0.4000000015, 0.4000000060, 0.4000000060, 1, 1, 1.5, 1.5, 1.8, 1.8, 2, 2])
+    calibrator = AspectCalibrator(method="pchip").fit({"phone": x}, {"phone": y})
+    info = calibrator.fitted_["phone"]
+    assert len(info["x_knots"]) == 5
+    assert np.min(np.diff(info["y_knots"]) / np.diff(info["x_knots"])) > 0.5
+
+
+def test_pchip_falls_back_to_identity_when_the_isotonic_fit_is_flat():
+    x = np.linspace(0, 10, 30)
+    calibrator = AspectCalibrator(method="pchip").fit({"sentence_total": x}, {"sentence_total": 10 - x})  # one block
+    info = calibrator.fitted_["sentence_total"]
+    assert info["method"] == "identity" and "constant" in info["reason"]
+    np.testing.assert_array_equal(calibrator.transform({"sentence_total": np.array([-1.0, 5.0, 12.0])})["sentence_total"],
+                                  [0.0, 5.0, 10.0])
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_calibration_improves_mse(miscalibrated, method):
+    preds, labels = miscalibrated
+    calibrator = AspectCalibrator(method=method).fit(preds, labels)
     calibrated = calibrator.transform(preds)
     for aspect in ("sentence_total", "phone"):
         before = regression_metrics(preds[aspect], labels[aspect])["mse"]
@@ -117,13 +180,56 @@ def test_calibration_improves_mse(miscalibrated):
         assert after < 0.5 * before, aspect
 
 
-def test_calibration_json_roundtrip_identical(miscalibrated):
+@pytest.mark.parametrize("method", METHODS)
+def test_calibration_json_roundtrip_identical(miscalibrated, method):
     preds, labels = miscalibrated
-    calibrator = AspectCalibrator().fit(preds, labels)
+    calibrator = AspectCalibrator(method=method).fit(preds, labels)
     loaded = AspectCalibrator.from_dict(json_roundtrip(calibrator.to_dict()))
-    for snap in (False, True):
-        for aspect, values in calibrator.transform(preds, snap=snap).items():
-            np.testing.assert_array_equal(loaded.transform(preds, snap=snap)[aspect], values)
+    assert loaded.method == method and loaded.fitted_ == calibrator.fitted_
+    grid = {aspect: np.linspace(-20, 20, 4001) for aspect in preds}
+    for inputs in (preds, grid):
+        for snap in (False, True):
+            for aspect, values in calibrator.transform(inputs, snap=snap).items():
+                np.testing.assert_array_equal(loaded.transform(inputs, snap=snap)[aspect], values)
+
+
+# A calibration.json as written before the pchip method: no "method" among the params, isotonic breakpoints.
+OLD_ISOTONIC_JSON = """{"params": {"min_points": 10, "discrete_values": null, "label_ranges": null}, "fitted": {
+ "sentence_total": {"low": 0.0, "high": 10.0, "n": 240, "method": "isotonic", "reason": null,
+  "x_thresholds": [2.3103525638580322, 3.5, 3.6, 6.49, 8.11, 9.354166030883789],
+  "y_thresholds": [2.0, 2.0, 5.25, 7.38, 7.38, 9.4]},
+ "word_stress": {"low": 0.0, "high": 10.0, "n": 1428, "method": "isotonic", "reason": null,
+  "x_thresholds": [2.68, 9.0, 9.1, 9.97], "y_thresholds": [8.5, 8.5, 9.8, 10.0]},
+ "sentence_completeness": {"low": 0.0, "high": 10.0, "n": 3, "method": "identity", "reason": "only 3 points (< 10)"}}}"""
+
+
+def test_old_isotonic_json_loads_and_behaves_as_before():
+    loaded = AspectCalibrator.from_dict(json.loads(OLD_ISOTONIC_JSON))
+    assert loaded.method == "isotonic"
+    grid = np.r_[np.linspace(-5, 15, 2001), np.nan]
+    out = loaded.transform({a: grid for a in ("sentence_total", "word_stress", "sentence_completeness")})
+    for aspect in ("sentence_total", "word_stress"):
+        info = loaded.fitted_[aspect]
+        before = np.clip(np.interp(grid, info["x_thresholds"], info["y_thresholds"]), 0.0, 10.0)  # the old formula
+        np.testing.assert_array_equal(out[aspect][:-1], before[:-1])
+        assert np.isnan(out[aspect][-1])
+    np.testing.assert_array_equal(out["sentence_completeness"][:-1], np.clip(grid[:-1], 0, 10))
+    between = (grid >= 6.49) & (grid <= 8.11)
+    assert np.all(out["sentence_total"][between] == 7.38)  # the plateau the pchip method removes
+    assert set(np.unique(loaded.transform({"word_stress": grid[:-1]}, snap=True)["word_stress"])) <= {5.0, 10.0}
+    # and it is written back unchanged but for the method now named among the params
+    again = loaded.to_dict()
+    assert again["params"]["method"] == "isotonic" and again["fitted"] == json.loads(OLD_ISOTONIC_JSON)["fitted"]
+
+
+def test_isotonic_method_matches_scikit_learn(miscalibrated):
+    """The isotonic method is the fit the shipped models had: scikit-learn's, clipped out of bounds."""
+    preds, labels = miscalibrated
+    calibrator = AspectCalibrator(method="isotonic").fit(preds, labels)
+    grid = np.linspace(-20, 20, 4001)
+    reference = IsotonicRegression(y_min=0, y_max=10, out_of_bounds="clip").fit(preds["sentence_total"], labels["sentence_total"])
+    np.testing.assert_allclose(calibrator.transform({"sentence_total": grid})["sentence_total"], reference.predict(grid),
+                               rtol=0, atol=1e-12)
 
 
 def test_stress_snapping_only_gives_allowed_values(miscalibrated):
@@ -148,6 +254,23 @@ def test_calibration_falls_back_to_clipped_identity():
     with pytest.raises(ValueError, match="word_total"):
         calibrator.transform({"word_total": np.zeros(3)})
 
+
+
+SHIPPED_CALIBRATION = Path(__file__).resolve().parents[1] / "fusion" / "models" / "default" / "calibration.json"
+
+
+def test_shipped_calibration_has_no_plateaus():
+    """The default model's maps (recipes/local/recalibrate.py): pchip, strictly increasing inside the label range;
+    the raw totals 6.49-8.11 that its isotonic map sent to 7.38 now keep their order."""
+    calibrator = AspectCalibrator.from_dict(json.loads(SHIPPED_CALIBRATION.read_text()))
+    assert {info["method"] for info in calibrator.fitted_.values()} == {"pchip"}
+    grid = np.linspace(-5, 15, 20001)
+    for aspect, values in calibrator.transform({a: grid for a in calibrator.fitted_}).items():
+        info = calibrator.fitted_[aspect]
+        inside = (values > info["low"]) & (values < info["high"])
+        assert np.all(np.diff(values[inside]) > 0), aspect
+    totals = calibrator.transform({"sentence_total": np.linspace(6.49, 8.11, 163)})["sentence_total"]
+    assert np.all(np.diff(totals) > 0) and np.unique(np.round(totals, 2)).size > 50
 
 # --- metrics -------------------------------------------------------------------------------------------------
 

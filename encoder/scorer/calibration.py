@@ -1,8 +1,18 @@
-"""Per-aspect isotonic calibration of predicted scores onto the label scale, fitted on dev predictions.
+"""Per-aspect calibration of predicted scores onto the label scale, fitted on dev predictions.
 
-Each aspect gets a scikit-learn IsotonicRegression (increasing, clipped out of bounds, bounded to the
-label range). Only its breakpoints (X_thresholds_, y_thresholds_) are kept, and outputs are always computed
-from them with np.interp, so a calibrator loaded from JSON gives bit-identical outputs.
+Two methods, recorded per aspect in `fitted_[aspect]["method"]`:
+
+- "pchip" (the default): a smooth, strictly increasing map. A scikit-learn IsotonicRegression (bounded to the
+  label range) is fitted first; each of its blocks (the points sharing one fitted value) becomes a knot at
+  (mean raw prediction of the block's points, block value). A scipy PchipInterpolator (monotone piecewise
+  cubic) runs through the knots, and beyond the end knots the map continues linearly with the slope of the
+  end segment; the result is clipped to the label range. Distinct inputs inside the label range get distinct
+  scores (no plateaus), unlike the isotonic step function, which maps wide ranges of inputs to one value.
+- "isotonic" (models saved before the smooth method): np.interp through the isotonic breakpoints
+  (X_thresholds_, y_thresholds_), flat outside them.
+
+Only the knots / breakpoints are stored, and outputs are always recomputed from them, so a calibrator loaded
+from JSON gives bit-identical outputs.
 """
 from __future__ import annotations
 
@@ -10,6 +20,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
+from scipy.interpolate import PchipInterpolator
 from sklearn.base import BaseEstimator
 from sklearn.isotonic import IsotonicRegression
 
@@ -17,13 +28,17 @@ from .metrics import label_range, paired_finite
 
 # Word stress labels take only 5 or 10 in practice.
 DEFAULT_DISCRETE_VALUES: dict[str, tuple[float, ...]] = {"word_stress": (5.0, 10.0)}
+METHODS = ("pchip", "isotonic")
+DEFAULT_METHOD = "pchip"
 
 
 class AspectCalibrator(BaseEstimator):
-    """Monotone (non-decreasing) map from raw predictions to the label scale, one per aspect.
+    """Monotone map from raw predictions to the label scale, one per aspect.
 
     Parameters
     ----------
+    method : "pchip" (smooth, strictly increasing inside the label range) or "isotonic" (a step function, the
+        method of models saved before "pchip"; a calibration JSON without a method is isotonic).
     min_points : an aspect with fewer finite (pred, label) pairs, or with constant labels, falls back to the
         identity clipped to the label range; `fitted_[aspect]["method"]` says which map was used and why.
     discrete_values : aspect -> allowed label values to snap to (nearest; ties go to the lower value) when
@@ -33,13 +48,17 @@ class AspectCalibrator(BaseEstimator):
 
     def __init__(self, min_points: int = 10,
                  discrete_values: Mapping[str, Sequence[float]] | None = None,
-                 label_ranges: Mapping[str, tuple[float, float]] | None = None) -> None:
+                 label_ranges: Mapping[str, tuple[float, float]] | None = None,
+                 method: str = DEFAULT_METHOD) -> None:
+        self.method = method
         self.min_points = min_points
         self.discrete_values = discrete_values
         self.label_ranges = label_ranges
 
     def fit(self, preds: Mapping[str, np.ndarray], labels: Mapping[str, np.ndarray]) -> AspectCalibrator:
         """Fit one map per aspect present in both `preds` and `labels`; NaN labels/predictions are dropped."""
+        if self.method not in METHODS:
+            raise ValueError(f"method must be one of {METHODS}, not {self.method!r}")
         self.fitted_ = {aspect: self._fit_aspect(aspect, preds[aspect], labels[aspect])
                         for aspect in preds if aspect in labels}
         return self
@@ -65,7 +84,8 @@ class AspectCalibrator(BaseEstimator):
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable form: the constructor params and every fitted map's breakpoints."""
-        return {"params": {"min_points": self.min_points,
+        return {"params": {"method": self.method,
+                           "min_points": self.min_points,
                            "discrete_values": _listify(self.discrete_values),
                            "label_ranges": _listify(self.label_ranges)},
                 "fitted": self._require_fitted()}
@@ -73,6 +93,7 @@ class AspectCalibrator(BaseEstimator):
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> AspectCalibrator:
         params = dict(data["params"])
+        params.setdefault("method", "isotonic")  # saved before the smooth method existed
         for key in ("discrete_values", "label_ranges"):
             if params[key] is not None:
                 params[key] = {aspect: tuple(v) for aspect, v in params[key].items()}
@@ -89,9 +110,15 @@ class AspectCalibrator(BaseEstimator):
         if np.ptp(y) == 0.0:
             return {**info, "method": "identity", "reason": "constant labels"}
         isotonic = IsotonicRegression(y_min=low, y_max=high, increasing=True, out_of_bounds="clip").fit(x, y)
-        return {**info, "method": "isotonic", "reason": None,
-                "x_thresholds": [float(v) for v in isotonic.X_thresholds_],
-                "y_thresholds": [float(v) for v in isotonic.y_thresholds_]}
+        if self.method == "isotonic":
+            return {**info, "method": "isotonic", "reason": None,
+                    "x_thresholds": [float(v) for v in isotonic.X_thresholds_],
+                    "y_thresholds": [float(v) for v in isotonic.y_thresholds_]}
+        x_knots, y_knots = isotonic_block_centres(isotonic, x)
+        if x_knots.size < 2:
+            return {**info, "method": "identity", "reason": "the isotonic fit is constant (one block)"}
+        return {**info, "method": "pchip", "reason": None, "extrapolation": "linear",
+                "x_knots": [float(v) for v in x_knots], "y_knots": [float(v) for v in y_knots]}
 
     def _label_range(self, aspect: str) -> tuple[float, float]:
         ranges = self.label_ranges or {}
@@ -107,11 +134,53 @@ class AspectCalibrator(BaseEstimator):
         return self.fitted_
 
 
+def isotonic_block_centres(isotonic: IsotonicRegression, x: np.ndarray, tolerance: float = 1e-6
+                           ) -> tuple[np.ndarray, np.ndarray]:
+    """Knots of the smooth map: per block of a fitted isotonic regression (consecutive points, in order of the
+    raw prediction, that share one fitted value) the mean raw prediction of its points and the block's value.
+
+    Both come out strictly increasing: tied predictions always share a block (the isotonic fit pools them), and
+    neighbouring blocks whose values differ by at most `tolerance` times the label range are merged (their
+    value: the mean over their points), e.g. two blocks clipped to a label bound, or 0.4000000015 and
+    0.4000000060 from float32 labels, which would otherwise leave a knot pair with a near-zero slope: a
+    plateau in all but name.
+    """
+    order = np.argsort(x, kind="stable")
+    xs = np.asarray(x, dtype=np.float64)[order]
+    fitted = isotonic.predict(xs).astype(np.float64)
+    eps = tolerance * (isotonic.y_max - isotonic.y_min if isotonic.y_max is not None and isotonic.y_min is not None
+                       else np.ptp(fitted))
+    starts, anchor = [0], fitted[0]
+    for i in np.flatnonzero(np.diff(fitted) != 0) + 1:  # block boundaries of the isotonic fit
+        if fitted[i] - anchor > eps:
+            starts.append(int(i))
+            anchor = fitted[i]
+    starts = np.asarray(starts)
+    counts = np.diff(np.r_[starts, xs.size])
+    single = np.maximum.reduceat(fitted, starts) == fitted[starts]  # not merged: the block's value as it is
+    return np.add.reduceat(xs, starts) / counts, np.where(single, fitted[starts], np.add.reduceat(fitted, starts) / counts)
+
+
+def _pchip_map(x_knots: Sequence[float], y_knots: Sequence[float], values: np.ndarray) -> np.ndarray:
+    """PCHIP through the knots; beyond the end knots, straight lines with the end segments' slopes."""
+    xk, yk = np.asarray(x_knots, dtype=np.float64), np.asarray(y_knots, dtype=np.float64)
+    inside = PchipInterpolator(xk, yk, extrapolate=False)(values)
+    slope_low = (yk[1] - yk[0]) / (xk[1] - xk[0])
+    slope_high = (yk[-1] - yk[-2]) / (xk[-1] - xk[-2])
+    below = yk[0] + slope_low * (values - xk[0])
+    above = yk[-1] + slope_high * (values - xk[-1])
+    return np.where(values < xk[0], below, np.where(values > xk[-1], above, inside))
+
+
 def _apply_map(info: Mapping[str, Any], values: np.ndarray) -> np.ndarray:
-    """Evaluate a fitted map: piecewise-linear between isotonic breakpoints, flat (clipped) outside them."""
+    """Evaluate a fitted map (isotonic: piecewise-linear between breakpoints, flat outside; pchip: smooth and
+    strictly increasing, linear beyond the end knots), clipped to the label range."""
     values = np.asarray(values, dtype=np.float64)
     if info["method"] == "isotonic":
         mapped = np.interp(values, info["x_thresholds"], info["y_thresholds"])
+    elif info["method"] == "pchip":
+        with np.errstate(invalid="ignore"):
+            mapped = _pchip_map(info["x_knots"], info["y_knots"], values)
     else:
         mapped = values
     mapped = np.clip(mapped, info["low"], info["high"])

@@ -17,7 +17,7 @@ import numpy as np
 from ..corpus import SENTENCE_ASPECTS, WORD_ASPECTS, Utterance, load_corpus
 from ..features.frontend import PhoneFeatures
 from ..features.store import FeatureStore
-from .calibration import AspectCalibrator
+from .calibration import DEFAULT_METHOD, AspectCalibrator
 from .data import FeatureScaler, ScorerExample, build_examples, chosen_groups, unlabelled_example
 from .handcrafted import HandcraftedSelector
 from .metrics import MISPRONOUNCED_BELOW, aspect_table, choose_threshold, mispronounced, mispronunciation_detection
@@ -52,6 +52,7 @@ class TrainingPlan:
     batch_size: int = 32
     threads: int | None = None
     progress: bool = True
+    calibration: str = DEFAULT_METHOD  # "pchip" (smooth, strictly increasing) or "isotonic" (step function)
 
 
 @dataclass
@@ -193,7 +194,7 @@ def train_scorer(features_dir: str | Path, corpus_dir: str | Path | None, out_di
         encoder_state = pretrainer.encoder.state_dict()
     model, history = fit(train, dev, config, epochs=plan.epochs, patience=plan.patience,
                          phone_encoder_state=encoder_state, **options)
-    scorer, dev_report = _calibrate(model, scaler, handcrafted, dev)
+    scorer, dev_report = _calibrate(model, scaler, handcrafted, dev, plan.calibration)
     # inference must extract features the same way
     scorer.frontend_config = _used_frontend(train_store.manifest["config"],
                                             chosen_groups(train_store.manifest["groups"], plan.groups))
@@ -242,15 +243,23 @@ def _select_handcrafted(store: FeatureStore, utterances: list[Utterance], plan: 
 
 
 def _calibrate(model: HierarchicalScorer, scaler: FeatureScaler, handcrafted: HandcraftedSelector | None,
-               dev: list[ScorerExample]) -> tuple[Scorer, dict]:
+               dev: list[ScorerExample], method: str = DEFAULT_METHOD) -> tuple[Scorer, dict]:
     raw = prediction_dict(predict(model, dev))
     labels = label_dict(dev)
-    calibrator = AspectCalibrator().fit(raw, labels)
+    calibrator, threshold, report = fit_calibration(raw, labels, method)
+    return Scorer(model, scaler, handcrafted, calibrator, threshold), report
+
+
+def fit_calibration(raw: dict[str, np.ndarray], labels: dict[str, np.ndarray], method: str = DEFAULT_METHOD
+                    ) -> tuple[AspectCalibrator, float, dict]:
+    """The calibrator and the MDD threshold (on calibrated phone scores) fitted on dev predictions, and the dev report."""
+    calibrator = AspectCalibrator(method=method).fit(raw, labels)
     calibrated = calibrator.transform(raw)
     threshold = _detection_threshold(calibrated["phone"], labels["phone"])
     report = {"raw": aspect_table(raw, labels), "calibrated": aspect_table(calibrated, labels),
-              "mdd": mispronunciation_detection(calibrated["phone"], labels["phone"], threshold)}
-    return Scorer(model, scaler, handcrafted, calibrator, threshold), report
+              "mdd": mispronunciation_detection(calibrated["phone"], labels["phone"], threshold),
+              "calibration": method}
+    return calibrator, threshold, report
 
 
 def _detection_threshold(phone_scores: np.ndarray, phone_labels: np.ndarray) -> float:
