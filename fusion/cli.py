@@ -81,6 +81,9 @@ def _parser() -> argparse.ArgumentParser:
     feats.add_argument("--split", choices=SPLITS, required=True)
     feats.add_argument("--out", required=True, help="output directory")
     feats.add_argument("--nj", type=int, default=os.cpu_count(), help="parallel workers (default: all cores)")
+    feats.add_argument("--engine", choices=("local", "ray"), default="local",
+                       help="local processes, or --nj Ray actors (pip install 'orthoepy[ray]')")
+    feats.add_argument("--address", help="with --engine ray: a running Ray cluster (default: start a local Ray)")
     feats.add_argument("--limit", type=int, help="only the first N utterances of the split")
     feats.add_argument("--cache", help="cache directory (default: $ORTHOEPY_CACHE/features or ~/.cache/orthoepy/features)")
     _add_group_options(feats)
@@ -328,7 +331,8 @@ def _run_features(args: argparse.Namespace) -> int:
     utterances = load_corpus(args.corpus, args.split)
     if args.limit is not None:
         utterances = utterances[: args.limit]
-    manifest = extract_utterances(utterances, args.out, config, nj=args.nj, cache_dir=args.cache)
+    manifest = extract_utterances(utterances, args.out, config, nj=args.nj, cache_dir=args.cache,
+                                  engine=args.engine, address=args.address)
     done, failed = len(manifest["utterances"]), len(manifest["failures"])
     print(f"{done} utterances -> {args.out} ({len(manifest['fallbacks'])} alignment fallbacks, {failed} failures)")
     for utt_id, error in manifest["failures"].items():

@@ -95,3 +95,25 @@ def test_unreadable_audio_is_reported_not_fatal(tmp_path, fixture_dir):
 def test_store_without_manifest(tmp_path):
     with pytest.raises(FileNotFoundError, match="orthoepy features"):
         FeatureStore(tmp_path)
+
+
+def test_ray_engine_writes_the_same_features_as_the_local_engine(tmp_path, fixture_dir):
+    ray = pytest.importorskip("ray", reason="Ray is not installed (pip install 'orthoepy[ray]'); Ray engine untested")
+    from threadpoolctl import threadpool_limits
+
+    utterances = load_corpus(fixture_dir, "test")[:2]
+    config = FrontEndConfig(groups=("likelihood_gop", "posterior_gop", "prosody"))
+    with threadpool_limits(limits=1, user_api="blas"):  # as in each one-CPU actor
+        local = extract_utterances(utterances, tmp_path / "local", config, nj=1, cache_dir=tmp_path / "c1", progress=False)
+    remote = extract_utterances(utterances, tmp_path / "ray", config, nj=2, cache_dir=tmp_path / "c2",
+                                progress=False, engine="ray")
+    assert remote == local and not ray.is_initialized()  # a Ray it started is shut down
+    for utt in utterances:
+        a = np.load(tmp_path / "local" / "utts" / f"{utt.utt_id}.npz")
+        b = np.load(tmp_path / "ray" / "utts" / f"{utt.utt_id}.npz")
+        assert a.files == b.files
+        for key in a.files:
+            if key != "meta":
+                np.testing.assert_array_equal(a[key], b[key])
+    with pytest.raises(ValueError, match="unknown engine"):
+        extract_utterances(utterances, tmp_path / "x", config, engine="spark")

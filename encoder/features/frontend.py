@@ -85,7 +85,8 @@ class PhoneFeatures:
         values = np.concatenate([self.blocks[g].values for g in chosen], axis=1) if chosen else np.zeros((len(self.phones), 0), np.float32)
         return FeatureBlock(names, values.astype(np.float32))
 
-    def save(self, path: str | Path) -> None:
+    def save(self, path) -> None:
+        """Write to a path, or to a binary file object (a BytesIO, for features sent between processes)."""
         meta = {
             "word_phones": _word_phones(self.phones), "fallback": self.alignment_fallback,
             "note": self.alignment_note, "duration": self.duration, "timings": self.timings,
@@ -96,6 +97,9 @@ class PhoneFeatures:
         arrays = {f"group.{g}": b.values for g, b in self.blocks.items()}
         if self.utterance is not None:
             arrays["utterance"] = self.utterance.values
+        if hasattr(path, "write"):
+            np.savez(path, meta=json.dumps(meta), starts=self.starts, ends=self.ends, **arrays)
+            return
         with open(path, "wb") as fh:  # a file handle keeps numpy from appending .npz to the name
             np.savez(fh, meta=json.dumps(meta), starts=self.starts, ends=self.ends, **arrays)
 

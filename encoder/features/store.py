@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import multiprocessing
 import os
@@ -49,14 +50,22 @@ def content_key(audio_path: str | Path, word_phones: Iterable[Iterable[str]]) ->
 def extract_utterances(
     utterances: list[Utterance], out_dir: str | Path, config: FrontEndConfig | None = None,
     nj: int | None = None, cache_dir: str | Path | None = None, progress: bool = True,
+    engine: str = "local", address: str | None = None,
 ) -> dict:
-    """Features of every utterance into out_dir/utts/<utt_id>.npz plus out_dir/manifest.json; returns the manifest."""
+    """Features of every utterance into out_dir/utts/<utt_id>.npz plus out_dir/manifest.json; returns the manifest.
+
+    engine: "local" (nj processes here) or "ray" (nj Ray actors, each with its own front-end, on a local Ray or
+    the cluster at `address`; the driver sends the audio bytes and writes the returned features, so cluster nodes
+    need neither the corpus nor the cache). Both give the same files. Raises ValueError for an unknown engine.
+    """
+    if engine not in ("local", "ray"):
+        raise ValueError(f"unknown engine {engine!r}: choose local or ray")
     config = config or FrontEndConfig()
     out_dir, cache = Path(out_dir), Path(cache_dir or default_cache_dir()) / config.key()
     (out_dir / "utts").mkdir(parents=True, exist_ok=True)
     cache.mkdir(parents=True, exist_ok=True)
     jobs = [ExtractionJob(u.utt_id, str(u.audio_path), tuple(w.phones for w in u.words)) for u in utterances]
-    results = list(_run_jobs(jobs, cache, config, nj or os.cpu_count() or 1, progress))
+    results = list(_run_jobs(jobs, cache, config, nj or os.cpu_count() or 1, progress, engine, address))
     for r in results:
         if r.cache_file:
             _place(Path(r.cache_file), out_dir / "utts" / f"{r.utt_id}.npz")
@@ -65,7 +74,8 @@ def extract_utterances(
     return manifest
 
 
-def _run_jobs(jobs: list[ExtractionJob], cache: Path, config: FrontEndConfig, nj: int, progress: bool) -> Iterator[ExtractionResult]:
+def _run_jobs(jobs: list[ExtractionJob], cache: Path, config: FrontEndConfig, nj: int, progress: bool,
+              engine: str = "local", address: str | None = None) -> Iterator[ExtractionResult]:
     cached, todo = [], []
     for job in jobs:
         path = cache / f"{content_key(job.audio_path, job.word_phones)}.npz"
@@ -74,7 +84,11 @@ def _run_jobs(jobs: list[ExtractionJob], cache: Path, config: FrontEndConfig, nj
     if not todo:
         return
     bar = tqdm(total=len(todo), desc=f"features ({len(cached)} cached)", unit="utt", disable=not progress)
-    if nj == 1:
+    if engine == "ray":
+        for result in _ray_results(todo, config, nj, address):
+            yield result
+            bar.update()
+    elif nj == 1:
         _init_worker(config)
         for item in todo:
             yield _extract_one(item)
@@ -107,6 +121,50 @@ def _extract_one(item: tuple[ExtractionJob, Path]) -> ExtractionResult:
     features.save(tmp)
     tmp.replace(path)  # atomic: a crash never leaves a half-written cache entry
     return ExtractionResult(job.utt_id, str(path), features.alignment_fallback, None)
+
+
+class FeatureActor:
+    """A Ray actor's body: one front-end, loaded once; features of audio bytes come back as .npz bytes."""
+
+    def __init__(self, config: FrontEndConfig):
+        _init_worker(config)
+
+    def extract(self, job: ExtractionJob, audio: bytes) -> tuple[str, bytes | None, bool, str | None]:
+        try:
+            features = _worker_frontend.extract(load_audio(audio), canonical_phones([list(w) for w in job.word_phones]))
+        except (AudioError, ValueError) as err:
+            return job.utt_id, None, False, f"{type(err).__name__}: {err}"
+        buffer = io.BytesIO()
+        features.save(buffer)
+        return job.utt_id, buffer.getvalue(), features.alignment_fallback, None
+
+
+def _ray_results(todo: list[tuple[ExtractionJob, Path]], config: FrontEndConfig, workers: int,
+                 address: str | None) -> Iterator[ExtractionResult]:
+    """Extraction on Ray actors (one CPU each); results written to the cache here, in completion order."""
+    import ray
+    from ray.util import ActorPool
+
+    started_here = not ray.is_initialized()
+    if started_here:
+        ray.init(address=address, log_to_driver=False, **({} if address else {"num_cpus": workers,
+                                                                                "include_dashboard": False}))
+    try:
+        actor = ray.remote(num_cpus=1)(FeatureActor)
+        pool = ActorPool([actor.remote(config) for _ in range(workers)])
+        paths = {job.utt_id: path for job, path in todo}
+        work = ((job, Path(job.audio_path).read_bytes()) for job, _ in todo)
+        for utt_id, data, fallback, error in pool.map_unordered(lambda a, item: a.extract.remote(*item), work):
+            if data is None:
+                yield ExtractionResult(utt_id, None, False, error)
+                continue
+            tmp = paths[utt_id].with_suffix(f".{os.getpid()}.tmp")
+            tmp.write_bytes(data)
+            tmp.replace(paths[utt_id])
+            yield ExtractionResult(utt_id, str(paths[utt_id]), fallback, None)
+    finally:
+        if started_here:
+            ray.shutdown()
 
 
 def _place(src: Path, dst: Path) -> None:
