@@ -71,6 +71,7 @@ class DecoderSettings:
 STRICT_SEARCH = DecoderSettings()
 RELAXED_SEARCH = DecoderSettings(beam=1e-100, wbeam=1e-80, pbeam=1e-100, maxhmmpf=-1)
 LOOP_LANGUAGE_WEIGHT = 6.5  # pocketsphinx's default for the phone bigram
+WIDEN_S = 0.3  # a chunk that fails to align is retried this much wider on each side
 
 
 class AlignmentFailed(RuntimeError):
@@ -143,6 +144,8 @@ class ForcedAligner:
         for chunk in chunks:
             for sub, start in self._align_chunk(audio, phones, chunk, list(spare_cuts)):
                 shifted = [_shifted(s, start) for s in sub.segments]
+                if segments and shifted:
+                    shifted = _after(shifted, segments[-1].end)  # a widened retry may reach into the previous chunk
                 if segments and shifted and shifted[0].start > segments[-1].end:  # the silence at the seam
                     pauses.append((segments[-1].end, shifted[0].start))
                 segments += shifted
@@ -161,6 +164,12 @@ class ForcedAligner:
         a, b = int(round(start * audio.sample_rate)), int(round(end * audio.sample_rate))
         result = self.align(Audio(audio.samples[a:b], audio.sample_rate), part)
         inside = [(w, t) for w, t in spare_cuts if first_word < w < end_word and start < t < end]
+        if result.fallback and not inside:  # a cut may have sliced a word: give the search some of each neighbour
+            wide_start, wide_end = max(0.0, start - WIDEN_S), min(audio.duration, end + WIDEN_S)
+            a, b = int(round(wide_start * audio.sample_rate)), int(round(wide_end * audio.sample_rate))
+            wider = self.align(Audio(audio.samples[a:b], audio.sample_rate), part)
+            if not wider.fallback:
+                return [(wider, wide_start)]
         if not result.fallback or not inside:
             if result.fallback:
                 result = _noted(result, f"words {first_word}-{end_word - 1}: {result.note}")
@@ -360,6 +369,16 @@ def _segments_from(
 def _noted(alignment: Alignment, note: str) -> Alignment:
     return Alignment(alignment.segments, alignment.loop, alignment.fallback, note, alignment.speech_start,
                      alignment.speech_end, alignment.pauses)
+
+
+def _after(segments: list[PhoneSegment], time: float) -> list[PhoneSegment]:
+    """Segments starting no earlier than `time` (a segment that began before it starts at it, or at its end)."""
+    out = []
+    for s in segments:
+        start = min(max(s.start, time), s.end - FRAME_S)
+        out.append(s if start == s.start else PhoneSegment(s.phone, start, s.end, s.frames, s.path_score))
+        time = out[-1].end
+    return out
 
 
 def _shifted(segment: PhoneSegment, seconds: float) -> PhoneSegment:
