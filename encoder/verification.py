@@ -40,6 +40,10 @@ class VerifierConfig:
     """Decision thresholds; the defaults were chosen by cross-validation on train (docs/verification.md)."""
 
     min_speech_s: float = 0.15  # less voice activity than this is refused as no speech
+    # Whisper's own defaults (openai/whisper, faster-whisper): a window whose no-speech probability is above the
+    # first while its transcription's mean log-probability is under the second holds no speech
+    no_speech_probability: float = 0.6
+    no_speech_logprob: float = -1.0
     read_probability: float = 0.03  # forced probability from which a reference word counts as read
     similar_word: float = 0.25  # phone edit distance (0-1) up to which a heard word is the same word, misread
     insertion_probability: float = 0.9  # a heard word aligned to nothing is reported from this confidence
@@ -129,6 +133,7 @@ class Evidence:
     heard: tuple[HeardWord, ...]
     forced: tuple[float, ...]  # per reference word, 0-1
     pauses: tuple[tuple[float, float], ...]
+    no_words: bool = False  # Whisper's no-speech test says no window holds speech (its default thresholds)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -153,8 +158,10 @@ def decide(evidence: Evidence, words: list[str], reference: list[tuple[str, ...]
     if _not_english(evidence.language, evidence.language_probability, config):
         checks = [WordCheck(SUBSTITUTED if c.heard else OMITTED, c.heard, c.probability, c.start, c.end)
                   for c in checks]
+    if evidence.no_words:  # forced probabilities mean nothing on audio the recogniser hears no speech in
+        checks = [WordCheck(OMITTED, None, c.probability, None, None) for c in checks]
     share, matches, warnings = summarise(checks, insertions, words, evidence.language,
-                                         evidence.language_probability, config, other_text)
+                                         evidence.language_probability, config, other_text or evidence.no_words)
     return Verification(True, evidence.speech_seconds, evidence.language, evidence.language_probability,
                         " ".join(h.text for h in evidence.heard), round(share, 3), matches, tuple(warnings),
                         tuple(checks), tuple(insertions), evidence.pauses, evidence)
@@ -361,10 +368,12 @@ class ReadingVerifier:
         windows = _windows(segments, audio.duration)
         encoded = [self._encode(audio, w) for w in windows]
         language, language_p = self._language(encoded[0][0])
-        heard = [h for (enc, frames), w in zip(encoded, windows) for h in self._transcribe(enc, frames, w[0])]
+        transcribed = [self._transcribe(enc, frames, w[0]) for (enc, frames), w in zip(encoded, windows)]
+        silent = all(self._silent(no_speech, logprob) for _, no_speech, logprob in transcribed)
+        heard = [h for words, _, _ in transcribed for h in words]
         forced = self._forced(encoded, windows, words, reference, heard)
         return Evidence(round(speech_seconds, 2), language, round(language_p, 3), tuple(heard), tuple(forced),
-                        tuple(_pauses(segments, audio.duration)))
+                        tuple(_pauses(segments, audio.duration)), silent)
 
     def confirm(self, verification: Verification, words: list[str], reference: list[tuple[str, ...]],
                 seconds_per_phone: list[float]) -> Verification:
@@ -404,19 +413,25 @@ class ReadingVerifier:
     def _prompt(self) -> list[int]:
         return list(self._tokenizer.sot_sequence) + [self._tokenizer.no_timestamps]
 
-    def _transcribe(self, encoded, frames: int, offset: float) -> list[HeardWord]:
+    def _silent(self, no_speech: float, logprob: float) -> bool:
+        return no_speech > self.config.no_speech_probability and logprob < self.config.no_speech_logprob
+
+    def _transcribe(self, encoded, frames: int, offset: float) -> tuple[list[HeardWord], float, float]:
+        """(heard words, Whisper's no-speech probability, mean token log-probability) of one window."""
         result = self._model.model.generate(encoded, [self._prompt()], beam_size=1, max_length=224,
-                                            suppress_blank=True, no_repeat_ngram_size=4)
-        tokens = [t for t in result[0].sequences_ids[0] if t < self._tokenizer.eot]
+                                            suppress_blank=True, no_repeat_ngram_size=4, return_scores=True,
+                                            return_no_speech_prob=True)[0]
+        no_speech, logprob = float(result.no_speech_prob), float(result.scores[0])
+        tokens = [t for t in result.sequences_ids[0] if t < self._tokenizer.eot]
         if not tokens:
-            return []
+            return [], no_speech, logprob
         timed = self._model.find_alignment(self._tokenizer, [tokens], encoded, frames)[0]
         heard = []
         for w in timed:
             for text in self._spoken_words(w["word"]):
                 heard.append(HeardWord(text, round(offset + float(w["start"]), 2), round(offset + float(w["end"]), 2),
                                        float(w["probability"]), self._phones(text)))
-        return heard
+        return heard, no_speech, logprob
 
     def _spoken_words(self, written: str) -> list[str]:
         try:

@@ -198,3 +198,12 @@ def test_alignment_evidence_and_an_unlikely_text_change_the_decisions():
     # an unsure heard word no longer counts as read: THINK and SO are one substituted, one omitted (a tie)
     assert not other.matches_text and sorted(c.status for c in other.words) == [OMITTED, READ, SUBSTITUTED]
     assert decide(unlikely, words, reference, replace(config, mismatch_forced=0.0)).share_read > other.share_read
+
+
+def test_no_words_heard_leaves_every_word_unread():
+    from orthoepy.encoder.verification import Evidence, decide
+
+    evidence = Evidence(1.0, "en", 0.9, (), (0.9, 0.9, 0.9), (), no_words=True)  # the forced text looks likely
+    verdict = decide(evidence, ["I", "THINK", "SO"], [I, THINK, SO], CONFIG)
+    assert verdict.share_read == 0 and not verdict.matches_text and {c.status for c in verdict.words} == {OMITTED}
+    assert decide(replace(evidence, no_words=False), ["I", "THINK", "SO"], [I, THINK, SO], CONFIG).share_read == 1

@@ -226,7 +226,7 @@ def outcomes_from_evidence(records: list[dict], config: VerifierConfig) -> list[
         e = r["evidence"]
         evidence = Evidence(e["speech_seconds"], e["language"], e["language_probability"],
                             tuple(HeardWord(**{**h, "phones": tuple(h["phones"])}) for h in e["heard"]),
-                            tuple(e["forced"]), tuple(tuple(p) for p in e["pauses"]))
+                            tuple(e["forced"]), tuple(tuple(p) for p in e["pauses"]), e.get("no_words", False))
         v = decide(evidence, r["words"], [tuple(p) for p in r["reference"]], config, r.get("seconds_per_phone"))
         errors = ["None" if c.status == "read" else ("Omission" if c.status == "omitted" else "Mispronunciation")
                   for c in v.words]
