@@ -235,17 +235,23 @@ class ForcedAligner:
     # -- one attempt --------------------------------------------------------------------------
 
     def _align_once(self, decoder: Any, raw: bytes, phones: list[CanonicalPhone]) -> list[_TimedPhone]:
-        forget_history(decoder)
-        decoder.set_align_text(" ".join(_word_names(decoder, phones)))
-        _decode(decoder, raw)
-        if decoder.hyp() is None:
-            raise AlignmentFailed("the word pass reached no end state")
-        decoder.set_alignment()
-        _decode(decoder, raw)
-        alignment = decoder.get_alignment()
-        if alignment is None:
-            raise AlignmentFailed("the phone pass gave no alignment")
+        alignment = _two_pass(decoder, raw, _word_names(decoder, phones))
         return [_TimedPhone(p.name, p.start, p.duration, p.score) for p in alignment.phones()]
+
+
+def _two_pass(decoder: Any, raw: bytes, word_names: list[str]) -> Any:
+    """pocketsphinx's alignment of raw audio to dictionary words: a word pass, then a phone pass, from a clean state."""
+    forget_history(decoder)
+    decoder.set_align_text(" ".join(word_names))
+    _decode(decoder, raw)
+    if decoder.hyp() is None:
+        raise AlignmentFailed("the word pass reached no end state")
+    decoder.set_alignment()
+    _decode(decoder, raw)
+    alignment = decoder.get_alignment()
+    if alignment is None:
+        raise AlignmentFailed("the phone pass gave no alignment")
+    return alignment
 
 
 @dataclass(frozen=True)
@@ -257,17 +263,7 @@ class AlternativeChoice:
 
 
 def _choose_once(decoder: Any, raw: bytes, words: list[list[tuple[str, ...]]]) -> AlternativeChoice:
-    forget_history(decoder)
-    names = [_alternates_name(decoder, alternatives) for alternatives in words]
-    decoder.set_align_text(" ".join(names))
-    _decode(decoder, raw)
-    if decoder.hyp() is None:
-        raise AlignmentFailed("the word pass reached no end state")
-    decoder.set_alignment()
-    _decode(decoder, raw)
-    alignment = decoder.get_alignment()
-    if alignment is None:
-        raise AlignmentFailed("the phone pass gave no alignment")
+    alignment = _two_pass(decoder, raw, [_alternates_name(decoder, alternatives) for alternatives in words])
     picked = [w.name for w in alignment.words() if w.name.startswith(_WORD_PREFIX)]
     if len(picked) != len(words):
         raise AlignmentFailed(f"aligned {len(picked)} words, expected {len(words)}")
