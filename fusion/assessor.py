@@ -117,23 +117,15 @@ class Assessor:
         clip = load_audio(audio, sample_rate)
         pronunciation = self._reading(clip, candidates, timings)
         verification = self._verify(clip, pronunciation, timings)
-        chunks = spare = None
-        if verification is not None:
-            chunks = _chunk_tuples(self.verifier.chunks(verification, clip.duration))
-            spare = self.verifier.spare_cuts(verification)
+        features = self._features(clip, pronunciation, verification, timings)
         mark = time.perf_counter()
-        features = self.frontend.extract(clip, pronunciation.canonical, chunks, spare)
-        timings["frontend"] = time.perf_counter() - mark
         examples = self.scorer.examples({"input": features})
         (scored,) = self.scorer.score_examples(examples)
-        timings["scorer"] = time.perf_counter() - mark - timings["frontend"]
+        timings["scorer"] = time.perf_counter() - mark
         assessment = build_assessment(text, pronunciation.words, features, scored, self.model_name, timings,
                                       pronunciation.punctuation)
         if verification is not None:
-            if not features.alignment_fallback:
-                verification = self.verifier.confirm(verification, list(pronunciation.words),
-                                                     [tuple(p) for p in pronunciation.phones], seconds_per_phone(features))
-            apply_verification(assessment, verification)
+            apply_verification(assessment, self._confirmed(verification, pronunciation, features))
         if self.rationale is not None:
             assessment.rationale = lead_with_mismatch(self._rationale(assessment, features, examples), verification)
             assessment.timings["rationale"] = round(time.perf_counter() - started - sum(timings.values()), 3)
@@ -155,6 +147,26 @@ class Assessor:
         verification = self.verifier.verify(clip, list(pronunciation.words), [tuple(p) for p in pronunciation.phones])
         timings["verification"] = time.perf_counter() - mark
         return verification
+
+    def _features(self, clip, pronunciation: Pronunciation, verification: Verification | None,
+                  timings: dict[str, float]) -> PhoneFeatures:
+        """Alignment (in chunks cut at verified pauses, when verified) and the phone features."""
+        chunks = spare = None
+        if verification is not None:
+            chunks = _chunk_tuples(self.verifier.chunks(verification, clip.duration))
+            spare = self.verifier.spare_cuts(verification)
+        mark = time.perf_counter()
+        features = self.frontend.extract(clip, pronunciation.canonical, chunks, spare)
+        timings["frontend"] = time.perf_counter() - mark
+        return features
+
+    def _confirmed(self, verification: Verification, pronunciation: Pronunciation,
+                   features: PhoneFeatures) -> Verification:
+        """The verification's decisions again with the aligned durations (not on a fallback alignment)."""
+        if features.alignment_fallback:
+            return verification
+        return self.verifier.confirm(verification, list(pronunciation.words), [tuple(p) for p in pronunciation.phones],
+                                     seconds_per_phone(features))
 
     def _rationale(self, assessment: Assessment, features: PhoneFeatures, examples) -> RationaleResult:
         sheet = sheet_from_words(assessment.text, assessment.sentence, assessment.words)
