@@ -54,6 +54,7 @@ class VerifierConfig:
     mismatch_forced: float = 0.02  # below this median forced word probability, the audio is of another text
     squeezed_s: float = 0.045  # a read word aligned to at most this many seconds per phone is...
     squeezed_forced: float = 0.3  # ...omitted when its forced probability is also below this (alignment evidence)
+    gap_speech_s: float = 99.0  # voice activity this long between two aligned words is an unrecognised insertion
     min_pause_s: float = 0.15  # silences at least this long may cut the alignment into chunks
     max_boundary_distance_s: float = 0.4  # how far a word boundary may lie from a silence to cut there
     max_chunk_s: float = 6.0  # longer chunks are cut again at the widest gap between two read words
@@ -134,6 +135,7 @@ class Evidence:
     forced: tuple[float, ...]  # per reference word, 0-1
     pauses: tuple[tuple[float, float], ...]
     no_words: bool = False  # Whisper's no-speech test says no window holds speech (its default thresholds)
+    speech: tuple[tuple[float, float], ...] = ()  # voice activity (Silero VAD), seconds
 
 
 # ---------------------------------------------------------------------------------------------
@@ -141,11 +143,12 @@ class Evidence:
 # ---------------------------------------------------------------------------------------------
 
 def decide(evidence: Evidence, words: list[str], reference: list[tuple[str, ...]], config: VerifierConfig,
-           seconds_per_phone: list[float] | None = None) -> Verification:
+           aligned: list[tuple[float, float, int]] | None = None) -> Verification:
     """Apply the thresholds of `config` to the evidence of one recording.
 
-    seconds_per_phone: per reference word, its aligned duration over its phone count (after the alignment);
-    a read word squeezed to the aligner's minimum with a low forced probability is then an omission.
+    aligned: per reference word, (start s, end s, phone count) from the alignment; a read word squeezed to the
+    aligner's minimum with a low forced probability is then an omission, and voice activity between two aligned
+    words that no word explains is an insertion.
     When the text as a whole is unlikely (median forced word probability under `mismatch_forced`), only
     words the free transcription has count as read.
     """
@@ -153,8 +156,10 @@ def decide(evidence: Evidence, words: list[str], reference: list[tuple[str, ...]
     other_text = bool(forced) and float(np.median(forced)) < config.mismatch_forced
     strict = replace(config, read_probability=np.inf, substitution_probability=0.0) if other_text else config
     checks, insertions = check_words(reference, list(evidence.heard), forced, strict)
-    if seconds_per_phone is not None:
-        checks = [_unless_squeezed(c, d, config) for c, d in zip(checks, seconds_per_phone)]
+    if aligned is not None:
+        checks = [_unless_squeezed(c, (end - start) / n, config) for c, (start, end, n) in zip(checks, aligned)]
+        insertions = sorted(insertions + _unexplained_speech(aligned, evidence.speech, insertions, config),
+                            key=lambda i: i.start)
     if _not_english(evidence.language, evidence.language_probability, config):
         checks = [WordCheck(SUBSTITUTED if c.heard else OMITTED, c.heard, c.probability, c.start, c.end)
                   for c in checks]
@@ -165,6 +170,19 @@ def decide(evidence: Evidence, words: list[str], reference: list[tuple[str, ...]
     return Verification(True, evidence.speech_seconds, evidence.language, evidence.language_probability,
                         " ".join(h.text for h in evidence.heard), round(share, 3), matches, tuple(warnings),
                         tuple(checks), tuple(insertions), evidence.pauses, evidence)
+
+
+def _unexplained_speech(aligned: list[tuple[float, float, int]], speech: tuple[tuple[float, float], ...],
+                        known: list[Insertion], config: VerifierConfig) -> list[Insertion]:
+    """Insertions for voice activity of at least `gap_speech_s` in a gap between consecutive aligned words."""
+    reported = {i.after_word for i in known}
+    found = []
+    for k in range(len(aligned) - 1):
+        gap = (aligned[k][1], aligned[k + 1][0])
+        voiced = sum(max(0.0, min(gap[1], b) - max(gap[0], a)) for a, b in speech)
+        if voiced >= config.gap_speech_s and k not in reported:
+            found.append(Insertion("(unrecognised speech)", round(gap[0], 2), round(gap[1], 2), "Insertion", k))
+    return found
 
 
 def _unless_squeezed(check: WordCheck, seconds_per_phone: float, config: VerifierConfig) -> WordCheck:
@@ -373,12 +391,13 @@ class ReadingVerifier:
         heard = [h for words, _, _ in transcribed for h in words]
         forced = self._forced(encoded, windows, words, reference, heard)
         return Evidence(round(speech_seconds, 2), language, round(language_p, 3), tuple(heard), tuple(forced),
-                        tuple(_pauses(segments, audio.duration)), silent)
+                        tuple(_pauses(segments, audio.duration)), silent,
+                        tuple((round(a, 2), round(b, 2)) for a, b in segments))
 
     def confirm(self, verification: Verification, words: list[str], reference: list[tuple[str, ...]],
-                seconds_per_phone: list[float]) -> Verification:
-        """The decisions again, with each word's aligned duration per phone as extra omission evidence."""
-        return decide(verification.evidence, words, reference, self.config, seconds_per_phone)
+                aligned: list[tuple[float, float, int]]) -> Verification:
+        """The decisions again, with each word's alignment (start s, end s, phone count) as extra evidence."""
+        return decide(verification.evidence, words, reference, self.config, aligned)
 
     def chunks(self, verification: Verification, duration: float) -> list[Chunk]:
         return chunks_at_pauses(list(verification.words), list(verification.pauses), duration, self.config)

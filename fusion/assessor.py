@@ -166,7 +166,7 @@ class Assessor:
         if features.alignment_fallback:
             return verification
         return self.verifier.confirm(verification, list(pronunciation.words), [tuple(p) for p in pronunciation.phones],
-                                     seconds_per_phone(features))
+                                     aligned_words(features))
 
     def _rationale(self, assessment: Assessment, features: PhoneFeatures, examples) -> RationaleResult:
         sheet = sheet_from_words(assessment.text, assessment.sentence, assessment.words)
@@ -237,13 +237,13 @@ def lead_with_mismatch(rationale: RationaleResult, verification: Verification | 
     return replace(rationale, text=f"{first[0].upper()}{first[1:]}, so the scores are low. {rationale.text}")
 
 
-def seconds_per_phone(features: PhoneFeatures) -> list[float]:
-    """Each word's aligned duration divided by its phone count (seconds)."""
+def aligned_words(features: PhoneFeatures) -> list[tuple[float, float, int]]:
+    """Each word's aligned (start s, end s, phone count)."""
     spans: dict[int, list] = {}
     for phone, start, end in zip(features.phones, features.starts, features.ends):
         span = spans.setdefault(phone.word_index, [float(start), float(end), 0])
         span[1], span[2] = float(end), span[2] + 1
-    return [(end - start) / n for start, end, n in (spans[k] for k in sorted(spans))]
+    return [tuple(spans[k]) for k in sorted(spans)]
 
 
 def _chunk_tuples(chunks: list[Chunk]) -> list[tuple[float, float, int, int]]:

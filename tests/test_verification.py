@@ -191,7 +191,7 @@ def test_alignment_evidence_and_an_unlikely_text_change_the_decisions():
     evidence = Evidence(1.0, "en", 0.9, heard_words, (0.9, 0.4, 0.9), ())
     config = replace(CONFIG, squeezed_s=0.04, squeezed_forced=0.5, mismatch_forced=0.05)
     assert decide(evidence, words, reference, config).share_read == 1.0
-    squeezed = decide(evidence, words, reference, config, seconds_per_phone=[0.08, 0.03, 0.09])
+    squeezed = decide(evidence, words, reference, config, aligned=[(0.0, 0.08, 1), (0.1, 0.22, 4), (0.3, 0.48, 2)])
     assert [c.status for c in squeezed.words] == [READ, OMITTED, READ]  # THINK aligned to 30 ms a phone
     unlikely = replace(evidence, heard=heard_words[:1] + (heard("COFFEE", COFFEE, .2, .5, p=0.5),), forced=(0.9, 0.01, 0.01))
     other = decide(unlikely, words, reference, config)
@@ -207,3 +207,15 @@ def test_no_words_heard_leaves_every_word_unread():
     verdict = decide(evidence, ["I", "THINK", "SO"], [I, THINK, SO], CONFIG)
     assert verdict.share_read == 0 and not verdict.matches_text and {c.status for c in verdict.words} == {OMITTED}
     assert decide(replace(evidence, no_words=False), ["I", "THINK", "SO"], [I, THINK, SO], CONFIG).share_read == 1
+
+
+def test_voice_activity_between_aligned_words_is_an_insertion():
+    from orthoepy.encoder.verification import Evidence, decide
+
+    words, reference = ["I", "THINK", "SO"], [I, THINK, SO]
+    heard_words = (heard("I", I, 0, .2), heard("THINK", THINK, .2, .5), heard("SO", SO, 1.5, 1.8))
+    evidence = Evidence(1.6, "en", 0.9, heard_words, (0.9, 0.9, 0.9), (), speech=((0.0, 0.5), (0.8, 1.3), (1.5, 1.8)))
+    aligned = [(0.0, 0.2, 1), (0.2, 0.5, 4), (1.5, 1.8, 2)]  # 0.5 s of speech between THINK and SO
+    found = decide(evidence, words, reference, replace(CONFIG, gap_speech_s=0.4), aligned).insertions
+    assert [(i.text, i.after_word, i.start, i.end) for i in found] == [("(unrecognised speech)", 1, 0.5, 1.5)]
+    assert not decide(evidence, words, reference, replace(CONFIG, gap_speech_s=0.6), aligned).insertions

@@ -162,17 +162,17 @@ def run_evidence(cases: list[Case], lexicon: Lexicon) -> list[dict]:
         chunks = [(c.start, c.end, c.first_word, c.end_word) for c in verifier.chunks(first, case.audio.duration)]
         alignment = aligner.align_chunks(case.audio, pron.canonical, chunks, verifier.spare_cuts(first))
         record |= {"evidence": dataclasses.asdict(evidence), "reference": [list(p) for p in reference],
-                   "seconds_per_phone": None if alignment.fallback else _seconds_per_phone(alignment, len(words))}
+                   "aligned": None if alignment.fallback else _aligned_words(alignment, len(words))}
         records.append(record)
     return records
 
 
-def _seconds_per_phone(alignment, n_words: int) -> list[float]:
+def _aligned_words(alignment, n_words: int) -> list[list[float]]:
     spans: dict[int, list] = {}
     for seg in alignment.segments:
         span = spans.setdefault(seg.phone.word_index, [seg.start, seg.end, 0])
         span[1], span[2] = seg.end, span[2] + 1
-    return [round((spans[k][1] - spans[k][0]) / spans[k][2], 4) for k in range(n_words)]
+    return [[round(spans[k][0], 3), round(spans[k][1], 3), spans[k][2]] for k in range(n_words)]
 
 
 def run_assess(cases: list[Case], corpus: str) -> list[dict]:
@@ -226,8 +226,10 @@ def outcomes_from_evidence(records: list[dict], config: VerifierConfig) -> list[
         e = r["evidence"]
         evidence = Evidence(e["speech_seconds"], e["language"], e["language_probability"],
                             tuple(HeardWord(**{**h, "phones": tuple(h["phones"])}) for h in e["heard"]),
-                            tuple(e["forced"]), tuple(tuple(p) for p in e["pauses"]), e.get("no_words", False))
-        v = decide(evidence, r["words"], [tuple(p) for p in r["reference"]], config, r.get("seconds_per_phone"))
+                            tuple(e["forced"]), tuple(tuple(p) for p in e["pauses"]), e.get("no_words", False),
+                            tuple(tuple(p) for p in e.get("speech", ())))
+        aligned = None if r.get("aligned") is None else [tuple(a) for a in r["aligned"]]
+        v = decide(evidence, r["words"], [tuple(p) for p in r["reference"]], config, aligned)
         errors = ["None" if c.status == "read" else ("Omission" if c.status == "omitted" else "Mispronunciation")
                   for c in v.words]
         out.append(r | {"errors": errors, "share": v.share_read, "matches_text": v.matches_text,
@@ -280,7 +282,7 @@ GRID = {"read_probability": (0.03, 0.05, 0.1), "substitution_probability": (0.8,
         # median forced word probability < 0.02 holds for 81% of other-text cases and 2.5% of untouched readings;
         # left free, the word-flag budget alone drives it to 0 and a recording of another sentence passes
         "mismatch_forced": (0.02,),
-        "squeezed_s": (0.045,), "squeezed_forced": (0.3, 0.7)}
+        "squeezed_s": (0.045,), "squeezed_forced": (0.3, 0.7), "gap_speech_s": (99.0, 0.3, 0.45, 0.6, 0.8)}
 FALSE_FLAG_BUDGET = 0.03  # share of the words of untouched readings flagged (miscues + insertions)
 FALSE_MISMATCH_BUDGET = 0.03  # share of untouched readings judged not to match their text (as the word budget)
 
