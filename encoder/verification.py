@@ -25,9 +25,12 @@ import numpy as np
 
 from .audio import Audio, AudioError
 from .lexicon import Lexicon, TextError, normalise_text
+from .miscues import MiscueDetector
 from .phoneset import split_stress
 
 WINDOW_S = 30.0  # Whisper's input window
+SQUEEZED_OMISSION_S = 0.06  # a flagged word aligned to at most this many seconds per phone is omitted, not substituted
+PROMPT_TOKENS = 200  # text tokens forced or prompted at once (Whisper's decoder holds 448 positions)
 READ, OMITTED, SUBSTITUTED = "read", "omitted", "substituted"
 
 
@@ -136,6 +139,22 @@ class Evidence:
     pauses: tuple[tuple[float, float], ...]
     no_words: bool = False  # Whisper's no-speech test says no window holds speech (its default thresholds)
     speech: tuple[tuple[float, float], ...] = ()  # voice activity (Silero VAD), seconds
+    # a second transcription, with the text given to Whisper as the previous text: it spells L2 speech as the
+    # reference words where it can, so what it still hears differently (or adds) is stronger evidence
+    prompted: tuple[HeardWord, ...] = ()
+    # per reference word, the gain in the forced text's log-probability (nats) when the word is read twice:
+    # evidence of a repetition or an extra word next to it
+    doubled: tuple[float, ...] = ()
+
+    @classmethod
+    def from_dict(cls, e: dict) -> "Evidence":
+        """The inverse of `dataclasses.asdict` (lists back to tuples); fields missing from older records default."""
+        def words(key):
+            return tuple(HeardWord(**{**h, "phones": tuple(h["phones"])}) for h in e.get(key, ()))
+
+        return cls(e["speech_seconds"], e["language"], e["language_probability"], words("heard"), tuple(e["forced"]),
+                   tuple(tuple(p) for p in e["pauses"]), e.get("no_words", False),
+                   tuple(tuple(p) for p in e.get("speech", ())), words("prompted"), tuple(e.get("doubled", ())))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -143,24 +162,28 @@ class Evidence:
 # ---------------------------------------------------------------------------------------------
 
 def decide(evidence: Evidence, words: list[str], reference: list[tuple[str, ...]], config: VerifierConfig,
-           aligned: list[tuple[float, float, int]] | None = None) -> Verification:
+           aligned: list[tuple[float, float, int]] | None = None, detector: MiscueDetector | None = None) -> Verification:
     """Apply the thresholds of `config` to the evidence of one recording.
 
-    aligned: per reference word, (start s, end s, phone count) from the alignment; a read word squeezed to the
-    aligner's minimum with a low forced probability is then an omission, and voice activity between two aligned
-    words that no word explains is an insertion.
+    aligned: per reference word, (start s, end s, phone count) from the alignment. With a `detector`
+    (encoder/miscues.py) the aligned recording's word and gap decisions are the detector's; without one, a read
+    word squeezed to the aligner's minimum with a low forced probability is an omission, and voice activity
+    between two aligned words that no word explains is an insertion.
     When the text as a whole is unlikely (median forced word probability under `mismatch_forced`), only
-    words the free transcription has count as read.
+    words the free transcription has count as read (the rules decide: the detector was trained on readings).
     """
     forced = list(evidence.forced)
     other_text = bool(forced) and float(np.median(forced)) < config.mismatch_forced
     strict = replace(config, read_probability=np.inf, substitution_probability=0.0) if other_text else config
     checks, insertions = check_words(reference, list(evidence.heard), forced, strict)
-    if aligned is not None:
+    not_english = _not_english(evidence.language, evidence.language_probability, config)
+    if aligned is not None and detector is not None and not (other_text or not_english or evidence.no_words):
+        checks, insertions = _detected(evidence, words, reference, aligned, detector, checks, insertions)
+    elif aligned is not None:
         checks = [_unless_squeezed(c, (end - start) / n, config) for c, (start, end, n) in zip(checks, aligned)]
         insertions = sorted(insertions + _unexplained_speech(aligned, evidence.speech, insertions, config),
                             key=lambda i: i.start)
-    if _not_english(evidence.language, evidence.language_probability, config):
+    if not_english:
         checks = [WordCheck(SUBSTITUTED if c.heard else OMITTED, c.heard, c.probability, c.start, c.end)
                   for c in checks]
     if evidence.no_words:  # forced probabilities mean nothing on audio the recogniser hears no speech in
@@ -170,6 +193,49 @@ def decide(evidence: Evidence, words: list[str], reference: list[tuple[str, ...]
     return Verification(True, evidence.speech_seconds, evidence.language, evidence.language_probability,
                         " ".join(h.text for h in evidence.heard), round(share, 3), matches, tuple(warnings),
                         tuple(checks), tuple(insertions), evidence.pauses, evidence)
+
+
+def _detected(evidence: Evidence, words: list[str], reference: list[tuple[str, ...]],
+              aligned: list[tuple[float, float, int]], detector: MiscueDetector, checks: list[WordCheck],
+              insertions: list[Insertion]) -> tuple[list[WordCheck], list[Insertion]]:
+    """The detector's word flags and insertions; the rules' insertions before the first and after the last word
+    stay (the detector looks only between words)."""
+    not_read = detector.not_read(evidence, reference, aligned) >= detector.word.threshold
+    decided = [_flagged(c, w, span) if flag else replace(c, status=READ)
+               for c, w, span, flag in zip(checks, words, aligned, not_read)]
+    extra = detector.extra_read(evidence, reference, aligned) >= detector.gap.threshold
+    candidates = check_words(reference, list(evidence.heard), list(evidence.forced),
+                             VerifierConfig(insertion_probability=0.0))[1]
+    found = [_gap_insertion(k, candidates, evidence, words, aligned) for k in np.flatnonzero(extra)]
+    edges = [i for i in insertions if i.after_word in (-1, len(words) - 1)]
+    return decided, sorted(found + edges, key=lambda i: i.start)
+
+
+def _flagged(check: WordCheck, word: str, span: tuple[float, float, int]) -> WordCheck:
+    """A word the detector says was not read: substituted when another word was heard over most of its aligned
+    span, else omitted (a word the aligner squeezed had no room in the audio; on train cut words, 81% of the
+    heard words the transcription put in a cut word's place lay mostly outside its aligned span)."""
+    start, end, phones = span
+    if check.heard is not None and check.heard != word and (end - start) / max(phones, 1) > SQUEEZED_OMISSION_S:
+        overlap = max(0.0, min(end, check.end) - max(start, check.start)) / max(check.end - check.start, 0.02)
+        if overlap >= 0.5:
+            return replace(check, status=SUBSTITUTED)
+    return WordCheck(OMITTED, None, check.probability, None, None)
+
+
+def _gap_insertion(k: int, candidates: list[Insertion], evidence: Evidence, words: list[str],
+                   aligned: list[tuple[float, float, int]]) -> Insertion:
+    """What was heard in the gap after word k: the free transcription's extra word there, else a neighbour read
+    twice when the forced text says so, else unrecognised speech over the gap."""
+    heard = next((i for i in candidates if i.after_word == k), None)
+    if heard is not None:
+        return replace(heard, after_word=int(k))
+    start, end = round(aligned[k][1], 2), round(aligned[k + 1][0], 2)
+    doubled = list(evidence.doubled)
+    if len(doubled) == len(words) and max(doubled[k], doubled[k + 1]) > 0:
+        again = k if doubled[k] >= doubled[k + 1] else k + 1
+        return Insertion(words[again], start, end, "Repetition", int(k))
+    return Insertion("(unrecognised speech)", start, end, "Insertion", int(k))
 
 
 def _unexplained_speech(aligned: list[tuple[float, float, int]], speech: tuple[tuple[float, float], ...],
@@ -356,7 +422,8 @@ class ReadingVerifier:
     One instance holds a Whisper base model (about 75 MB, int8); not safe to share between threads.
     """
 
-    def __init__(self, config: VerifierConfig | None = None, lexicon: Lexicon | None = None, cpu_threads: int = 1):
+    def __init__(self, config: VerifierConfig | None = None, lexicon: Lexicon | None = None, cpu_threads: int = 1,
+                 detector: MiscueDetector | None = None):
         from faster_whisper import WhisperModel
         from faster_whisper.tokenizer import Tokenizer
 
@@ -364,6 +431,7 @@ class ReadingVerifier:
 
         self.config = config or VerifierConfig()
         self.lexicon = lexicon or Lexicon()
+        self.detector = detector  # learned miscue decisions once aligned (encoder/miscues.py); None: the rules
         self._model = WhisperModel(str(_model_dir(VARIANTS["base"], default_cache_dir())), device="cpu",
                                    compute_type="int8", cpu_threads=cpu_threads)
         self._tokenizer = Tokenizer(self._model.hf_tokenizer, True, task="transcribe", language="en")
@@ -390,14 +458,20 @@ class ReadingVerifier:
         silent = all(self._silent(no_speech, logprob) for _, no_speech, logprob in transcribed)
         heard = [h for words, _, _ in transcribed for h in words]
         forced = self._forced(encoded, windows, words, reference, heard)
+        owner = _window_of_words(reference, heard, windows)
+        prompted = [h for k, ((enc, frames), w) in enumerate(zip(encoded, windows))
+                    for h in self._transcribe_prompted(enc, frames, w[0], [words[i] for i in range(len(words))
+                                                                           if owner[i] == k])]
+        doubled = self._doubled(encoded, words, owner)
         return Evidence(round(speech_seconds, 2), language, round(language_p, 3), tuple(heard), tuple(forced),
                         tuple(_pauses(segments, audio.duration)), silent,
-                        tuple((round(a, 2), round(b, 2)) for a, b in segments))
+                        tuple((round(a, 2), round(b, 2)) for a, b in segments), tuple(prompted),
+                        tuple(round(d, 3) for d in doubled))
 
     def confirm(self, verification: Verification, words: list[str], reference: list[tuple[str, ...]],
                 aligned: list[tuple[float, float, int]]) -> Verification:
         """The decisions again, with each word's alignment (start s, end s, phone count) as extra evidence."""
-        return decide(verification.evidence, words, reference, self.config, aligned)
+        return decide(verification.evidence, words, reference, self.config, aligned, self.detector)
 
     def chunks(self, verification: Verification, duration: float) -> list[Chunk]:
         return chunks_at_pauses(list(verification.words), list(verification.pauses), duration, self.config)
@@ -442,15 +516,52 @@ class ReadingVerifier:
                                             return_no_speech_prob=True)[0]
         no_speech, logprob = float(result.no_speech_prob), float(result.scores[0])
         tokens = [t for t in result.sequences_ids[0] if t < self._tokenizer.eot]
+        return self._timed_words(tokens, encoded, frames, offset), no_speech, logprob
+
+    def _transcribe_prompted(self, encoded, frames: int, offset: float, words: list[str]) -> list[HeardWord]:
+        """A transcription of one window with its reference words as Whisper's previous text (the last
+        `PROMPT_TOKENS` tokens of them)."""
+        text = [t for i, w in enumerate(words) for t in self._word_tokens(w, first=(i == 0))][-PROMPT_TOKENS:]
+        prompt = [self._tokenizer.sot_prev] + text + self._prompt()
+        result = self._model.model.generate(encoded, [prompt], beam_size=1, max_length=224, suppress_blank=True,
+                                            no_repeat_ngram_size=4)[0]
+        tokens = [t for t in result.sequences_ids[0] if t < self._tokenizer.eot]
+        return self._timed_words(tokens, encoded, frames, offset)
+
+    def _doubled(self, encoded, words: list[str], owner: list[int]) -> list[float]:
+        """Per reference word, log P(text with the word read twice) - log P(text), nats, forced per window
+        (in pieces of at most `PROMPT_TOKENS` tokens, so any text fits the decoder)."""
+        gains = [0.0] * len(words)
+        for k, (enc, frames) in enumerate(encoded):
+            mine = [i for i in range(len(words)) if owner[i] == k]
+            tokens = [self._word_tokens(words[i], first=(j == 0)) for j, i in enumerate(mine)]
+            for a, b in _token_pieces([len(t) for t in tokens], PROMPT_TOKENS):
+                for d, gain in enumerate(self._doubled_piece(enc, frames, tokens[a:b], [words[i] for i in mine[a:b]])):
+                    gains[mine[a + d]] = gain
+        return gains
+
+    def _doubled_piece(self, enc, frames: int, tokens: list[list[int]], words: list[str]) -> list[float]:
+        import ctranslate2
+
+        texts = [[t for p in tokens for t in p]]
+        for d, word in enumerate(words):
+            again = self._word_tokens(word)
+            texts.append([t for j, p in enumerate(tokens) for t in (p + again if j == d else p)])
+        batch = ctranslate2.StorageView.from_array(np.repeat(np.asarray(enc), len(texts), axis=0))
+        results = self._model.model.align(batch, self._prompt(), texts, [frames] * len(texts))
+        logp = [float(np.log(np.maximum(np.asarray(r.text_token_probs, np.float64), 1e-9)).sum()) for r in results]
+        return [lp - logp[0] for lp in logp[1:]]
+
+    def _timed_words(self, tokens: list[int], encoded, frames: int, offset: float) -> list[HeardWord]:
         if not tokens:
-            return [], no_speech, logprob
+            return []
         timed = self._model.find_alignment(self._tokenizer, [tokens], encoded, frames)[0]
         heard = []
         for w in timed:
             for text in self._spoken_words(w["word"]):
                 heard.append(HeardWord(text, round(offset + float(w["start"]), 2), round(offset + float(w["end"]), 2),
                                        float(w["probability"]), self._phones(text)))
-        return heard, no_speech, logprob
+        return heard
 
     def _spoken_words(self, written: str) -> list[str]:
         try:
@@ -531,6 +642,19 @@ def _window_of_words(reference, heard: list[HeardWord], windows) -> list[int]:
             owner[i] = last
         last = owner[i]
     return [int(o) for o in owner]
+
+
+def _token_pieces(lengths: list[int], max_tokens: int) -> list[tuple[int, int]]:
+    """[a, b) word ranges whose token counts sum to at most max_tokens (a longer single word stands alone)."""
+    pieces, start, total = [], 0, 0
+    for i, n in enumerate(lengths):
+        if total + n > max_tokens and i > start:
+            pieces.append((start, i))
+            start, total = i, 0
+        total += n
+    if start < len(lengths):
+        pieces.append((start, len(lengths)))
+    return pieces
 
 
 def _pauses(segments: list[tuple[float, float]], duration: float) -> list[tuple[float, float]]:

@@ -19,6 +19,7 @@ from ..encoder.features.frontend import FrontEnd, FrontEndConfig, PhoneFeatures
 from ..encoder.lexicon import Lexicon, Pronunciation
 from ..encoder.scorer.pipeline import ModelDirectoryError, Scorer, ScoredUtterance
 from ..encoder.variants import choose_pronunciation
+from ..encoder.miscues import MiscueDetector
 from ..encoder.verification import Chunk, ReadingVerifier, Verification
 from ..rationalizer.data import pool_words
 from .diagnosis import (expects_break, gated_sentence, punctuation_or_blank, verified_error_type,
@@ -85,12 +86,12 @@ class Assessor:
     """Loads the front-end and a trained scorer once; `assess` scores one recording against its text."""
 
     def __init__(self, scorer: Scorer, model_name: str, lexicon: Lexicon | None = None,
-                 rationale: RationaleGuard | None = None, verify: bool = True):
+                 rationale: RationaleGuard | None = None, verify: bool = True, miscues: MiscueDetector | None = None):
         self.scorer, self.model_name = scorer, model_name
         self.lexicon = lexicon or Lexicon()
         self.frontend = FrontEnd(frontend_config(scorer))
         self.rationale = rationale
-        self.verifier = ReadingVerifier(lexicon=self.lexicon) if verify else None
+        self.verifier = ReadingVerifier(lexicon=self.lexicon, detector=miscues) if verify else None
 
     @classmethod
     def from_pretrained(cls, path: str | Path | None = None, backend: str = "auto", lexicon: Lexicon | None = None,
@@ -104,7 +105,7 @@ class Assessor:
         if not directory.is_dir():
             raise ModelDirectoryError(f"model directory not found: {directory}")
         return cls(Scorer.from_pretrained(directory, backend=backend), directory.name, lexicon,
-                   RationaleGuard.for_model_directory(directory, rationale), verify)
+                   RationaleGuard.for_model_directory(directory, rationale), verify, MiscueDetector.load(directory))
 
     def assess(self, audio, text: str, sample_rate: int | None = None) -> Assessment:
         """audio: a path, encoded bytes, or a sample array with its sample_rate.

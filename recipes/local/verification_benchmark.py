@@ -36,7 +36,8 @@ from orthoepy.encoder.alignment import ForcedAligner
 from orthoepy.encoder.audio import Audio, AudioError, load_audio
 from orthoepy.encoder.corpus import load_corpus
 from orthoepy.encoder.lexicon import Lexicon
-from orthoepy.encoder.verification import (Evidence, HeardWord, NoSpeechError, ReadingVerifier, VerifierConfig,
+from orthoepy.encoder.miscues import MiscueDetector
+from orthoepy.encoder.verification import (Evidence, NoSpeechError, ReadingVerifier, VerifierConfig,
                                            decide)
 
 CORPUS_KINDS = ("untouched", "other_text", "longer_text", "cut_word", "spliced_word", "repeated_word")
@@ -216,20 +217,16 @@ def _record(case: Case, words: list[str]) -> dict:
 MISCUES = ("Omission", "Mispronunciation")
 
 
-def outcomes_from_evidence(records: list[dict], config: VerifierConfig) -> list[dict]:
+def outcomes_from_evidence(records: list[dict], config: VerifierConfig, detector=None) -> list[dict]:
     """Turn stored evidence into the per-case outcome the `assess` mode records (errors, insertions, share)."""
     out = []
     for r in records:
         if r["refused"]:
             out.append(r)
             continue
-        e = r["evidence"]
-        evidence = Evidence(e["speech_seconds"], e["language"], e["language_probability"],
-                            tuple(HeardWord(**{**h, "phones": tuple(h["phones"])}) for h in e["heard"]),
-                            tuple(e["forced"]), tuple(tuple(p) for p in e["pauses"]), e.get("no_words", False),
-                            tuple(tuple(p) for p in e.get("speech", ())))
+        evidence = Evidence.from_dict(r["evidence"])
         aligned = None if r.get("aligned") is None else [tuple(a) for a in r["aligned"]]
-        v = decide(evidence, r["words"], [tuple(p) for p in r["reference"]], config, aligned)
+        v = decide(evidence, r["words"], [tuple(p) for p in r["reference"]], config, aligned, detector)
         errors = ["None" if c.status == "read" else ("Omission" if c.status == "omitted" else "Mispronunciation")
                   for c in v.words]
         out.append(r | {"errors": errors, "share": v.share_read, "matches_text": v.matches_text,
@@ -321,11 +318,17 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--out", required=True)
     ap.add_argument("--select", action="store_true", help="evidence mode: choose thresholds by speaker-disjoint CV")
     ap.add_argument("--reselect", help="evidence JSON from an earlier --mode evidence run: only choose thresholds again")
+    ap.add_argument("--detector", help="with --reselect: also the metrics with this model directory's miscues.json "
+                                       "(in-sample when it was trained on the same evidence)")
     args = ap.parse_args(argv)
     if args.reselect:
         records = json.loads(Path(args.reselect).read_text())["records"]
-        result = {"records": records, "metrics_default": metrics(outcomes_from_evidence(records, VerifierConfig())),
-                  "selection": select(records)}
+        result = {"records": records, "metrics_default": metrics(outcomes_from_evidence(records, VerifierConfig()))}
+        if args.detector:
+            result["metrics_detector"] = metrics(outcomes_from_evidence(records, VerifierConfig(),
+                                                                        MiscueDetector.load(args.detector)))
+        else:
+            result["selection"] = select(records)
         Path(args.out).write_text(json.dumps(result, indent=1))
         print(json.dumps({k: v for k, v in result.items() if k != "records"}, indent=1))
         return

@@ -1,0 +1,168 @@
+"""Learned miscue detection: which words of the text were not read, and where something was read that is not in it.
+
+The verification's thresholds (encoder/verification.py) look at one kind of evidence at a time; here two logistic
+regressions (scikit-learn) weigh all of it together once the recording is aligned:
+
+- the **word detector**, per reference word: P(the word was not read), from its forced probability, the free
+  and the prompted transcriptions (did either hear this word, how sure), and its aligned duration (a word the
+  aligner squeezed to its minimum was not there);
+- the **gap detector**, per gap between two consecutive reference words: P(an extra word was read there), from
+  the voice activity the alignment leaves unexplained in the gap, the words the transcriptions heard there that
+  are not in the text, the gain in the forced text's probability when a neighbouring word is read twice, and
+  the neighbours' stretched durations.
+
+Trained by `recipes/local/train_miscues.py` on the verification benchmark's train cases (words cut out of the
+audio, texts longer than what was read, words spliced in from other recordings, repeated words, untouched
+readings as negatives); the two thresholds are set by speaker-disjoint cross-validation to a budget of false flags
+on untouched readings (docs/verification.md). The fitted pipelines (StandardScaler + LogisticRegression) are
+stored as plain numbers in JSON (`miscues.json` in a model directory), so loading runs no pickle.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:  # the evidence record; imported lazily at run time to keep this module model-free
+    from .verification import Evidence
+
+FILE = "miscues.json"
+WORD_FEATURES = ("log_forced", "utterance_log_forced", "plain_distance", "plain_probability", "prompted_distance",
+                 "prompted_probability", "log_s_per_phone", "log_relative_s_per_phone")
+GAP_FEATURES = ("voiced_s", "gap_s", "plain_extra_probability", "prompted_extra_probability", "doubled_gain",
+                "relative_doubled_gain", "log_relative_s_per_phone", "low_log_forced")
+FLOOR = 1e-4  # probabilities are clipped here before the log
+
+
+class MiscueModelError(ValueError):
+    """A miscues.json that cannot be used (wrong features, wrong shapes); the message says which."""
+
+
+@dataclass(frozen=True)
+class LogisticScorer:
+    """A standardised logistic regression as numbers: p = sigmoid(((x - mean) / scale) @ coef + intercept)."""
+
+    features: tuple[str, ...]
+    mean: tuple[float, ...]
+    scale: tuple[float, ...]
+    coef: tuple[float, ...]
+    intercept: float
+    threshold: float  # probability from which the detector flags
+
+    @classmethod
+    def from_pipeline(cls, pipeline, features: tuple[str, ...], threshold: float) -> "LogisticScorer":
+        """From a fitted sklearn Pipeline(StandardScaler, LogisticRegression)."""
+        scaler, logistic = pipeline[0], pipeline[-1]
+        return cls(tuple(features), tuple(map(float, scaler.mean_)), tuple(map(float, scaler.scale_)),
+                   tuple(map(float, logistic.coef_[0])), float(logistic.intercept_[0]), float(threshold))
+
+    def probabilities(self, x: np.ndarray) -> np.ndarray:
+        """x: (n, len(features)) -> (n,) probabilities."""
+        if x.size == 0:
+            return np.zeros(len(x))
+        z = ((x - np.asarray(self.mean)) / np.asarray(self.scale)) @ np.asarray(self.coef) + self.intercept
+        return 1.0 / (1.0 + np.exp(-z))
+
+
+@dataclass(frozen=True)
+class MiscueDetector:
+    """The word and gap detectors; `load`/`save` read and write `miscues.json`."""
+
+    word: LogisticScorer
+    gap: LogisticScorer
+    trained_on: str = ""  # how it was trained (the recipe's command and case counts)
+
+    def not_read(self, evidence: "Evidence", reference: list[tuple[str, ...]],
+                 aligned: list[tuple[float, float, int]]) -> np.ndarray:
+        """(n_words,) P(word not read); aligned: per word (start s, end s, phone count)."""
+        return self.word.probabilities(word_features(evidence, reference, aligned))
+
+    def extra_read(self, evidence: "Evidence", reference: list[tuple[str, ...]],
+                   aligned: list[tuple[float, float, int]]) -> np.ndarray:
+        """(n_words - 1,) P(an extra word was read between word k and word k + 1)."""
+        return self.gap.probabilities(gap_features(evidence, reference, aligned))
+
+    def save(self, directory: str | Path) -> Path:
+        path = Path(directory) / FILE
+        path.write_text(json.dumps(asdict(self), indent=1) + "\n")
+        return path
+
+    @classmethod
+    def load(cls, directory: str | Path) -> "MiscueDetector | None":
+        """The detector of a model directory, None when it has no miscues.json; MiscueModelError if unusable."""
+        path = Path(directory) / FILE
+        if not path.is_file():
+            return None
+        raw = json.loads(path.read_text())
+        word, gap = (LogisticScorer(**{k: tuple(v) if isinstance(v, list) else v for k, v in raw[name].items()})
+                     for name in ("word", "gap"))
+        for scorer, expected in ((word, WORD_FEATURES), (gap, GAP_FEATURES)):
+            if tuple(scorer.features) != expected or len(scorer.coef) != len(expected):
+                raise MiscueModelError(f"{path}: features {scorer.features} differ from this version's {expected}")
+        return cls(word, gap, raw.get("trained_on", ""))
+
+
+# ------------------------------------------------------------------------------------------------- features
+
+@dataclass(frozen=True)
+class HeardAt:
+    """One transcription laid over the reference words."""
+
+    distance: np.ndarray  # (n_words,) phone distance of the heard word aligned to each word, 1.0 for none
+    probability: np.ndarray  # (n_words,) its recogniser confidence, 0 for none
+    extra: np.ndarray  # (n_words + 1,) highest confidence of a heard word in no word's place, after word k - 1
+
+
+def heard_at(reference: list[tuple[str, ...]], heard) -> HeardAt:
+    from .verification import align_words, phone_distance
+
+    n = len(reference)
+    distance, probability, extra = np.ones(n), np.zeros(n), np.zeros(n + 1)
+    last = -1
+    for r, h in align_words(reference, [w.phones for w in heard]):
+        if r is None:
+            extra[last + 1] = max(extra[last + 1], heard[h].probability)
+            continue
+        last = r
+        if h is not None:
+            distance[r], probability[r] = phone_distance(reference[r], heard[h].phones), heard[h].probability
+    return HeardAt(distance, probability, extra)
+
+
+def _seconds_per_phone(aligned: list[tuple[float, float, int]]) -> np.ndarray:
+    return np.array([max(end - start, 1e-3) / max(n, 1) for start, end, n in aligned])
+
+
+def word_features(evidence: "Evidence", reference: list[tuple[str, ...]],
+                  aligned: list[tuple[float, float, int]]) -> np.ndarray:
+    """(n_words, len(WORD_FEATURES)) in WORD_FEATURES order."""
+    log_forced = np.log(np.clip(np.asarray(evidence.forced, float), FLOOR, 1.0))
+    plain, prompted = heard_at(reference, evidence.heard), heard_at(reference, evidence.prompted)
+    log_spp = np.log(_seconds_per_phone(aligned))
+    columns = (log_forced, np.full(len(reference), np.median(log_forced)), plain.distance, plain.probability,
+               prompted.distance, prompted.probability, log_spp, log_spp - np.median(log_spp))
+    return np.stack(columns, axis=1) if len(reference) else np.zeros((0, len(WORD_FEATURES)))
+
+
+def gap_features(evidence: "Evidence", reference: list[tuple[str, ...]],
+                 aligned: list[tuple[float, float, int]]) -> np.ndarray:
+    """(n_words - 1, len(GAP_FEATURES)) in GAP_FEATURES order; row k is the gap after word k."""
+    n = len(reference)
+    if n < 2:
+        return np.zeros((0, len(GAP_FEATURES)))
+    log_forced = np.log(np.clip(np.asarray(evidence.forced, float), FLOOR, 1.0))
+    plain, prompted = heard_at(reference, evidence.heard), heard_at(reference, evidence.prompted)
+    doubled = np.asarray(evidence.doubled, float) if len(evidence.doubled) == n else np.full(n, -20.0)
+    log_spp = np.log(_seconds_per_phone(aligned))
+    relative = log_spp - np.median(log_spp)
+    rows = []
+    for k in range(n - 1):
+        gap = (aligned[k][1], aligned[k + 1][0])
+        voiced = sum(max(0.0, min(gap[1], b) - max(gap[0], a)) for a, b in evidence.speech)
+        gain = max(doubled[k], doubled[k + 1])
+        rows.append((voiced, gap[1] - gap[0], plain.extra[k + 1], prompted.extra[k + 1], gain,
+                     gain - np.median(doubled), max(relative[k], relative[k + 1]), min(log_forced[k], log_forced[k + 1])))
+    return np.asarray(rows, float)

@@ -1,0 +1,174 @@
+#!/usr/bin/env python
+"""Train the miscue detectors (encoder/miscues.py) on stored verification evidence of train cases.
+
+Input: the records of `verification_benchmark.py --mode evidence` on the train split (every case's evidence and
+alignment). Labels come from how each case was made:
+- words: a word cut out of the audio (cut_word's target) and the words of a text longer than what was read
+  (longer_text, from `added_from`) were not read; every other word of untouched, cut_word and longer_text cases was;
+- gaps: the gap after a spliced-in word's or a repeated word's position holds an extra word; every other gap of
+  untouched, cut_word, spliced_word and repeated_word cases does not.
+Cases refused (no speech) or whose alignment fell back are left out.
+
+Protocol (speaker-disjoint, train only): 5 folds by speaker. For each held-out fold, each detector is fitted on
+the other folds and its threshold set on those folds' own out-of-fold probabilities (an inner 4-fold split) so
+that at most the budget's share of untouched readings' words / gaps are flagged; recall and false-flag rates are
+then counted on the held-out fold. The shipped detectors are fitted on all cases, thresholds again from
+out-of-fold probabilities. The split of the 3% false-flag budget between words and gaps is chosen by the mean
+cross-validated recall.
+
+    python recipes/local/train_miscues.py --evidence /work/exp/verif/train80c.json \
+        --model fusion/models/default --report docs/miscues_cv.json
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import GroupKFold
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from orthoepy.encoder.miscues import (GAP_FEATURES, WORD_FEATURES, LogisticScorer, MiscueDetector, gap_features,
+                                      word_features)
+from orthoepy.encoder.verification import Evidence
+
+BUDGET = 0.03  # share of untouched readings' words flagged (word flags + insertions), issue 12
+WORD_SHARES = (0.5, 0.6, 0.7, 0.8)  # candidate shares of the budget given to the word detector
+
+
+@dataclass
+class Table:
+    """One detector's rows: features, labels, the speaker and case kind of each row."""
+
+    x: np.ndarray
+    y: np.ndarray
+    speaker: np.ndarray
+    kind: np.ndarray
+
+
+def tables(records: list[dict]) -> tuple[Table, Table]:
+    words, gaps = [], []
+    for r in records:
+        if r.get("refused") or not r.get("aligned") or r["kind"] not in ("untouched", "cut_word", "longer_text",
+                                                                           "spliced_word", "repeated_word"):
+            continue
+        evidence, reference = Evidence.from_dict(r["evidence"]), [tuple(p) for p in r["reference"]]
+        aligned = [tuple(a) for a in r["aligned"]]
+        n = len(reference)
+        if r["kind"] in ("untouched", "cut_word", "longer_text"):
+            y = np.zeros(n)
+            if r["kind"] == "cut_word":
+                y[r["target_word"]] = 1
+            if r["kind"] == "longer_text":
+                y[r["added_from"]:] = 1
+            words.append((word_features(evidence, reference, aligned), y, r["speaker"], r["kind"]))
+        if r["kind"] != "longer_text" and n > 1:
+            y = np.zeros(n - 1)
+            if r["kind"] in ("spliced_word", "repeated_word"):
+                y[r["target_word"]] = 1
+            gaps.append((gap_features(evidence, reference, aligned), y, r["speaker"], r["kind"]))
+    return _stack(words), _stack(gaps)
+
+
+def _stack(rows) -> Table:
+    return Table(np.concatenate([r[0] for r in rows]), np.concatenate([r[1] for r in rows]),
+                 np.concatenate([[r[2]] * len(r[1]) for r in rows]), np.concatenate([[r[3]] * len(r[1]) for r in rows]))
+
+
+def _pipeline():
+    return make_pipeline(StandardScaler(), LogisticRegression(C=1.0, max_iter=2000, class_weight="balanced"))
+
+
+def out_of_fold(t: Table, folds: int) -> np.ndarray:
+    p = np.zeros(len(t.y))
+    for train, test in GroupKFold(folds).split(t.x, t.y, t.speaker):
+        p[test] = _pipeline().fit(t.x[train], t.y[train]).predict_proba(t.x[test])[:, 1]
+    return p
+
+
+def threshold_for(p: np.ndarray, t: Table, rate: float, n_untouched_words: int) -> float:
+    """The lowest threshold flagging at most `rate` x n_untouched_words of the untouched rows."""
+    negatives = np.sort(p[t.kind == "untouched"])[::-1]
+    allowed = int(np.floor(rate * n_untouched_words))
+    return float(negatives[allowed] + 1e-9) if allowed < len(negatives) else 0.0
+
+
+def fit(t: Table, rate: float, n_untouched_words: int, features) -> LogisticScorer:
+    threshold = threshold_for(out_of_fold(t, 4), t, rate, n_untouched_words)
+    return LogisticScorer.from_pipeline(_pipeline().fit(t.x, t.y), features, threshold)
+
+
+def _subset(t: Table, mask: np.ndarray) -> Table:
+    return Table(t.x[mask], t.y[mask], t.speaker[mask], t.kind[mask])
+
+
+def cross_validate(words: Table, gaps: Table, word_share: float, folds: int = 5) -> dict:
+    speakers = np.unique(np.concatenate([words.speaker, gaps.speaker]))
+    fold_of = {s: k % folds for k, s in enumerate(speakers)}
+    held = {"word_p": np.zeros(len(words.y)), "word_t": np.zeros(len(words.y)),
+            "gap_p": np.zeros(len(gaps.y)), "gap_t": np.zeros(len(gaps.y))}
+    for k in range(folds):
+        w_in = np.array([fold_of[s] != k for s in words.speaker])
+        g_in = np.array([fold_of[s] != k for s in gaps.speaker])
+        n_words = int(((words.kind == "untouched") & w_in).sum())
+        for name, t, inside, share, feats in (("word", words, w_in, word_share, WORD_FEATURES),
+                                               ("gap", gaps, g_in, 1 - word_share, GAP_FEATURES)):
+            scorer = fit(_subset(t, inside), BUDGET * share, n_words, feats)
+            held[f"{name}_p"][~inside] = scorer.probabilities(t.x[~inside])
+            held[f"{name}_t"][~inside] = scorer.threshold
+    return rates(words, gaps, held["word_p"] >= held["word_t"], held["gap_p"] >= held["gap_t"])
+
+
+def rates(words: Table, gaps: Table, word_flag: np.ndarray, gap_flag: np.ndarray) -> dict:
+    untouched_words = int((words.kind == "untouched").sum())
+    out = {"untouched_words": untouched_words,
+           "false_word_flags_per_untouched_word": _r(word_flag[words.kind == "untouched"].sum(), untouched_words),
+           "false_insertions_per_untouched_word": _r(gap_flag[gaps.kind == "untouched"].sum(), untouched_words),
+           "omission_recall_cut_word": _r(word_flag[(words.kind == "cut_word") & (words.y == 1)].mean(), 1),
+           "added_words_flagged": _r(word_flag[(words.kind == "longer_text") & (words.y == 1)].mean(), 1),
+           "false_word_flags_cut_word_other_words": _r(word_flag[(words.kind == "cut_word") & (words.y == 0)].mean(), 1)}
+    for kind in ("spliced_word", "repeated_word"):
+        out[f"{kind}_insertion_recall"] = _r(gap_flag[(gaps.kind == kind) & (gaps.y == 1)].mean(), 1)
+        out[f"{kind}_false_insertions_other_gaps"] = _r(gap_flag[(gaps.kind == kind) & (gaps.y == 0)].mean(), 1)
+    out["mean_recall"] = _r(np.mean([out["omission_recall_cut_word"], out["added_words_flagged"],
+                                     out["spliced_word_insertion_recall"], out["repeated_word_insertion_recall"]]), 1)
+    return out
+
+
+def _r(a, b) -> float:
+    return round(float(a) / b, 4) if b else float("nan")
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--evidence", required=True, help="records from verification_benchmark.py --mode evidence (train)")
+    ap.add_argument("--model", help="model directory to write miscues.json into (omit to measure only)")
+    ap.add_argument("--report", required=True)
+    args = ap.parse_args(argv)
+    data = json.loads(Path(args.evidence).read_text())
+    words, gaps = tables(data["records"])
+    cv = {share: cross_validate(words, gaps, share) for share in WORD_SHARES}
+    share = max(cv, key=lambda s: cv[s]["mean_recall"])
+    n_words = int((words.kind == "untouched").sum())
+    detector = MiscueDetector(fit(words, BUDGET * share, n_words, WORD_FEATURES),
+                              fit(gaps, BUDGET * (1 - share), n_words, GAP_FEATURES),
+                              f"recipes/local/train_miscues.py on {args.evidence} ({len(words.y)} words, "
+                              f"{len(gaps.y)} gaps); word share of the {BUDGET:.0%} budget {share}")
+    report = {"evidence": args.evidence, "rows": {"words": len(words.y), "gaps": len(gaps.y)},
+              "budget": BUDGET, "chosen_word_share": share,
+              "cross_validated_by_word_share": {str(s): m for s, m in cv.items()},
+              "thresholds": {"word": detector.word.threshold, "gap": detector.gap.threshold},
+              "coefficients": {"word": dict(zip(WORD_FEATURES, detector.word.coef)),
+                               "gap": dict(zip(GAP_FEATURES, detector.gap.coef))}}
+    Path(args.report).write_text(json.dumps(report, indent=1) + "\n")
+    print(json.dumps(report["cross_validated_by_word_share"][str(share)], indent=1))
+    if args.model:
+        print("wrote", detector.save(args.model))
+
+
+if __name__ == "__main__":
+    main()

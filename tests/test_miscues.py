@@ -1,0 +1,110 @@
+"""The learned miscue detectors: features from crafted evidence, the JSON round trip, and decide() using them."""
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from orthoepy.encoder.miscues import (GAP_FEATURES, WORD_FEATURES, LogisticScorer, MiscueDetector, MiscueModelError,
+                                      gap_features, heard_at, word_features)
+from orthoepy.encoder.verification import OMITTED, READ, SUBSTITUTED, Evidence, HeardWord, VerifierConfig, decide
+
+I, THINK, SO = ("AY1",), ("TH", "IH1", "NG", "K"), ("S", "OW1")
+WORDS, REFERENCE = ["I", "THINK", "SO"], [I, THINK, SO]
+ALIGNED = [(0.0, 0.2, 1), (0.2, 0.6, 4), (1.2, 1.5, 2)]
+
+
+def heard(text, phones, start, end, p=0.9):
+    return HeardWord(text, start, end, p, tuple(x.rstrip("012") for x in phones))
+
+
+def evidence(**changes) -> Evidence:
+    base = Evidence(1.5, "en", 0.9, (heard("I", I, 0, .2), heard("THINK", THINK, .2, .6), heard("SO", SO, 1.2, 1.5)),
+                    (0.9, 0.8, 0.9), (), speech=((0.0, 0.6), (0.7, 1.1), (1.2, 1.5)),
+                    prompted=(heard("I", I, 0, .2), heard("THINK", THINK, .2, .6), heard("SO", SO, 1.2, 1.5)),
+                    doubled=(-9.0, -8.0, -10.0))
+    return replace(base, **changes)
+
+
+def scorer(features, coef, threshold=0.5, intercept=0.0) -> LogisticScorer:
+    n = len(features)
+    return LogisticScorer(tuple(features), (0.0,) * n, (1.0,) * n, tuple(coef), intercept, threshold)
+
+
+def test_heard_at_lays_a_transcription_over_the_words():
+    found = heard_at(REFERENCE, (heard("I", I, 0, .2), heard("SINK", ("S", "IH", "NG", "K"), .2, .6, p=0.7),
+                                 heard("UM", ("AH", "M"), .6, .8, p=0.4), heard("SO", SO, 1.2, 1.5)))
+    assert found.distance.tolist() == pytest.approx([0.0, 0.25, 0.0])
+    assert found.probability.tolist() == pytest.approx([0.9, 0.7, 0.9])
+    assert found.extra.tolist() == pytest.approx([0.0, 0.0, 0.4, 0.0])  # UM after THINK, before SO
+
+
+def test_features_follow_the_evidence():
+    words = word_features(evidence(forced=(0.9, 1e-6, 0.9)), REFERENCE, ALIGNED)
+    assert words.shape == (3, len(WORD_FEATURES))
+    log_forced = words[:, WORD_FEATURES.index("log_forced")]
+    assert log_forced[1] == pytest.approx(np.log(1e-4)) and log_forced[0] == pytest.approx(np.log(0.9))
+    gaps = gap_features(evidence(), REFERENCE, ALIGNED)
+    assert gaps.shape == (2, len(GAP_FEATURES))
+    assert gaps[:, GAP_FEATURES.index("voiced_s")] == pytest.approx([0.0, 0.4])  # speech 0.7-1.1 s in the THINK|SO gap
+    assert gaps[:, GAP_FEATURES.index("gap_s")] == pytest.approx([0.0, 0.6])
+    assert gaps[:, GAP_FEATURES.index("doubled_gain")] == pytest.approx([-8.0, -8.0])
+    assert gap_features(evidence(), [I], ALIGNED[:1]).shape == (0, len(GAP_FEATURES))
+
+
+def test_detector_round_trips_through_json(tmp_path):
+    detector = MiscueDetector(scorer(WORD_FEATURES, np.arange(len(WORD_FEATURES)) / 10),
+                              scorer(GAP_FEATURES, np.ones(len(GAP_FEATURES)), 0.7), "test")
+    detector.save(tmp_path)
+    assert MiscueDetector.load(tmp_path) == detector
+    assert MiscueDetector.load(tmp_path / "elsewhere") is None
+    raw = json.loads((tmp_path / "miscues.json").read_text())
+    raw["gap"]["features"] = raw["gap"]["features"][:-1]
+    (tmp_path / "miscues.json").write_text(json.dumps(raw))
+    with pytest.raises(MiscueModelError, match="features"):
+        MiscueDetector.load(tmp_path)
+
+
+def _detector(word_on: str, gap_on: str) -> MiscueDetector:
+    """Detectors that look at one feature each (so the crafted evidence decides the outcome)."""
+    word = [(-1.0 if f == word_on else 0.0) for f in WORD_FEATURES]  # low forced probability -> not read
+    gap = [(10.0 if f == gap_on else 0.0) for f in GAP_FEATURES]
+    return MiscueDetector(scorer(WORD_FEATURES, word, 0.99), scorer(GAP_FEATURES, gap, 0.8, intercept=-2.0))
+
+
+def test_decide_uses_the_detector_once_aligned():
+    detector = _detector("log_forced", "voiced_s")
+    low = evidence(forced=(0.9, 1e-6, 0.9))
+    verdict = decide(low, WORDS, REFERENCE, VerifierConfig(), ALIGNED, detector)
+    assert [c.status for c in verdict.words] == [READ, OMITTED, READ]
+    assert [(i.text, i.after_word, i.kind) for i in verdict.insertions] == [("(unrecognised speech)", 1, "Insertion")]
+    # without the alignment the rules decide (the first pass, which only cuts the recording into chunks)
+    assert decide(low, WORDS, REFERENCE, VerifierConfig(), None, detector).insertions == ()
+    quiet = evidence(speech=((0.0, 0.6), (1.2, 1.5)))
+    assert decide(quiet, WORDS, REFERENCE, VerifierConfig(), ALIGNED, detector).insertions == ()
+
+
+def test_a_flagged_word_heard_as_another_word_in_its_place_is_substituted():
+    detector = _detector("log_forced", "voiced_s")
+    other = evidence(forced=(0.9, 1e-6, 0.9),
+                     heard=(heard("I", I, 0, .2), heard("SINK", ("S", "IH", "NG", "K"), .25, .55), heard("SO", SO, 1.2, 1.5)))
+    assert [c.status for c in decide(other, WORDS, REFERENCE, VerifierConfig(), ALIGNED, detector).words] == \
+        [READ, SUBSTITUTED, READ]
+    squeezed = [(0.0, 0.2, 1), (0.2, 0.32, 4), (1.2, 1.5, 2)]  # THINK at 30 ms a phone: it was not there
+    assert decide(other, WORDS, REFERENCE, VerifierConfig(), squeezed, detector).words[1].status == OMITTED
+
+
+def test_repetition_named_from_the_doubled_text():
+    detector = _detector("log_forced", "voiced_s")
+    again = evidence(doubled=(-9.0, 1.5, -10.0))  # THINK read twice makes the forced text more likely
+    found = decide(again, WORDS, REFERENCE, VerifierConfig(), ALIGNED, detector).insertions
+    assert [(i.text, i.kind, i.after_word, i.start, i.end) for i in found] == [("THINK", "Repetition", 1, 0.6, 1.2)]
+
+
+def test_another_text_is_still_decided_by_the_rules():
+    detector = _detector("log_forced", "voiced_s")
+    unlikely = evidence(forced=(0.001, 0.001, 0.001), heard=())
+    verdict = decide(unlikely, WORDS, REFERENCE, VerifierConfig(), ALIGNED, detector)
+    assert not verdict.matches_text and {c.status for c in verdict.words} == {OMITTED}
