@@ -69,14 +69,15 @@ def word_spans(aligner: ForcedAligner, lexicon: Lexicon, audio: Audio, text: str
     return [tuple(spans[i]) for i in range(len(pron.words))]
 
 
-def build_cases(corpus: str, split: str, per_kind: int, seed: int) -> list[Case]:
+def build_cases(corpus: str, split: str, per_kind: int, seed: int,
+                kinds: tuple[str, ...] = CORPUS_KINDS + SYNTHETIC_KINDS) -> list[Case]:
     rng = np.random.default_rng(seed)
     utts = [u for u in load_corpus(corpus, split) if len(u.text.split()) >= 3]
     rng.shuffle(utts)
     lexicon, aligner = Lexicon.from_corpus(corpus), ForcedAligner()
     pool = iter(utts)
     cases: list[Case] = []
-    for kind in CORPUS_KINDS:
+    for kind in (k for k in CORPUS_KINDS if k in kinds):
         made = 0
         while made < per_kind:
             u, other = next(pool), utts[int(rng.integers(len(utts)))]
@@ -84,7 +85,7 @@ def build_cases(corpus: str, split: str, per_kind: int, seed: int) -> list[Case]
             if case is not None:
                 cases.append(case)
                 made += 1
-    for kind in SYNTHETIC_KINDS:
+    for kind in (k for k in SYNTHETIC_KINDS if k in kinds):
         cases += [_synthetic_case(kind, k, rng, utts) for k in range(max(4, per_kind // 4))]
     return cases
 
@@ -316,6 +317,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--per-kind", type=int, default=40)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", required=True)
+    ap.add_argument("--kinds", default=",".join(CORPUS_KINDS + SYNTHETIC_KINDS),
+                    help="comma-separated case kinds to build (default: all)")
     ap.add_argument("--select", action="store_true", help="evidence mode: choose thresholds by speaker-disjoint CV")
     ap.add_argument("--reselect", help="evidence JSON from an earlier --mode evidence run: only choose thresholds again")
     ap.add_argument("--detector", help="with --reselect: also the metrics with this model directory's miscues.json "
@@ -332,7 +335,7 @@ def main(argv: list[str] | None = None) -> None:
         Path(args.out).write_text(json.dumps(result, indent=1))
         print(json.dumps({k: v for k, v in result.items() if k != "records"}, indent=1))
         return
-    cases = build_cases(args.corpus, args.split, args.per_kind, args.seed)
+    cases = build_cases(args.corpus, args.split, args.per_kind, args.seed, tuple(args.kinds.split(",")))
     if args.mode == "evidence":
         records = run_evidence(cases, Lexicon.from_corpus(args.corpus))
         result = {"records": records, "metrics_default": metrics(outcomes_from_evidence(records, VerifierConfig()))}
