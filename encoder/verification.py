@@ -5,7 +5,9 @@ The stage between the audio and the alignment. Its evidence, all from models tha
 - Whisper base (CTranslate2) identifies the language;
 - a free English transcription with word times (greedy decoding, never told the text, so it cannot be
   lenient towards it);
-- the text itself forced through Whisper's decoder: each reference word's probability given the audio.
+- the text itself forced through Whisper's decoder: each reference word's probability given the audio (a long
+  text in pieces of at most 200 tokens, each after the text before it as Whisper's previous-text prompt: the
+  decoder has 448 positions).
 
 A reference word counts as read when the free transcription aligns to it with the same phones or when its
 forced probability reaches `read_probability`; otherwise it is omitted (nothing heard in its place) or
@@ -28,6 +30,10 @@ from .lexicon import Lexicon, TextError, normalise_text
 from .phoneset import split_stress
 
 WINDOW_S = 30.0  # Whisper's input window
+# Whisper's decoder has 448 positions: a window's text is forced in pieces of at most this many tokens, each after
+# at most PREVIOUS_TOKENS tokens of the text before it (1 + 200 + 4 prompt tokens + 200 + end of text < 448)
+FORCED_PIECE_TOKENS = 200
+PREVIOUS_TOKENS = 200
 READ, OMITTED, SUBSTITUTED = "read", "omitted", "substituted"
 
 
@@ -472,13 +478,38 @@ class ReadingVerifier:
             mine = [i for i in range(len(words)) if owner[i] == k]
             if not mine:
                 continue
-            pieces = [self._word_tokens(words[i], first=(i == mine[0])) for i in mine]
-            result = self._model.model.align(enc, self._prompt(), [[t for p in pieces for t in p]], frames)[0]
-            token_p, start = np.asarray(result.text_token_probs, np.float64), 0
-            for i, piece in zip(mine, pieces):
-                probabilities[i] = float(token_p[start:start + len(piece)].mean()) if piece else 0.0
-                start += len(piece)
+            tokens = [self._word_tokens(words[i], first=(i == mine[0])) for i in mine]
+            for i, p in zip(mine, self._forced_window(enc, frames, tokens)):
+                probabilities[i] = p
         return probabilities
+
+    def _forced_window(self, encoded, frames: int, tokens: list[list[int]]) -> list[float]:
+        """Mean forced probability per word of one window; tokens: each word's Whisper tokens, in reading order.
+
+        Whisper's decoder has 448 positions, so the words are forced in pieces of at most FORCED_PIECE_TOKENS
+        tokens; each piece after the first gets the last PREVIOUS_TOKENS tokens of the text before it as the
+        previous-text prompt (<|startofprev|> ...), as Whisper conditions on earlier windows. A text of one piece is
+        forced exactly as before pieces existed (one call, no previous text).
+        """
+        means, previous = [], []
+        for piece in forced_pieces(tokens, FORCED_PIECE_TOKENS):
+            flat = [t for word in piece for t in word]
+            token_p, start = self._forced_tokens(encoded, frames, flat, previous), 0
+            for word in piece:
+                means.append(float(token_p[start:start + len(word)].mean()) if word else 0.0)
+                start += len(word)
+            previous += flat
+        return means
+
+    def _forced_tokens(self, encoded, frames: int, tokens: list[int], previous: list[int]) -> np.ndarray:
+        """Per-token probabilities of `tokens` forced after the previous text's last PREVIOUS_TOKENS tokens.
+
+        With no previous text the prompt is the plain start sequence (`_prompt()`), as Whisper's first window's.
+        """
+        context = previous[max(0, len(previous) - PREVIOUS_TOKENS):]
+        prompt = ([self._tokenizer.sot_prev] + context if context else []) + self._prompt()
+        result = self._model.model.align(encoded, prompt, [tokens], frames)[0]
+        return np.asarray(result.text_token_probs, np.float64)
 
     def _word_tokens(self, word: str, first: bool = False) -> list[int]:
         """Whisper tokens of ' word' as the decoder writes it (the packaged tokenizer's merges split off the space).
@@ -531,6 +562,24 @@ def _window_of_words(reference, heard: list[HeardWord], windows) -> list[int]:
             owner[i] = last
         last = owner[i]
     return [int(o) for o in owner]
+
+
+def forced_pieces(tokens: list[list[int]], limit: int) -> list[list[list[int]]]:
+    """Consecutive words (their token lists) grouped greedily into pieces of at most `limit` tokens.
+
+    A word longer than `limit` tokens forms a piece of its own, cut to its first `limit` tokens (its forced
+    probability is then the mean over those). Every word is in exactly one piece, in order.
+    """
+    pieces: list[list[list[int]]] = []
+    size = 0
+    for word in tokens:
+        word = word[:limit]
+        if not pieces or size + len(word) > limit:
+            pieces.append([])
+            size = 0
+        pieces[-1].append(word)
+        size += len(word)
+    return pieces
 
 
 def _pauses(segments: list[tuple[float, float]], duration: float) -> list[tuple[float, float]]:
