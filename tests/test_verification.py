@@ -325,3 +325,10 @@ def test_a_long_text_on_a_short_recording_is_assessed_with_most_words_unread(ass
     assert sum(w.error_type == "Omission" for w in result.words) > 0.9 * len(result.words)
     assert not result.verification["matches_text"] and "does not match" in result.verification["warnings"][0]
     assert result.sentence["total"] < 1
+
+
+def test_a_text_too_long_for_the_scorer_is_refused_before_any_model_runs(assessor, short_utterance):
+    from orthoepy.encoder.lexicon import TextError
+
+    with pytest.raises(TextError, match=r"too long to score at once: \d+ words, \d+ phones \(at most 4900"):
+        assessor.assess(short_utterance.audio_path, with_filler(short_utterance.text, 3000))
