@@ -37,7 +37,7 @@ MANIFEST_FIELDS = ("id", "audio", "text")
 
 
 class BatchError(ValueError):
-    """An unusable manifest (as a whole), output file, or engine setting; the message says which line or option and why."""
+    """An unusable manifest (as a whole), output file or engine setting; the message says which line/option and why."""
 
 
 @dataclass(frozen=True)

@@ -37,7 +37,8 @@ def test_manifest_resolves_relative_audio_against_its_folder(tmp_path):
 
 
 @pytest.mark.parametrize("line, problem", [
-    ("{not json", LineProblem("line:2", "m.jsonl:2: not valid JSON (Expecting property name enclosed in double quotes)")),
+    ("{not json", LineProblem("line:2", "m.jsonl:2: not valid JSON (Expecting property name enclosed in double "
+                                        "quotes)")),
     ('{"id": "b", "audio": "x.wav"}', LineProblem("b", "m.jsonl:2: missing or empty field(s): text")),
     ('{"id": "b", "audio": "", "text": "hi"}', LineProblem("b", "m.jsonl:2: missing or empty field(s): audio")),
     ('{"audio": "x.wav", "text": "hi"}', LineProblem("line:2", "m.jsonl:2: missing or empty field(s): id")),
@@ -57,7 +58,8 @@ def test_an_unusable_line_is_a_problem_of_that_line_only(tmp_path, line, problem
      "m.jsonl:2: duplicate id 'a'"),
     (['{"id": "a", "audio": "x.wav", "text": "hi"}', '{"id": "a", "audio": "y.wav"}'], "m.jsonl:2: duplicate id 'a'"),
     ([""], "has no items"),
-    (["{not json", '{"id": "a"}'], "has no usable line: .*m.jsonl:1: not valid JSON .* \\(and 1 more unusable lines\\)"),
+    (["{not json", '{"id": "a"}'],
+     "has no usable line: .*m.jsonl:1: not valid JSON .* \\(and 1 more unusable lines\\)"),
 ])
 def test_a_bad_manifest_as_a_whole_names_the_line(tmp_path, lines, message):
     manifest = tmp_path / "m.jsonl"
@@ -130,7 +132,8 @@ def test_unusable_manifest_lines_become_error_records_with_a_warning(tmp_path, f
     with caplog.at_level("WARNING", logger="orthoepy.batch"):
         summary = run_batch(manifest, out, EngineOptions(rationale="none"), progress=False)
     assert (summary.total, summary.assessed, summary.errors, summary.skipped) == (5, 2, 3, 0)
-    assert [json.loads(line)["id"] for line in out.read_text().splitlines()] == ["line:2", "no-text", "ok", "missing", "last"]
+    order = [json.loads(line)["id"] for line in out.read_text().splitlines()]
+    assert order == ["line:2", "no-text", "ok", "missing", "last"]  # unusable lines first, then manifest order
     records = read_records(out)
     assert records["line:2"] == {"id": "line:2", "error": f"{manifest}:2: not valid JSON "
                                                           "(Expecting property name enclosed in double quotes)"}
