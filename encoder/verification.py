@@ -5,7 +5,9 @@ The stage between the audio and the alignment. Its evidence, all from models tha
 - Whisper base (CTranslate2) identifies the language;
 - a free English transcription with word times (greedy decoding, never told the text, so it cannot be
   lenient towards it);
-- the text itself forced through Whisper's decoder: each reference word's probability given the audio.
+- the text itself forced through Whisper's decoder: each reference word's probability given the audio (a long
+  text in pieces of at most 200 tokens, each after the text before it as Whisper's previous-text prompt: the
+  decoder has 448 positions).
 
 A reference word counts as read when the free transcription aligns to it with the same phones or when its
 forced probability reaches `read_probability`; otherwise it is omitted (nothing heard in its place) or
@@ -30,7 +32,10 @@ from .phoneset import split_stress
 
 WINDOW_S = 30.0  # Whisper's input window
 SQUEEZED_OMISSION_S = 0.06  # a flagged word aligned to at most this many seconds per phone is omitted, not substituted
-PROMPT_TOKENS = 200  # text tokens forced or prompted at once (Whisper's decoder holds 448 positions)
+# Whisper's decoder has 448 positions: a window's text is forced in pieces of at most this many tokens, each after
+# at most PREVIOUS_TOKENS tokens of the text before it (1 + 200 + 4 prompt tokens + 200 + end of text < 448)
+FORCED_PIECE_TOKENS = 200
+PREVIOUS_TOKENS = 200
 READ, OMITTED, SUBSTITUTED = "read", "omitted", "substituted"
 
 
@@ -520,8 +525,8 @@ class ReadingVerifier:
 
     def _transcribe_prompted(self, encoded, frames: int, offset: float, words: list[str]) -> list[HeardWord]:
         """A transcription of one window with its reference words as Whisper's previous text (the last
-        `PROMPT_TOKENS` tokens of them)."""
-        text = [t for i, w in enumerate(words) for t in self._word_tokens(w, first=(i == 0))][-PROMPT_TOKENS:]
+        `PREVIOUS_TOKENS` tokens of them)."""
+        text = [t for i, w in enumerate(words) for t in self._word_tokens(w, first=(i == 0))][-PREVIOUS_TOKENS:]
         prompt = [self._tokenizer.sot_prev] + text + self._prompt()
         result = self._model.model.generate(encoded, [prompt], beam_size=1, max_length=224, suppress_blank=True,
                                             no_repeat_ngram_size=4)[0]
@@ -530,14 +535,17 @@ class ReadingVerifier:
 
     def _doubled(self, encoded, words: list[str], owner: list[int]) -> list[float]:
         """Per reference word, log P(text with the word read twice) - log P(text), nats, forced per window
-        (in pieces of at most `PROMPT_TOKENS` tokens, so any text fits the decoder)."""
+        (in pieces of at most `FORCED_PIECE_TOKENS` tokens, so any text fits the decoder)."""
         gains = [0.0] * len(words)
         for k, (enc, frames) in enumerate(encoded):
             mine = [i for i in range(len(words)) if owner[i] == k]
             tokens = [self._word_tokens(words[i], first=(j == 0)) for j, i in enumerate(mine)]
-            for a, b in _token_pieces([len(t) for t in tokens], PROMPT_TOKENS):
-                for d, gain in enumerate(self._doubled_piece(enc, frames, tokens[a:b], [words[i] for i in mine[a:b]])):
-                    gains[mine[a + d]] = gain
+            done = 0
+            for piece in forced_pieces(tokens, FORCED_PIECE_TOKENS):
+                part = mine[done:done + len(piece)]
+                for d, gain in enumerate(self._doubled_piece(enc, frames, piece, [words[i] for i in part])):
+                    gains[part[d]] = gain
+                done += len(piece)
         return gains
 
     def _doubled_piece(self, enc, frames: int, tokens: list[list[int]], words: list[str]) -> list[float]:
@@ -545,7 +553,7 @@ class ReadingVerifier:
 
         texts = [[t for p in tokens for t in p]]
         for d, word in enumerate(words):
-            again = self._word_tokens(word)
+            again = self._word_tokens(word)[:FORCED_PIECE_TOKENS]
             texts.append([t for j, p in enumerate(tokens) for t in (p + again if j == d else p)])
         batch = ctranslate2.StorageView.from_array(np.repeat(np.asarray(enc), len(texts), axis=0))
         results = self._model.model.align(batch, self._prompt(), texts, [frames] * len(texts))
@@ -583,13 +591,38 @@ class ReadingVerifier:
             mine = [i for i in range(len(words)) if owner[i] == k]
             if not mine:
                 continue
-            pieces = [self._word_tokens(words[i], first=(i == mine[0])) for i in mine]
-            result = self._model.model.align(enc, self._prompt(), [[t for p in pieces for t in p]], frames)[0]
-            token_p, start = np.asarray(result.text_token_probs, np.float64), 0
-            for i, piece in zip(mine, pieces):
-                probabilities[i] = float(token_p[start:start + len(piece)].mean()) if piece else 0.0
-                start += len(piece)
+            tokens = [self._word_tokens(words[i], first=(i == mine[0])) for i in mine]
+            for i, p in zip(mine, self._forced_window(enc, frames, tokens)):
+                probabilities[i] = p
         return probabilities
+
+    def _forced_window(self, encoded, frames: int, tokens: list[list[int]]) -> list[float]:
+        """Mean forced probability per word of one window; tokens: each word's Whisper tokens, in reading order.
+
+        Whisper's decoder has 448 positions, so the words are forced in pieces of at most FORCED_PIECE_TOKENS
+        tokens; each piece after the first gets the last PREVIOUS_TOKENS tokens of the text before it as the
+        previous-text prompt (<|startofprev|> ...), as Whisper conditions on earlier windows. A text of one piece is
+        forced exactly as before pieces existed (one call, no previous text).
+        """
+        means, previous = [], []
+        for piece in forced_pieces(tokens, FORCED_PIECE_TOKENS):
+            flat = [t for word in piece for t in word]
+            token_p, start = self._forced_tokens(encoded, frames, flat, previous), 0
+            for word in piece:
+                means.append(float(token_p[start:start + len(word)].mean()) if word else 0.0)
+                start += len(word)
+            previous += flat
+        return means
+
+    def _forced_tokens(self, encoded, frames: int, tokens: list[int], previous: list[int]) -> np.ndarray:
+        """Per-token probabilities of `tokens` forced after the previous text's last PREVIOUS_TOKENS tokens.
+
+        With no previous text the prompt is the plain start sequence (`_prompt()`), as Whisper's first window's.
+        """
+        context = previous[max(0, len(previous) - PREVIOUS_TOKENS):]
+        prompt = ([self._tokenizer.sot_prev] + context if context else []) + self._prompt()
+        result = self._model.model.align(encoded, prompt, [tokens], frames)[0]
+        return np.asarray(result.text_token_probs, np.float64)
 
     def _word_tokens(self, word: str, first: bool = False) -> list[int]:
         """Whisper tokens of ' word' as the decoder writes it (the packaged tokenizer's merges split off the space).
@@ -644,16 +677,21 @@ def _window_of_words(reference, heard: list[HeardWord], windows) -> list[int]:
     return [int(o) for o in owner]
 
 
-def _token_pieces(lengths: list[int], max_tokens: int) -> list[tuple[int, int]]:
-    """[a, b) word ranges whose token counts sum to at most max_tokens (a longer single word stands alone)."""
-    pieces, start, total = [], 0, 0
-    for i, n in enumerate(lengths):
-        if total + n > max_tokens and i > start:
-            pieces.append((start, i))
-            start, total = i, 0
-        total += n
-    if start < len(lengths):
-        pieces.append((start, len(lengths)))
+def forced_pieces(tokens: list[list[int]], limit: int) -> list[list[list[int]]]:
+    """Consecutive words (their token lists) grouped greedily into pieces of at most `limit` tokens.
+
+    A word longer than `limit` tokens forms a piece of its own, cut to its first `limit` tokens (its forced
+    probability is then the mean over those). Every word is in exactly one piece, in order.
+    """
+    pieces: list[list[list[int]]] = []
+    size = 0
+    for word in tokens:
+        word = word[:limit]
+        if not pieces or size + len(word) > limit:
+            pieces.append([])
+            size = 0
+        pieces[-1].append(word)
+        size += len(word)
     return pieces
 
 

@@ -2,12 +2,17 @@
 
 Manifest lines are objects with `id`, `audio` (a path; relative paths are resolved against the manifest's folder)
 and `text`. Each output line is `Assessment.to_dict()` plus the `id`, or `{"id": ..., "error": "..."}` for an item
-that failed (unreadable audio, unpronounceable text, ...): one bad item never stops the run. Lines are appended
-and flushed as items finish, so an interrupted run loses at most the items in flight; rerunning the same command
-skips every id that already has an assessment in the output (error records are dropped and those items retried).
+that failed (unreadable audio, unpronounceable text, ...): one bad item never stops the run. A manifest line that
+cannot be read as an item (not JSON, not an object, `id`/`audio`/`text` missing or empty) is such an item too: its
+error record (the line's id, or "line:N" when it has none; the message names the file and line) is written before
+the others, and every error record is also logged as a warning (stderr). Only problems of the manifest as a whole
+raise BatchError before anything runs: no such file, not UTF-8 text, no usable line at all, or an id on two lines
+(ids key the output and its resumption). Lines are appended and flushed as items finish, so an interrupted run
+loses at most the items in flight; rerunning the same command skips every id that already has an assessment in the
+output (error records are dropped and those items retried).
 
 Engines:
-- "local": one Assessor in this process, items in manifest order.
+- "local": one Assessor in this process, items in manifest order (after the unusable lines' error records).
 - "ray": `workers` Ray actors, each holding its own loaded Assessor, fed as they become free (output order is
   completion order). A local Ray is started (`ray.init(num_cpus=workers * cpus_per_worker)`) unless `address`
   names a running cluster. The driver reads the audio files and sends their bytes, so the cluster's machines need
@@ -19,6 +24,7 @@ import json
 import logging
 import time
 from dataclasses import dataclass
+from itertools import chain
 from pathlib import Path
 from typing import Iterable, Iterator
 
@@ -31,7 +37,7 @@ MANIFEST_FIELDS = ("id", "audio", "text")
 
 
 class BatchError(ValueError):
-    """An unusable manifest, output file, or engine setting; the message says which line or option and why."""
+    """An unusable manifest (as a whole), output file or engine setting; the message says which line/option and why."""
 
 
 @dataclass(frozen=True)
@@ -56,7 +62,7 @@ class EngineOptions:
 
 @dataclass
 class BatchSummary:
-    total: int  # items in the manifest
+    total: int  # items in the manifest, unusable lines included
     skipped: int  # already assessed in the output before this run
     assessed: int  # new assessments written
     errors: int  # error records written
@@ -72,26 +78,54 @@ class BatchSummary:
 
 # ---------------------------------------------------------------------------------------------- manifest and output
 
-def read_manifest(path: str | Path) -> list[BatchItem]:
-    """The manifest's items; raises BatchError naming the line for bad JSON, a missing field or a duplicate id.
+@dataclass(frozen=True)
+class LineProblem:
+    """A manifest line that is not a usable item; it becomes the error record {"id": id, "error": message}."""
 
+    id: str  # the line's id, or "line:N" (N counted from 1) when it has none
+    message: str  # names the file and line: "m.jsonl:3: not valid JSON (...)"
+
+
+@dataclass(frozen=True)
+class Manifest:
+    items: tuple[BatchItem, ...]  # the usable lines, in order
+    problems: tuple[LineProblem, ...]  # the unusable ones, in order
+
+    @property
+    def total(self) -> int:
+        return len(self.items) + len(self.problems)
+
+
+def read_manifest(path: str | Path) -> Manifest:
+    """The manifest's items and its unusable lines (see the module doc).
+
+    Raises BatchError for a missing or non-UTF-8 file, a manifest without one usable line, or a duplicate id.
     Audio files are not opened here: a missing one becomes that item's error record.
     """
     path = Path(path)
     if not path.is_file():
         raise BatchError(f"manifest not found: {path}")
-    items, seen = [], set()
+    parsed, seen = [], set()
     for number, line in enumerate(_read_text(path).splitlines(), start=1):
         if not line.strip():
             continue
-        item = _parse_line(line, f"{path}:{number}", path.parent)
-        if item.id in seen:
-            raise BatchError(f"{path}:{number}: duplicate id {item.id!r}")
-        seen.add(item.id)
-        items.append(item)
-    if not items:
-        raise BatchError(f"manifest {path} has no items (one JSON object per line: id, audio, text)")
-    return items
+        entry = _parse_line(line, number, path)
+        if entry.id in seen:
+            raise BatchError(f"{path}:{number}: duplicate id {entry.id!r}")
+        seen.add(entry.id)
+        parsed.append(entry)
+    manifest = Manifest(tuple(e for e in parsed if isinstance(e, BatchItem)),
+                        tuple(e for e in parsed if isinstance(e, LineProblem)))
+    if not manifest.items:
+        raise BatchError(_no_items(path, manifest.problems))
+    return manifest
+
+
+def _no_items(path: Path, problems: tuple[LineProblem, ...]) -> str:
+    if not problems:
+        return f"manifest {path} has no items (one JSON object per line: id, audio, text)"
+    more = f" (and {len(problems) - 1} more unusable lines)" if len(problems) > 1 else ""
+    return f"manifest {path} has no usable line: {problems[0].message}{more}"
 
 
 def _read_text(path: Path) -> str:
@@ -101,18 +135,22 @@ def _read_text(path: Path) -> str:
         raise BatchError(f"{path} is not a UTF-8 text file (JSON lines expected)") from None
 
 
-def _parse_line(line: str, where: str, folder: Path) -> BatchItem:
+def _parse_line(line: str, number: int, path: Path) -> BatchItem | LineProblem:
+    """Line `number` of the manifest at `path` as an item, or the problem that makes it unusable."""
+    where, fallback_id = f"{path}:{number}", f"line:{number}"
     try:
         record = json.loads(line)
     except json.JSONDecodeError as err:
-        raise BatchError(f"{where}: not valid JSON ({err.msg})") from None
+        return LineProblem(fallback_id, f"{where}: not valid JSON ({err.msg})")
     if not isinstance(record, dict):
-        raise BatchError(f"{where}: expected a JSON object with {', '.join(MANIFEST_FIELDS)}")
-    missing = [k for k in MANIFEST_FIELDS if not isinstance(record.get(k), (str, int)) or str(record[k]).strip() == ""]
-    if missing:
-        raise BatchError(f"{where}: missing or empty field(s): {', '.join(missing)}")
+        return LineProblem(fallback_id, f"{where}: expected a JSON object with {', '.join(MANIFEST_FIELDS)}")
+    present = [k for k in MANIFEST_FIELDS if isinstance(record.get(k), (str, int)) and str(record[k]).strip() != ""]
+    if len(present) < len(MANIFEST_FIELDS):
+        missing = ", ".join(k for k in MANIFEST_FIELDS if k not in present)
+        item_id = str(record["id"]) if "id" in present else fallback_id
+        return LineProblem(item_id, f"{where}: missing or empty field(s): {missing}")
     audio = Path(str(record["audio"])).expanduser()
-    return BatchItem(str(record["id"]), audio if audio.is_absolute() else folder / audio, str(record["text"]))
+    return BatchItem(str(record["id"]), audio if audio.is_absolute() else path.parent / audio, str(record["text"]))
 
 
 def finished_ids(out: Path) -> set[str]:
@@ -318,29 +356,41 @@ def run_batch(manifest: str | Path, out: str | Path, options: EngineOptions = En
               progress: bool = True) -> BatchSummary:
     """Assesses the manifest's items not yet in `out`, appending one JSON line per item (see the module doc).
 
-    Raises BatchError for an unusable manifest, output file or engine setting, before any model loads.
+    The error records of unusable manifest lines come first; models load only when a usable item is left to do.
+    Raises BatchError for an unusable manifest (as a whole), output file or engine setting, before any model loads.
     """
-    items = read_manifest(manifest)
+    lines = read_manifest(manifest)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     done = finished_ids(out)
-    todo = [item for item in items if item.id not in done]
+    todo = [item for item in lines.items if item.id not in done]
     engine = make_engine(options)
     started = time.perf_counter()
     if todo:
         engine.start()
     loaded = time.perf_counter()
-    assessed = errors = 0
     try:
-        with out.open("a", encoding="utf-8") as sink, tqdm(total=len(todo), desc="assess", unit="utt",
-                                                           disable=not progress) as bar:
-            for record in engine.records(todo):
-                sink.write(json.dumps(record) + "\n")
-                sink.flush()
-                errors += "error" in record
-                assessed += "error" not in record
-                bar.update()
+        problems = (error_record(p.id, p.message) for p in lines.problems)
+        assessed, errors = _write_records(out, chain(problems, engine.records(todo)),
+                                          len(lines.problems) + len(todo), progress)
     finally:
         engine.close()
-    return BatchSummary(len(items), len(items) - len(todo), assessed, errors, round(loaded - started, 2),
+    return BatchSummary(lines.total, len(lines.items) - len(todo), assessed, errors, round(loaded - started, 2),
                         round(time.perf_counter() - loaded, 2))
+
+
+def _write_records(out: Path, records: Iterable[dict], total: int, progress: bool) -> tuple[int, int]:
+    """Appends each record to `out` as one flushed JSON line, logging error records; (assessed, errors) written."""
+    assessed = errors = 0
+    with out.open("a", encoding="utf-8") as sink, tqdm(total=total, desc="assess", unit="utt",
+                                                       disable=not progress) as bar:
+        for record in records:
+            sink.write(json.dumps(record) + "\n")
+            sink.flush()
+            if "error" in record:
+                errors += 1
+                log.warning("%s: %s", record["id"], record["error"])
+            else:
+                assessed += 1
+            bar.update()
+    return assessed, errors

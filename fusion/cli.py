@@ -58,6 +58,11 @@ class LazyParser(argparse.ArgumentParser):
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Runs one command; returns its exit status: 0, 1 (assess-batch: some items failed) or 2 (a user error).
+
+    A user error is one line on stderr (`orthoepy: error: ...`); with `assess --json` stdout also gets
+    {"error": "<the same message>"}. A bug raises (a traceback), after {"error": "internal error: ..."} with --json.
+    """
     parser = _parser()
     args = parser.parse_args(argv)
     if not hasattr(args, "run"):
@@ -66,7 +71,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.run(args)
     except Exception as err:
-        if not is_user_error(err):
+        user_error = is_user_error(err)
+        if getattr(args, "json", False):  # `assess --json`: stdout holds one JSON object whatever happens
+            print(json.dumps({"error": str(err) if user_error else f"internal error: {type(err).__name__}: {err}"}))
+        if not user_error:
             raise
         print(f"orthoepy: error: {err}", file=sys.stderr)
         return 2
@@ -117,7 +125,8 @@ def _parser() -> argparse.ArgumentParser:
     assess = sub.add_parser("assess", help="score one recording against the text read (scores + phone diagnosis)")
     _add_input_options(assess)
     assess.add_argument("--model", help="model directory (default: the shipped model)")
-    assess.add_argument("--json", action="store_true", help="print the assessment as JSON")
+    assess.add_argument("--json", action="store_true",
+                        help='print the assessment as JSON (on failure: {"error": "..."} and a non-zero exit status)')
     _add_rationale_option(assess)
     assess.set_defaults(run=_run_assess)
 

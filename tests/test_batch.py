@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from orthoepy.fusion import assessor as assessor_module
-from orthoepy.fusion.batch import BatchError, EngineOptions, finished_ids, read_manifest, run_batch
+from orthoepy.fusion.batch import BatchError, EngineOptions, LineProblem, finished_ids, read_manifest, run_batch
 from orthoepy.fusion.cli import main
 
 from test_service import FakeAssessor
@@ -31,24 +31,40 @@ def test_manifest_resolves_relative_audio_against_its_folder(tmp_path):
     (tmp_path / "sub").mkdir()
     manifest = write_manifest(tmp_path / "sub" / "m.jsonl", [{"id": 7, "audio": "a.wav", "text": "hi"},
                                                             {"id": "b", "audio": str(SAMPLE), "text": "hello"}])
-    items = read_manifest(manifest)
+    items = read_manifest(manifest).items
     assert [i.id for i in items] == ["7", "b"]
     assert items[0].audio == tmp_path / "sub" / "a.wav" and items[1].audio == SAMPLE
 
 
+@pytest.mark.parametrize("line, problem", [
+    ("{not json", LineProblem("line:2", "m.jsonl:2: not valid JSON (Expecting property name enclosed in double "
+                                        "quotes)")),
+    ('{"id": "b", "audio": "x.wav"}', LineProblem("b", "m.jsonl:2: missing or empty field(s): text")),
+    ('{"id": "b", "audio": "", "text": "hi"}', LineProblem("b", "m.jsonl:2: missing or empty field(s): audio")),
+    ('{"audio": "x.wav", "text": "hi"}', LineProblem("line:2", "m.jsonl:2: missing or empty field(s): id")),
+    ('["b", "x.wav", "hi"]', LineProblem("line:2", "m.jsonl:2: expected a JSON object with id, audio, text")),
+])
+def test_an_unusable_line_is_a_problem_of_that_line_only(tmp_path, line, problem):
+    manifest = tmp_path / "m.jsonl"
+    manifest.write_text('{"id": "a", "audio": "x.wav", "text": "hi"}\n' + line + "\n")
+    lines = read_manifest(manifest)
+    assert [i.id for i in lines.items] == ["a"] and lines.total == 2
+    (found,) = lines.problems
+    assert found == LineProblem(problem.id, f"{tmp_path}/{problem.message}")
+
+
 @pytest.mark.parametrize("lines, message", [
-    (['{"id": "a", "audio": "x.wav", "text": "hi"}', "{not json"], "m.jsonl:2: not valid JSON"),
-    (['{"id": "a", "audio": "x.wav"}'], "m.jsonl:1: missing or empty field(s): text"),
-    (['{"id": "a", "audio": "", "text": "hi"}'], "missing or empty field(s): audio"),
-    (['["a", "x.wav", "hi"]'], "m.jsonl:1: expected a JSON object"),
     (['{"id": "a", "audio": "x.wav", "text": "hi"}', '{"id": "a", "audio": "y.wav", "text": "ho"}'],
      "m.jsonl:2: duplicate id 'a'"),
+    (['{"id": "a", "audio": "x.wav", "text": "hi"}', '{"id": "a", "audio": "y.wav"}'], "m.jsonl:2: duplicate id 'a'"),
     ([""], "has no items"),
+    (["{not json", '{"id": "a"}'],
+     "has no usable line: .*m.jsonl:1: not valid JSON .* \\(and 1 more unusable lines\\)"),
 ])
-def test_bad_manifest_names_the_line(tmp_path, lines, message):
+def test_a_bad_manifest_as_a_whole_names_the_line(tmp_path, lines, message):
     manifest = tmp_path / "m.jsonl"
     manifest.write_text("\n".join(lines) + "\n")
-    with pytest.raises(BatchError, match=message.replace("(", r"\(").replace(")", r"\)")):
+    with pytest.raises(BatchError, match=message):
         read_manifest(manifest)
 
 
@@ -101,6 +117,49 @@ def test_bad_items_become_error_records_and_a_rerun_resumes(tmp_path, fake_model
     assert (summary.skipped, summary.assessed, summary.errors) == (1, 1, 2)
     assert sorted(read_records(out)) == ["missing", "noise", "ok", "text"] and "error" not in read_records(out)["noise"]
     assert len(out.read_text().splitlines()) == 4
+
+
+def test_unusable_manifest_lines_become_error_records_with_a_warning(tmp_path, fake_models, caplog):
+    manifest = tmp_path / "m.jsonl"
+    manifest.write_text("\n".join([
+        json.dumps({"id": "ok", "audio": str(SAMPLE), "text": "hi"}),
+        "{not json",
+        json.dumps({"id": "no-text", "audio": str(SAMPLE)}),
+        json.dumps({"id": "missing", "audio": "nope.wav", "text": "hi"}),
+        json.dumps({"id": "last", "audio": str(SAMPLE), "text": "hello"}),
+    ]) + "\n")
+    out = tmp_path / "out.jsonl"
+    with caplog.at_level("WARNING", logger="orthoepy.batch"):
+        summary = run_batch(manifest, out, EngineOptions(rationale="none"), progress=False)
+    assert (summary.total, summary.assessed, summary.errors, summary.skipped) == (5, 2, 3, 0)
+    order = [json.loads(line)["id"] for line in out.read_text().splitlines()]
+    assert order == ["line:2", "no-text", "ok", "missing", "last"]  # unusable lines first, then manifest order
+    records = read_records(out)
+    assert records["line:2"] == {"id": "line:2", "error": f"{manifest}:2: not valid JSON "
+                                                          "(Expecting property name enclosed in double quotes)"}
+    assert records["no-text"] == {"id": "no-text", "error": f"{manifest}:3: missing or empty field(s): text"}
+    assert records["missing"]["error"].startswith("audio file not found")
+    warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert warned == [f"{i}: {records[i]['error']}" for i in ("line:2", "no-text", "missing")]
+
+    summary = run_batch(manifest, out, EngineOptions(rationale="none"), progress=False)  # errors are retried
+    assert (summary.skipped, summary.assessed, summary.errors) == (2, 0, 3)
+    assert sorted(read_records(out)) == ["last", "line:2", "missing", "no-text", "ok"]
+
+
+def test_cli_warns_on_stderr_of_an_unusable_line(tmp_path):
+    """A subprocess, for the real stderr: the usable item is already done, so no model loads."""
+    from test_cli import run_orthoepy
+
+    manifest = tmp_path / "m.jsonl"
+    manifest.write_text(json.dumps({"id": "ok", "audio": str(SAMPLE), "text": "hi"}) + "\n{not json\n")
+    out = tmp_path / "out.jsonl"
+    out.write_text('{"id": "ok", "sentence": {}}\n')
+    result = run_orthoepy("assess-batch", str(manifest), "--out", str(out), timeout=60)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert f"line:2: {manifest}:2: not valid JSON" in result.stderr
+    assert result.stdout.startswith("0 assessed, 1 errors, 1 already done")
+    assert read_records(out)["line:2"]["error"].startswith(f"{manifest}:2: not valid JSON")
 
 
 def test_nothing_to_do_loads_no_model(tmp_path, fake_models):

@@ -110,5 +110,66 @@ def test_bad_audio_fails_before_any_model_loads(tmp_path, make_input, message):
     result = run_orthoepy("assess", str(make_input(tmp_path)), "--text", "hello", "--json")
     seconds = time.perf_counter() - started  # ~0.2 s here; loading the models first took ~30 s
     assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr
-    assert result.stdout == ""
+    assert message in json.loads(result.stdout)["error"]  # --json: one JSON object on stdout, even on failure
     assert seconds < 5, f"a bad input took {seconds:.1f} s to report: models were loaded first?"
+
+
+def error_json(capsys, argv: list[str]) -> tuple[dict, str]:
+    """Runs `main(argv)`, expects exit 2; (stdout parsed as JSON, stderr)."""
+    assert main(argv) == 2
+    captured = capsys.readouterr()
+    return json.loads(captured.out), captured.err
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["assess", "missing.wav", "--text", "hello"], "audio file not found: missing.wav"),
+    (["assess", str(REPO / "fusion" / "samples" / "demo.flac"), "--text", "?!"], "no pronounceable English word"),
+    (["assess", "--text", "hello"], "give an audio file"),
+])
+def test_assess_json_errors_are_one_json_object_on_stdout(argv, message, capsys):
+    body, err = error_json(capsys, argv + ["--json"])
+    assert list(body) == ["error"] and message in body["error"]
+    assert err.strip() == f"orthoepy: error: {body['error']}"
+
+
+def test_assess_without_json_keeps_stdout_empty_on_errors(capsys):
+    assert main(["assess", "missing.wav", "--text", "hello"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and "audio file not found" in captured.err
+
+
+class RefusingAssessor:
+    """An Assessor whose recordings hold no speech, or whose every assessment hits a bug."""
+
+    def __init__(self, error: Exception):
+        self.error = error
+
+    def assess(self, *args, **kwargs):
+        raise self.error
+
+
+@pytest.fixture
+def refusing_models(monkeypatch):
+    from orthoepy.fusion import assessor as assessor_module
+
+    def install(error: Exception):
+        monkeypatch.setattr(assessor_module.Assessor, "from_pretrained",
+                            staticmethod(lambda *args, **kwargs: RefusingAssessor(error)))
+
+    return install
+
+
+def test_assess_json_no_speech_is_an_error_object(refusing_models, capsys):
+    from orthoepy.encoder.verification import NoSpeechError
+
+    refusing_models(NoSpeechError("no speech found in the recording (0.00 s of voice activity in 1.0 s)"))
+    body, err = error_json(capsys, ["assess", "--demo", "--json"])
+    assert body == {"error": "no speech found in the recording (0.00 s of voice activity in 1.0 s)"}
+    assert "orthoepy: error: no speech found" in err
+
+
+def test_assess_json_bug_still_raises_after_an_error_object(refusing_models, capsys):
+    refusing_models(KeyError("phones"))
+    with pytest.raises(KeyError):
+        main(["assess", "--demo", "--json"])
+    assert json.loads(capsys.readouterr().out) == {"error": "internal error: KeyError: 'phones'"}

@@ -4,7 +4,9 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 from pathlib import Path
+from types import SimpleNamespace
 
+import numpy as np
 import pytest
 
 from orthoepy.encoder.verification import (
@@ -110,6 +112,67 @@ def test_breaks_at_punctuation_are_not_unexpected():
     assert word_error_type([2.0, 2.0], 1.0, 9.0, 0.8) == "UnexpectedBreak"
     assert word_error_type([2.0, 2.0], 1.0, 9.0, 0.8, punctuation_before=".") == "None"
     assert word_error_type([2.0, 2.0], 1.0, 9.0, 0.0, punctuation_before=".", expect_break_before=True) == "MissingBreak"
+
+
+# ------------------------------------------------------------------------------ long texts through Whisper's decoder
+
+class FakeDecoder:
+    """Whisper's `model.align` as CTranslate2 has it, 448 decoder positions, each forced token p = 0.5."""
+
+    def __init__(self):
+        self.calls: list[tuple[list[int], list[int]]] = []
+
+    def align(self, encoded, prompt, tokens, frames):
+        (text,) = tokens
+        if len(prompt) + len(text) + 1 > 448:  # + end of text
+            raise RuntimeError(f"No position encodings are defined for positions >= 448, but got position "
+                               f"{len(prompt) + len(text)}")
+        self.calls.append((list(prompt), list(text)))
+        return [SimpleNamespace(text_token_probs=[0.5] * len(text))]
+
+
+def fake_verifier(words: list[str]):
+    """A ReadingVerifier without models: each word one token (id 1000 + its index), the FakeDecoder."""
+    from orthoepy.encoder.verification import ReadingVerifier
+
+    verifier = object.__new__(ReadingVerifier)
+    verifier._model = SimpleNamespace(model=FakeDecoder())
+    verifier._tokenizer = SimpleNamespace(sot_sequence=(50258, 50259, 50359), no_timestamps=50363, sot_prev=50361)
+    verifier._vocabulary = {"\u0120" + w.capitalize(): 1000 + k for k, w in enumerate(words)}
+    verifier._vocabulary.update({"\u0120" + w.lower(): 1000 + k for k, w in enumerate(words)})
+    return verifier
+
+
+def test_forced_pieces_keep_every_word_in_order_under_the_limit():
+    from orthoepy.encoder.verification import forced_pieces
+
+    tokens = [[k] * (1 + k % 3) for k in range(50)]  # 1-3 tokens a word
+    pieces = forced_pieces(tokens, 10)
+    assert [w for piece in pieces for w in piece] == tokens
+    assert all(sum(map(len, piece)) <= 10 for piece in pieces)
+    assert all(sum(map(len, a)) + len(b[0]) > 10 for a, b in zip(pieces, pieces[1:]))  # each piece filled greedily
+    assert forced_pieces([[1] * 12, [2]], 10) == [[[1] * 10], [[2]]]  # a word over the limit is cut
+    assert forced_pieces([], 10) == []
+
+
+def test_a_text_longer_than_the_decoder_is_forced_in_pieces_after_the_text_before():
+    words = [f"w{k}" for k in range(600)]
+    verifier = fake_verifier(words)
+    forced = verifier._forced([(None, 300)], [(0.0, 3.0)], words, [("W",)] * 600, [])
+    assert forced == [0.5] * 600
+    calls = verifier._model.model.calls
+    assert [len(text) for _, text in calls] == [200, 200, 200]
+    assert calls[0][0] == verifier._prompt()
+    assert calls[1][0] == [50361] + calls[0][1] + verifier._prompt()  # <|startofprev|> + the piece before
+    assert calls[2][0] == [50361] + calls[1][1] + verifier._prompt()
+    assert [t for _, text in calls for t in text] == [1000 + k for k in range(600)]
+
+
+def test_a_text_of_one_piece_is_forced_in_one_call_as_before():
+    words = [f"w{k}" for k in range(200)]
+    verifier = fake_verifier(words)
+    verifier._forced([(None, 300)], [(0.0, 3.0)], words, [("W",)] * 200, [])
+    assert verifier._model.model.calls == [(verifier._prompt(), [1000 + k for k in range(200)])]
 
 
 # ------------------------------------------------------------------------------ the whole stage on field recordings
@@ -219,3 +282,53 @@ def test_voice_activity_between_aligned_words_is_an_insertion():
     found = decide(evidence, words, reference, replace(CONFIG, gap_speech_s=0.4), aligned).insertions
     assert [(i.text, i.after_word, i.start, i.end) for i in found] == [("(unrecognised speech)", 1, 0.5, 1.5)]
     assert not decide(evidence, words, reference, replace(CONFIG, gap_speech_s=0.6), aligned).insertions
+
+
+# ------------------------------------------------------------------------------ a long text on a short recording
+
+FILLER = ("morning river garden window teacher market yellow winter quiet station letter bridge summer kitchen "
+          "mountain coffee village orange doctor pencil holiday island blanket engine forest silver ticket "
+          "painter rabbit candle harbour meadow thunder basket jacket ladder violin castle pillow shadow").split()
+
+
+def with_filler(text: str, n: int = 500) -> str:
+    """The text and n words drawn (seeded) from FILLER: a text far longer than Whisper's 448 decoder positions."""
+    rng = np.random.default_rng(0)
+    return text + " " + " ".join(rng.choice(FILLER, n))
+
+
+@pytest.fixture(scope="module")
+def short_utterance(fixture_dir):
+    from orthoepy.encoder.corpus import load_corpus
+
+    return min(load_corpus(fixture_dir, "test"), key=lambda u: len(u.words))
+
+
+def test_a_long_text_on_a_short_recording_is_verified(assessor, short_utterance):
+    from orthoepy.encoder.audio import load_audio
+    from orthoepy.encoder.verification import decide
+
+    audio = load_audio(short_utterance.audio_path)
+    short, long = (assessor.lexicon.pronounce(t) for t in (short_utterance.text, with_filler(short_utterance.text)))
+    evidence = [assessor.verifier.gather(audio, list(p.words), [tuple(x) for x in p.phones]) for p in (short, long)]
+    assert len(long.words) == len(short.words) + 500
+    assert evidence[1].heard == evidence[0].heard  # the free transcription is never told the text
+    # the decoder is causal: a word's forced probability depends on the text before it only (int8 arithmetic on
+    # longer inputs moves it in the third decimal)
+    assert evidence[1].forced[:len(short.words)] == pytest.approx(evidence[0].forced, abs=0.01)
+    verdict = decide(evidence[1], list(long.words), [tuple(x) for x in long.phones], assessor.verifier.config)
+    assert not verdict.matches_text and verdict.share_read < 0.05
+
+
+def test_a_long_text_on_a_short_recording_is_assessed_with_most_words_unread(assessor, short_utterance):
+    result = assessor.assess(short_utterance.audio_path, with_filler(short_utterance.text))
+    assert sum(w.error_type == "Omission" for w in result.words) > 0.9 * len(result.words)
+    assert not result.verification["matches_text"] and "does not match" in result.verification["warnings"][0]
+    assert result.sentence["total"] < 1
+
+
+def test_a_text_too_long_for_the_scorer_is_refused_before_any_model_runs(assessor, short_utterance):
+    from orthoepy.encoder.lexicon import TextError
+
+    with pytest.raises(TextError, match=r"too long to score at once: \d+ words, \d+ phones \(at most 4900"):
+        assessor.assess(short_utterance.audio_path, with_filler(short_utterance.text, 3000))
