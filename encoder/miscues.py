@@ -6,6 +6,9 @@ regressions (scikit-learn) weigh all of it together once the recording is aligne
 - the **word detector**, per reference word: P(the word was not read), from its forced probability, the free
   and the prompted transcriptions (did either hear this word, how sure), and its aligned duration (a word the
   aligner squeezed to its minimum was not there);
+- the **text detector**, per recording: P(it is not a reading of this text at all: another sentence, another
+  language), from the forced probabilities over the whole text, how much of the text either transcription
+  heard, and the language identification;
 - the **gap detector**, per gap between two consecutive reference words: P(an extra word was read there), from
   the voice activity the alignment leaves unexplained in the gap, the words the transcriptions heard there that
   are not in the text, the gain in the forced text's probability when a neighbouring word is read twice, and
@@ -31,10 +34,14 @@ if TYPE_CHECKING:  # the evidence record; imported lazily at run time to keep th
 
 FILE = "miscues.json"
 WORD_FEATURES = ("log_forced", "utterance_log_forced", "plain_distance", "plain_probability", "prompted_distance",
-                 "prompted_probability", "log_s_per_phone", "log_relative_s_per_phone")
-GAP_FEATURES = ("voiced_s", "gap_s", "plain_extra_probability", "prompted_extra_probability", "doubled_gain",
-                "relative_doubled_gain", "log_relative_s_per_phone", "low_log_forced")
+                 "prompted_probability", "plain_share", "prompted_share", "log_s_per_phone", "log_relative_s_per_phone")
+GAP_FEATURES = ("voiced_s", "gap_s", "plain_extra_probability", "prompted_extra_probability", "doubled_before",
+                "doubled_after", "relative_doubled_before", "log_relative_s_per_phone", "low_log_forced")
+TEXT_FEATURES = ("median_log_forced", "mean_log_forced", "plain_share", "prompted_share", "prompted_mean_distance",
+                 "english_probability", "log_words")
+SAME_WORD = 0.25  # phone distance up to which a heard word counts as the reference word (as the verifier's default)
 FLOOR = 1e-4  # probabilities are clipped here before the log
+DOUBLED_UNKNOWN = -11.0  # doubled-word gain where it was not computed: the median over words of untouched train readings
 
 
 class MiscueModelError(ValueError):
@@ -73,7 +80,12 @@ class MiscueDetector:
 
     word: LogisticScorer
     gap: LogisticScorer
+    text: LogisticScorer  # P(the recording is not a reading of this text): another text, another language
     trained_on: str = ""  # how it was trained (the recipe's command and case counts)
+
+    def other_text(self, evidence: "Evidence", reference: list[tuple[str, ...]]) -> float:
+        """P(the recording is not a reading of the text at all); needs no alignment."""
+        return float(self.text.probabilities(text_features(evidence, reference)[None, :])[0])
 
     def not_read(self, evidence: "Evidence", reference: list[tuple[str, ...]],
                  aligned: list[tuple[float, float, int]]) -> np.ndarray:
@@ -97,12 +109,12 @@ class MiscueDetector:
         if not path.is_file():
             return None
         raw = json.loads(path.read_text())
-        word, gap = (LogisticScorer(**{k: tuple(v) if isinstance(v, list) else v for k, v in raw[name].items()})
-                     for name in ("word", "gap"))
-        for scorer, expected in ((word, WORD_FEATURES), (gap, GAP_FEATURES)):
+        word, gap, text = (LogisticScorer(**{k: tuple(v) if isinstance(v, list) else v for k, v in raw[name].items()})
+                           for name in ("word", "gap", "text"))
+        for scorer, expected in ((word, WORD_FEATURES), (gap, GAP_FEATURES), (text, TEXT_FEATURES)):
             if tuple(scorer.features) != expected or len(scorer.coef) != len(expected):
                 raise MiscueModelError(f"{path}: features {scorer.features} differ from this version's {expected}")
-        return cls(word, gap, raw.get("trained_on", ""))
+        return cls(word, gap, text, raw.get("trained_on", ""))
 
 
 # ------------------------------------------------------------------------------------------------- features
@@ -142,8 +154,10 @@ def word_features(evidence: "Evidence", reference: list[tuple[str, ...]],
     log_forced = np.log(np.clip(np.asarray(evidence.forced, float), FLOOR, 1.0))
     plain, prompted = heard_at(reference, evidence.heard), heard_at(reference, evidence.prompted)
     log_spp = np.log(_seconds_per_phone(aligned))
-    columns = (log_forced, np.full(len(reference), np.median(log_forced)), plain.distance, plain.probability,
-               prompted.distance, prompted.probability, log_spp, log_spp - np.median(log_spp))
+    n = len(reference)
+    columns = (log_forced, np.full(n, np.median(log_forced)), plain.distance, plain.probability,
+               prompted.distance, prompted.probability, np.full(n, np.mean(plain.distance <= SAME_WORD)),
+               np.full(n, np.mean(prompted.distance <= SAME_WORD)), log_spp, log_spp - np.median(log_spp))
     return np.stack(columns, axis=1) if len(reference) else np.zeros((0, len(WORD_FEATURES)))
 
 
@@ -155,14 +169,24 @@ def gap_features(evidence: "Evidence", reference: list[tuple[str, ...]],
         return np.zeros((0, len(GAP_FEATURES)))
     log_forced = np.log(np.clip(np.asarray(evidence.forced, float), FLOOR, 1.0))
     plain, prompted = heard_at(reference, evidence.heard), heard_at(reference, evidence.prompted)
-    doubled = np.asarray(evidence.doubled, float) if len(evidence.doubled) == n else np.full(n, -20.0)
+    doubled = np.asarray(evidence.doubled, float) if len(evidence.doubled) == n else np.full(n, DOUBLED_UNKNOWN)
     log_spp = np.log(_seconds_per_phone(aligned))
     relative = log_spp - np.median(log_spp)
     rows = []
     for k in range(n - 1):
         gap = (aligned[k][1], aligned[k + 1][0])
         voiced = sum(max(0.0, min(gap[1], b) - max(gap[0], a)) for a, b in evidence.speech)
-        gain = max(doubled[k], doubled[k + 1])
-        rows.append((voiced, gap[1] - gap[0], plain.extra[k + 1], prompted.extra[k + 1], gain,
-                     gain - np.median(doubled), max(relative[k], relative[k + 1]), min(log_forced[k], log_forced[k + 1])))
+        rows.append((voiced, gap[1] - gap[0], plain.extra[k + 1], prompted.extra[k + 1], doubled[k], doubled[k + 1],
+                     doubled[k] - np.median(doubled), max(relative[k], relative[k + 1]),
+                     min(log_forced[k], log_forced[k + 1])))
     return np.asarray(rows, float)
+
+
+def text_features(evidence: "Evidence", reference: list[tuple[str, ...]]) -> np.ndarray:
+    """(len(TEXT_FEATURES),) in TEXT_FEATURES order."""
+    log_forced = np.log(np.clip(np.asarray(evidence.forced, float), FLOOR, 1.0))
+    plain, prompted = heard_at(reference, evidence.heard), heard_at(reference, evidence.prompted)
+    english = evidence.language_probability if evidence.language == "en" else 0.0
+    return np.array([np.median(log_forced), np.mean(log_forced), np.mean(plain.distance <= SAME_WORD),
+                     np.mean(prompted.distance <= SAME_WORD), np.mean(prompted.distance), english,
+                     np.log(len(reference))])

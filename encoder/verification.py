@@ -27,15 +27,18 @@ import numpy as np
 
 from .audio import Audio, AudioError
 from .lexicon import Lexicon, TextError, normalise_text
-from .miscues import MiscueDetector
+from .miscues import DOUBLED_UNKNOWN, MiscueDetector
 from .phoneset import split_stress
+from .text_language import TextLanguage, identify
 
 WINDOW_S = 30.0  # Whisper's input window
-SQUEEZED_OMISSION_S = 0.06  # a flagged word aligned to at most this many seconds per phone is omitted, not substituted
 # Whisper's decoder has 448 positions: a window's text is forced in pieces of at most this many tokens, each after
 # at most PREVIOUS_TOKENS tokens of the text before it (1 + 200 + 4 prompt tokens + 200 + end of text < 448)
 FORCED_PIECE_TOKENS = 200
 PREVIOUS_TOKENS = 200
+# the doubled-word evidence forces the text once per word of a window: skipped for windows of more words than this
+# (their words get miscues.DOUBLED_UNKNOWN)
+DOUBLED_MAX_WORDS = 40
 READ, OMITTED, SUBSTITUTED = "read", "omitted", "substituted"
 
 
@@ -150,6 +153,7 @@ class Evidence:
     # per reference word, the gain in the forced text's log-probability (nats) when the word is read twice:
     # evidence of a repetition or an extra word next to it
     doubled: tuple[float, ...] = ()
+    text_language: TextLanguage | None = None  # the language of the text itself (None: not checked)
 
     @classmethod
     def from_dict(cls, e: dict) -> "Evidence":
@@ -159,7 +163,8 @@ class Evidence:
 
         return cls(e["speech_seconds"], e["language"], e["language_probability"], words("heard"), tuple(e["forced"]),
                    tuple(tuple(p) for p in e["pauses"]), e.get("no_words", False),
-                   tuple(tuple(p) for p in e.get("speech", ())), words("prompted"), tuple(e.get("doubled", ())))
+                   tuple(tuple(p) for p in e.get("speech", ())), words("prompted"), tuple(e.get("doubled", ())),
+                   TextLanguage(**e["text_language"]) if e.get("text_language") else None)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -174,27 +179,34 @@ def decide(evidence: Evidence, words: list[str], reference: list[tuple[str, ...]
     (encoder/miscues.py) the aligned recording's word and gap decisions are the detector's; without one, a read
     word squeezed to the aligner's minimum with a low forced probability is an omission, and voice activity
     between two aligned words that no word explains is an insertion.
-    When the text as a whole is unlikely (median forced word probability under `mismatch_forced`), only
-    words the free transcription has count as read (the rules decide: the detector was trained on readings).
+    When the recording is judged not to be a reading of the text (by the detector's text model, else when the
+    median forced word probability is under `mismatch_forced`), only words the free transcription has count
+    as read, by the rules.
     """
     forced = list(evidence.forced)
-    other_text = bool(forced) and float(np.median(forced)) < config.mismatch_forced
+    if detector is not None and forced:
+        other_text = detector.other_text(evidence, reference) >= detector.text.threshold
+    else:
+        other_text = bool(forced) and float(np.median(forced)) < config.mismatch_forced
     strict = replace(config, read_probability=np.inf, substitution_probability=0.0) if other_text else config
     checks, insertions = check_words(reference, list(evidence.heard), forced, strict)
-    not_english = _not_english(evidence.language, evidence.language_probability, config)
+    foreign = evidence.text_language if evidence.text_language and evidence.text_language.foreign else None
+    not_english = foreign is not None or _not_english(evidence.language, evidence.language_probability, config)
     if aligned is not None and detector is not None and not (other_text or not_english or evidence.no_words):
         checks, insertions = _detected(evidence, words, reference, aligned, detector, checks, insertions)
     elif aligned is not None:
         checks = [_unless_squeezed(c, (end - start) / n, config) for c, (start, end, n) in zip(checks, aligned)]
         insertions = sorted(insertions + _unexplained_speech(aligned, evidence.speech, insertions, config),
                             key=lambda i: i.start)
-    if not_english:
+    if not_english:  # the heard "words" are English guesses at other-language speech: no insertions from them
         checks = [WordCheck(SUBSTITUTED if c.heard else OMITTED, c.heard, c.probability, c.start, c.end)
                   for c in checks]
+        insertions = []
     if evidence.no_words:  # forced probabilities mean nothing on audio the recogniser hears no speech in
         checks = [WordCheck(OMITTED, None, c.probability, None, None) for c in checks]
     share, matches, warnings = summarise(checks, insertions, words, evidence.language,
-                                         evidence.language_probability, config, other_text or evidence.no_words)
+                                         evidence.language_probability, config, other_text or evidence.no_words,
+                                         foreign)
     return Verification(True, evidence.speech_seconds, evidence.language, evidence.language_probability,
                         " ".join(h.text for h in evidence.heard), round(share, 3), matches, tuple(warnings),
                         tuple(checks), tuple(insertions), evidence.pauses, evidence)
@@ -206,8 +218,9 @@ def _detected(evidence: Evidence, words: list[str], reference: list[tuple[str, .
     """The detector's word flags and insertions; the rules' insertions before the first and after the last word
     stay (the detector looks only between words)."""
     not_read = detector.not_read(evidence, reference, aligned) >= detector.word.threshold
-    decided = [_flagged(c, w, span) if flag else replace(c, status=READ)
-               for c, w, span, flag in zip(checks, words, aligned, not_read)]
+    prompted = _in_place(reference, list(evidence.prompted))
+    decided = [_flagged(c, w, p) if flag else replace(c, status=READ)
+               for c, w, p, flag in zip(checks, words, prompted, not_read)]
     extra = detector.extra_read(evidence, reference, aligned) >= detector.gap.threshold
     candidates = check_words(reference, list(evidence.heard), list(evidence.forced),
                              VerifierConfig(insertion_probability=0.0))[1]
@@ -216,16 +229,21 @@ def _detected(evidence: Evidence, words: list[str], reference: list[tuple[str, .
     return decided, sorted(found + edges, key=lambda i: i.start)
 
 
-def _flagged(check: WordCheck, word: str, span: tuple[float, float, int]) -> WordCheck:
-    """A word the detector says was not read: substituted when another word was heard over most of its aligned
-    span, else omitted (a word the aligner squeezed had no room in the audio; on train cut words, 81% of the
-    heard words the transcription put in a cut word's place lay mostly outside its aligned span)."""
-    start, end, phones = span
-    if check.heard is not None and check.heard != word and (end - start) / max(phones, 1) > SQUEEZED_OMISSION_S:
-        overlap = max(0.0, min(end, check.end) - max(start, check.start)) / max(check.end - check.start, 0.02)
-        if overlap >= 0.5:
-            return replace(check, status=SUBSTITUTED)
+def _flagged(check: WordCheck, word: str, in_place: HeardWord | None) -> WordCheck:
+    """A word the detector says was not read: substituted when the prompted transcription, which was given the
+    text, still heard another word in its place; else omitted."""
+    if in_place is not None and in_place.text != word:
+        return WordCheck(SUBSTITUTED, in_place.text, check.probability, in_place.start, in_place.end)
     return WordCheck(OMITTED, None, check.probability, None, None)
+
+
+def _in_place(reference: list[tuple[str, ...]], heard: list[HeardWord]) -> list[HeardWord | None]:
+    """Per reference word, the heard word aligned to it (None where nothing was)."""
+    found: list[HeardWord | None] = [None] * len(reference)
+    for r, h in align_words(reference, [w.phones for w in heard]):
+        if r is not None and h is not None:
+            found[r] = heard[h]
+    return found
 
 
 def _gap_insertion(k: int, candidates: list[Insertion], evidence: Evidence, words: list[str],
@@ -396,13 +414,16 @@ def _chunks_from_cuts(cuts: list[tuple[int, float]], n_words: int, duration: flo
 
 
 def summarise(checks: list[WordCheck], insertions: list[Insertion], words: list[str], language: str,
-              language_probability: float, config: VerifierConfig, other_text: bool = False
-              ) -> tuple[float, bool, list[str]]:
+              language_probability: float, config: VerifierConfig, other_text: bool = False,
+              foreign_text: TextLanguage | None = None) -> tuple[float, bool, list[str]]:
     """(share read, whether the audio matches the text, warnings in words a learner can act on)."""
-    not_english = _not_english(language, language_probability, config)
+    not_english = foreign_text is not None or _not_english(language, language_probability, config)
     share = 0.0 if not_english else sum(c.status == READ for c in checks) / max(1, len(checks))
     warnings = []
-    if not_english:
+    if foreign_text is not None:
+        warnings.append(f"the text is not English (identified: {foreign_text.language}); orthoepy assesses English "
+                        f"read speech, so no word of it counts as read")
+    elif not_english:
         warnings.append(f"the speech does not sound like English (language identified: {language}, "
                         f"p={language_probability:.2f}); the text was not recognised in it")
     matches = not not_english and not other_text and share >= config.mismatch_share
@@ -447,7 +468,7 @@ class ReadingVerifier:
 
         Raises NoSpeechError when voice activity detection finds less than `min_speech_s` of speech.
         """
-        return decide(self.gather(audio, words, reference), words, reference, self.config)
+        return decide(self.gather(audio, words, reference), words, reference, self.config, detector=self.detector)
 
     def gather(self, audio: Audio, words: list[str], reference: list[tuple[str, ...]]) -> Evidence:
         """The models' evidence, before any threshold is applied (NoSpeechError when there is no speech)."""
@@ -471,7 +492,7 @@ class ReadingVerifier:
         return Evidence(round(speech_seconds, 2), language, round(language_p, 3), tuple(heard), tuple(forced),
                         tuple(_pauses(segments, audio.duration)), silent,
                         tuple((round(a, 2), round(b, 2)) for a, b in segments), tuple(prompted),
-                        tuple(round(d, 3) for d in doubled))
+                        tuple(round(d, 3) for d in doubled), identify(words, [self._source(w) for w in words]))
 
     def confirm(self, verification: Verification, words: list[str], reference: list[tuple[str, ...]],
                 aligned: list[tuple[float, float, int]]) -> Verification:
@@ -535,10 +556,13 @@ class ReadingVerifier:
 
     def _doubled(self, encoded, words: list[str], owner: list[int]) -> list[float]:
         """Per reference word, log P(text with the word read twice) - log P(text), nats, forced per window
-        (in pieces of at most `FORCED_PIECE_TOKENS` tokens, so any text fits the decoder)."""
-        gains = [0.0] * len(words)
+        (in pieces of at most `FORCED_PIECE_TOKENS` tokens, so any text fits the decoder); DOUBLED_UNKNOWN for the
+        words of a window of more than DOUBLED_MAX_WORDS words."""
+        gains = [DOUBLED_UNKNOWN] * len(words)
         for k, (enc, frames) in enumerate(encoded):
             mine = [i for i in range(len(words)) if owner[i] == k]
+            if len(mine) > DOUBLED_MAX_WORDS:  # one forced pass per word: left out where that costs seconds
+                continue
             tokens = [self._word_tokens(words[i], first=(j == 0)) for j, i in enumerate(mine)]
             done = 0
             for piece in forced_pieces(tokens, FORCED_PIECE_TOKENS):
@@ -576,6 +600,12 @@ class ReadingVerifier:
             return normalise_text(written)
         except TextError:
             return []
+
+    def _source(self, word: str) -> str:
+        try:
+            return self.lexicon.pronunciations(word)[1]
+        except TextError:
+            return "g2p"
 
     def _phones(self, word: str) -> tuple[str, ...]:
         try:

@@ -7,8 +7,9 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from orthoepy.encoder.miscues import (GAP_FEATURES, WORD_FEATURES, LogisticScorer, MiscueDetector, MiscueModelError,
-                                      gap_features, heard_at, word_features)
+from orthoepy.encoder.miscues import (DOUBLED_UNKNOWN, GAP_FEATURES, TEXT_FEATURES, WORD_FEATURES, LogisticScorer,
+                                      MiscueDetector, MiscueModelError, gap_features, heard_at, text_features,
+                                      word_features)
 from orthoepy.encoder.verification import OMITTED, READ, SUBSTITUTED, Evidence, HeardWord, VerifierConfig, decide
 
 I, THINK, SO = ("AY1",), ("TH", "IH1", "NG", "K"), ("S", "OW1")
@@ -50,13 +51,17 @@ def test_features_follow_the_evidence():
     assert gaps.shape == (2, len(GAP_FEATURES))
     assert gaps[:, GAP_FEATURES.index("voiced_s")] == pytest.approx([0.0, 0.4])  # speech 0.7-1.1 s in the THINK|SO gap
     assert gaps[:, GAP_FEATURES.index("gap_s")] == pytest.approx([0.0, 0.6])
-    assert gaps[:, GAP_FEATURES.index("doubled_gain")] == pytest.approx([-8.0, -8.0])
+    assert gaps[:, GAP_FEATURES.index("doubled_before")] == pytest.approx([-9.0, -8.0])
+    assert gaps[:, GAP_FEATURES.index("doubled_after")] == pytest.approx([-8.0, -10.0])
+    unknown = gap_features(evidence(doubled=()), REFERENCE, ALIGNED)[:, GAP_FEATURES.index("doubled_before")]
+    assert unknown == pytest.approx([DOUBLED_UNKNOWN] * 2)
     assert gap_features(evidence(), [I], ALIGNED[:1]).shape == (0, len(GAP_FEATURES))
 
 
 def test_detector_round_trips_through_json(tmp_path):
     detector = MiscueDetector(scorer(WORD_FEATURES, np.arange(len(WORD_FEATURES)) / 10),
-                              scorer(GAP_FEATURES, np.ones(len(GAP_FEATURES)), 0.7), "test")
+                              scorer(GAP_FEATURES, np.ones(len(GAP_FEATURES)), 0.7),
+                              scorer(TEXT_FEATURES, np.ones(len(TEXT_FEATURES)), 0.6), "test")
     detector.save(tmp_path)
     assert MiscueDetector.load(tmp_path) == detector
     assert MiscueDetector.load(tmp_path / "elsewhere") is None
@@ -71,7 +76,9 @@ def _detector(word_on: str, gap_on: str) -> MiscueDetector:
     """Detectors that look at one feature each (so the crafted evidence decides the outcome)."""
     word = [(-1.0 if f == word_on else 0.0) for f in WORD_FEATURES]  # low forced probability -> not read
     gap = [(10.0 if f == gap_on else 0.0) for f in GAP_FEATURES]
-    return MiscueDetector(scorer(WORD_FEATURES, word, 0.99), scorer(GAP_FEATURES, gap, 0.8, intercept=-2.0))
+    text = [(-10.0 if f == "median_log_forced" else 0.0) for f in TEXT_FEATURES]  # other text: forced text unlikely
+    return MiscueDetector(scorer(WORD_FEATURES, word, 0.99), scorer(GAP_FEATURES, gap, 0.8, intercept=-2.0),
+                          scorer(TEXT_FEATURES, text, 0.5, intercept=-40.0))
 
 
 def test_decide_uses_the_detector_once_aligned():
@@ -88,12 +95,13 @@ def test_decide_uses_the_detector_once_aligned():
 
 def test_a_flagged_word_heard_as_another_word_in_its_place_is_substituted():
     detector = _detector("log_forced", "voiced_s")
-    other = evidence(forced=(0.9, 1e-6, 0.9),
-                     heard=(heard("I", I, 0, .2), heard("SINK", ("S", "IH", "NG", "K"), .25, .55), heard("SO", SO, 1.2, 1.5)))
-    assert [c.status for c in decide(other, WORDS, REFERENCE, VerifierConfig(), ALIGNED, detector).words] == \
-        [READ, SUBSTITUTED, READ]
-    squeezed = [(0.0, 0.2, 1), (0.2, 0.32, 4), (1.2, 1.5, 2)]  # THINK at 30 ms a phone: it was not there
-    assert decide(other, WORDS, REFERENCE, VerifierConfig(), squeezed, detector).words[1].status == OMITTED
+    sink = heard("SINK", ("S", "IH", "NG", "K"), .25, .55)
+    other = evidence(forced=(0.9, 1e-6, 0.9), prompted=(heard("I", I, 0, .2), sink, heard("SO", SO, 1.2, 1.5)))
+    verdict = decide(other, WORDS, REFERENCE, VerifierConfig(), ALIGNED, detector).words
+    assert [c.status for c in verdict] == [READ, SUBSTITUTED, READ] and verdict[1].heard == "SINK"
+    # the transcription given the text heard nothing in its place: omitted
+    dropped = replace(other, prompted=(heard("I", I, 0, .2), heard("SO", SO, 1.2, 1.5)))
+    assert decide(dropped, WORDS, REFERENCE, VerifierConfig(), ALIGNED, detector).words[1].status == OMITTED
 
 
 def test_repetition_named_from_the_doubled_text():
@@ -101,6 +109,16 @@ def test_repetition_named_from_the_doubled_text():
     again = evidence(doubled=(-9.0, 1.5, -10.0))  # THINK read twice makes the forced text more likely
     found = decide(again, WORDS, REFERENCE, VerifierConfig(), ALIGNED, detector).insertions
     assert [(i.text, i.kind, i.after_word, i.start, i.end) for i in found] == [("THINK", "Repetition", 1, 0.6, 1.2)]
+
+
+def test_text_features_and_the_text_detector():
+    features = text_features(evidence(forced=(0.9, 1e-6, 0.9), prompted=()), REFERENCE)
+    assert features.shape == (len(TEXT_FEATURES),)
+    named = dict(zip(TEXT_FEATURES, features))
+    assert named["median_log_forced"] == pytest.approx(np.log(0.9)) and named["prompted_share"] == 0.0
+    assert named["plain_share"] == 1.0 and named["english_probability"] == pytest.approx(0.9)
+    detector = _detector("log_forced", "voiced_s")
+    assert detector.other_text(evidence(forced=(0.001,) * 3), REFERENCE) > 0.5 > detector.other_text(evidence(), REFERENCE)
 
 
 def test_another_text_is_still_decided_by_the_rules():

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import itertools
 import json
 import subprocess
@@ -37,6 +38,7 @@ from orthoepy.encoder.audio import Audio, AudioError, load_audio
 from orthoepy.encoder.corpus import load_corpus
 from orthoepy.encoder.lexicon import Lexicon
 from orthoepy.encoder.miscues import MiscueDetector
+from orthoepy.encoder.text_language import identify
 from orthoepy.encoder.verification import (Evidence, NoSpeechError, ReadingVerifier, VerifierConfig,
                                            decide)
 
@@ -225,7 +227,7 @@ def outcomes_from_evidence(records: list[dict], config: VerifierConfig, detector
         if r["refused"]:
             out.append(r)
             continue
-        evidence = Evidence.from_dict(r["evidence"])
+        evidence = _with_text_language(Evidence.from_dict(r["evidence"]), r["words"])
         aligned = None if r.get("aligned") is None else [tuple(a) for a in r["aligned"]]
         v = decide(evidence, r["words"], [tuple(p) for p in r["reference"]], config, aligned, detector)
         errors = ["None" if c.status == "read" else ("Omission" if c.status == "omitted" else "Mispronunciation")
@@ -233,6 +235,20 @@ def outcomes_from_evidence(records: list[dict], config: VerifierConfig, detector
         out.append(r | {"errors": errors, "share": v.share_read, "matches_text": v.matches_text,
                         "insertions": [[i.kind, i.after_word] for i in v.insertions]})
     return out
+
+
+def _with_text_language(evidence: Evidence, words: list[str]) -> Evidence:
+    """Evidence stored before the text's language was checked gets the check now (it needs no audio)."""
+    if evidence.text_language is not None:
+        return evidence
+    lexicon = _plain_lexicon()
+    sources = [lexicon.pronunciations(w)[1] if w else "g2p" for w in words]
+    return dataclasses.replace(evidence, text_language=identify(words, sources))
+
+
+@functools.lru_cache(maxsize=1)
+def _plain_lexicon() -> Lexicon:
+    return Lexicon()
 
 
 def metrics(outcomes: list[dict]) -> dict:
