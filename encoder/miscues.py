@@ -50,7 +50,8 @@ class MiscueModelError(ValueError):
 
 @dataclass(frozen=True)
 class LogisticScorer:
-    """A standardised logistic regression as numbers: p = sigmoid(((x - mean) / scale) @ coef + intercept)."""
+    """A standardised logistic regression as numbers: p = sigmoid(((e(x) - mean) / scale) @ coef + intercept), where
+    e expands the features to all their products up to `degree` (scikit-learn's PolynomialFeatures order)."""
 
     features: tuple[str, ...]
     mean: tuple[float, ...]
@@ -58,18 +59,24 @@ class LogisticScorer:
     coef: tuple[float, ...]
     intercept: float
     threshold: float  # probability from which the detector flags
+    degree: int = 1
 
     @classmethod
     def from_pipeline(cls, pipeline, features: tuple[str, ...], threshold: float) -> "LogisticScorer":
-        """From a fitted sklearn Pipeline(StandardScaler, LogisticRegression)."""
-        scaler, logistic = pipeline[0], pipeline[-1]
+        """From a fitted sklearn Pipeline([PolynomialFeatures,] StandardScaler, LogisticRegression)."""
+        scaler, logistic = pipeline[-2], pipeline[-1]
+        degree = int(pipeline[0].degree) if len(pipeline) == 3 else 1
         return cls(tuple(features), tuple(map(float, scaler.mean_)), tuple(map(float, scaler.scale_)),
-                   tuple(map(float, logistic.coef_[0])), float(logistic.intercept_[0]), float(threshold))
+                   tuple(map(float, logistic.coef_[0])), float(logistic.intercept_[0]), float(threshold), degree)
 
     def probabilities(self, x: np.ndarray) -> np.ndarray:
         """x: (n, len(features)) -> (n,) probabilities."""
         if x.size == 0:
             return np.zeros(len(x))
+        if self.degree > 1:
+            from sklearn.preprocessing import PolynomialFeatures
+
+            x = PolynomialFeatures(self.degree, include_bias=False).fit_transform(x)
         z = ((x - np.asarray(self.mean)) / np.asarray(self.scale)) @ np.asarray(self.coef) + self.intercept
         return 1.0 / (1.0 + np.exp(-z))
 
@@ -112,7 +119,7 @@ class MiscueDetector:
         word, gap, text = (LogisticScorer(**{k: tuple(v) if isinstance(v, list) else v for k, v in raw[name].items()})
                            for name in ("word", "gap", "text"))
         for scorer, expected in ((word, WORD_FEATURES), (gap, GAP_FEATURES), (text, TEXT_FEATURES)):
-            if tuple(scorer.features) != expected or len(scorer.coef) != len(expected):
+            if tuple(scorer.features) != expected or len(scorer.mean) != len(scorer.coef):
                 raise MiscueModelError(f"{path}: features {scorer.features} differ from this version's {expected}")
         return cls(word, gap, text, raw.get("trained_on", ""))
 

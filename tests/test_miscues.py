@@ -126,3 +126,19 @@ def test_another_text_is_still_decided_by_the_rules():
     unlikely = evidence(forced=(0.001, 0.001, 0.001), heard=())
     verdict = decide(unlikely, WORDS, REFERENCE, VerifierConfig(), ALIGNED, detector)
     assert not verdict.matches_text and {c.status for c in verdict.words} == {OMITTED}
+
+
+@pytest.mark.parametrize("degree", [1, 2])
+def test_scorer_from_a_fitted_pipeline_gives_its_probabilities(degree):
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import PolynomialFeatures, StandardScaler
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(200, 3))
+    y = (x[:, 0] * x[:, 1] + 0.3 * rng.normal(size=200) > 0).astype(int)
+    steps = [PolynomialFeatures(degree, include_bias=False)] if degree > 1 else []
+    pipeline = make_pipeline(*steps, StandardScaler(), LogisticRegression()).fit(x, y)
+    scorer = LogisticScorer.from_pipeline(pipeline, ("a", "b", "c"), 0.5)
+    assert scorer.degree == degree
+    assert scorer.probabilities(x) == pytest.approx(pipeline.predict_proba(x)[:, 1], abs=1e-9)

@@ -30,7 +30,7 @@ import numpy as np
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GroupKFold
 from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
+from sklearn.preprocessing import PolynomialFeatures, StandardScaler
 
 from orthoepy.encoder.miscues import (GAP_FEATURES, TEXT_FEATURES, WORD_FEATURES, LogisticScorer, MiscueDetector,
                                       gap_features, text_features, word_features)
@@ -93,14 +93,19 @@ def _stack(rows) -> Table:
                  np.concatenate([[r[2]] * len(r[1]) for r in rows]), np.concatenate([[r[3]] * len(r[1]) for r in rows]))
 
 
-def _pipeline():
-    return make_pipeline(StandardScaler(), LogisticRegression(C=1.0, max_iter=2000, class_weight="balanced"))
+def _pipeline(degree: int = 1):
+    """Standardised logistic regression; degree 2 adds every product of two features (the text detector: on
+    speaker-disjoint CV it lifted other-text recall at 1.25% false mismatches from 0.79 to 0.96, while words
+    and gaps gained nothing)."""
+    steps = [PolynomialFeatures(degree, include_bias=False)] if degree > 1 else []
+    C = 0.1 if degree > 1 else 1.0
+    return make_pipeline(*steps, StandardScaler(), LogisticRegression(C=C, max_iter=5000, class_weight="balanced"))
 
 
-def out_of_fold(t: Table, folds: int) -> np.ndarray:
+def out_of_fold(t: Table, folds: int, degree: int = 1) -> np.ndarray:
     p = np.zeros(len(t.y))
     for train, test in GroupKFold(folds).split(t.x, t.y, t.speaker):
-        p[test] = _pipeline().fit(t.x[train], t.y[train]).predict_proba(t.x[test])[:, 1]
+        p[test] = _pipeline(degree).fit(t.x[train], t.y[train]).predict_proba(t.x[test])[:, 1]
     return p
 
 
@@ -112,8 +117,9 @@ def threshold_for(p: np.ndarray, t: Table, rate: float, n_untouched_words: int) 
 
 
 def fit(t: Table, rate: float, n_untouched_words: int, features) -> LogisticScorer:
-    threshold = threshold_for(out_of_fold(t, 4), t, rate, n_untouched_words)
-    return LogisticScorer.from_pipeline(_pipeline().fit(t.x, t.y), features, threshold)
+    degree = 2 if features == TEXT_FEATURES else 1
+    threshold = threshold_for(out_of_fold(t, 4, degree), t, rate, n_untouched_words)
+    return LogisticScorer.from_pipeline(_pipeline(degree).fit(t.x, t.y), features, threshold)
 
 
 def _subset(t: Table, mask: np.ndarray) -> Table:
