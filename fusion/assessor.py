@@ -108,7 +108,7 @@ class Assessor:
         if not directory.is_dir():
             raise ModelDirectoryError(f"model directory not found: {directory}")
         return cls(Scorer.from_pretrained(directory, backend=backend), directory.name, lexicon,
-                   RationaleGuard.for_model_directory(directory, rationale), verify, MiscueDetector.load(directory))
+                   RationaleGuard.for_model_directory(directory, rationale), verify, _miscue_detector(directory))
 
     def assess(self, audio, text: str, sample_rate: int | None = None) -> Assessment:
         """audio: a path, encoded bytes, or a sample array with its sample_rate.
@@ -225,6 +225,11 @@ def build_assessment(text: str, word_texts, features: PhoneFeatures, scored: Sco
     sentence = {a: round(scored.sentence[a], 2) for a in SENTENCE_ASPECTS}
     return Assessment(text, sentence, words, features.alignment_fallback, model_name,
                       {k: round(v, 3) for k, v in timings.items()})
+
+
+def _miscue_detector(directory: Path) -> MiscueDetector | None:
+    """The directory's miscue detectors, else the shipped model's (they do not depend on the scorer)."""
+    return MiscueDetector.load(directory) or MiscueDetector.load(DEFAULT_MODEL_DIR)
 
 
 def apply_verification(assessment: Assessment, verification: Verification) -> None:

@@ -142,3 +142,14 @@ def test_scorer_from_a_fitted_pipeline_gives_its_probabilities(degree):
     scorer = LogisticScorer.from_pipeline(pipeline, ("a", "b", "c"), 0.5)
     assert scorer.degree == degree
     assert scorer.probabilities(x) == pytest.approx(pipeline.predict_proba(x)[:, 1], abs=1e-9)
+
+
+def test_a_model_directory_without_its_own_detectors_uses_the_shipped_ones(tmp_path):
+    from orthoepy.fusion.assessor import DEFAULT_MODEL_DIR, _miscue_detector
+
+    shipped = MiscueDetector.load(DEFAULT_MODEL_DIR)
+    assert shipped is not None and shipped.word.threshold > 0  # the default model ships trained detectors
+    assert _miscue_detector(tmp_path) == shipped
+    own = replace(shipped, trained_on="mine")
+    own.save(tmp_path)
+    assert _miscue_detector(tmp_path).trained_on == "mine"
