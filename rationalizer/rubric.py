@@ -1,7 +1,8 @@
 """The rubric: score bands, which words and phones count as problems, the prompt, and the rule-based rationale.
 
 One Rubric drives all three consumers so they cannot drift apart: the prompt shows its bands and problems, the
-RubricWriter writes targets from them, and the FaithfulnessEvaluator judges any rationale against them.
+RubricWriter writes targets from them, and the FaithfulnessEvaluator judges any rationale against them. The
+bands themselves are rationalizer.bands' table, which the CLI and the learner page use too.
 
 Rationale conventions (the evaluator parses them; an LLM learns them from the targets):
 - one short sentence per sentence aspect, naming the aspect (accuracy, completeness, fluency, prosody, overall)
@@ -16,20 +17,34 @@ import random
 import re
 from dataclasses import dataclass
 
-from .mentions import ARPABET, BANDS, parse_rationale
+from .bands import SCALES, band
+from .mentions import ARPABET, parse_rationale
 from .records import SENTENCE_ASPECTS, ScoreSheet, WordScore, base_phone
+
+
+SENTENCE_EDGES = SCALES["sentence"].edges  # poor < 4 <= fair < 6.5 <= good < 8.5 <= excellent
 
 
 @dataclass(frozen=True)
 class Rubric:
-    band_edges: tuple[float, float, float] = (4.0, 6.5, 8.5)  # poor < 4 <= fair < 6.5 <= good < 8.5 <= excellent
+    """What counts as a problem and how strictly a rationale is judged.
+
+    band_edges is fixed by the band table (rationalizer.bands) and kept as a field because saved rationalizers
+    store it; a rubric with other edges would disagree with the CLI and the page: ValueError.
+    """
+    band_edges: tuple[float, float, float] = SENTENCE_EDGES
     word_threshold: float = 6.0  # a word is a problem below this accuracy or total (0-10)
-    phone_threshold: float = 1.0  # a phone is a problem below this accuracy (0-2)
+    phone_threshold: float = SCALES["phone"].edges[0]  # a phone is a problem below this (0-2): the "poor" band
     max_words: int = 3  # at most this many problem words are named, worst first
     max_phones_per_word: int = 2
     max_phones: int = 3  # at most this many problem phones in all, worst first (a rationale has ~100 tokens)
     number_tolerance: float = 0.5  # a quoted number agrees with its score within this
     band_tolerance: float = 0.0  # a judgement also agrees with the band of any value within this of the score
+
+    def __post_init__(self) -> None:
+        if tuple(self.band_edges) != SENTENCE_EDGES:
+            raise ValueError(f"rubric band edges {tuple(self.band_edges)} differ from the band table's "
+                             f"{SENTENCE_EDGES} (rationalizer.bands); change the table, not the rubric")
 
 
 @dataclass(frozen=True)
@@ -63,12 +78,8 @@ def format_score(value: float) -> str:
 
 
 def sentence_band(rubric: Rubric, value: float) -> str:
-    """The band of a 0-10 sentence score, taken on the value rounded to one decimal (as the prompt shows it)."""
-    shown = round(value, 1)
-    for band, edge in zip(BANDS, rubric.band_edges):
-        if shown < edge:
-            return band
-    return BANDS[-1]
+    """The band word of a 0-10 sentence score (rationalizer.bands, on the value rounded to one decimal)."""
+    return band(value, "sentence").name
 
 
 def bands_within_tolerance(rubric: Rubric, value: float) -> frozenset[str]:
