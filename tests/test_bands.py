@@ -73,6 +73,12 @@ def test_rubric_follows_the_table_and_rejects_other_edges():
         Rubric(band_edges=(5.0, 6.5, 8.5))
 
 
+def test_the_mispronounced_flag_is_the_poor_phone_band():
+    from orthoepy.fusion.assessor import LOW_PHONE_SCORE
+
+    assert LOW_PHONE_SCORE == SCALES["phone"].edges[0] == SCALES["phone"].bands[0].upper
+
+
 def flat_sheet(value: float) -> ScoreSheet:
     return ScoreSheet("we", dict.fromkeys(SENTENCE_ASPECTS, value), (WordScore("WE", 10, 10, 10, (PhoneScore("W", 2.0),)),))
 
@@ -89,3 +95,58 @@ def test_writer_and_evaluator_judge_a_band_word_by_the_table(value):
         for word in WRITER_BAND_WORDS[name]:
             check = evaluator.evaluate(f"Accuracy is {word}.", flat_sheet(value)).sentence["accuracy"]
             assert check.consistent is (name == expected), (value, word)
+
+
+# --------------------------------------------------------------------- the rubric text, the CLI and the page agree
+
+def page_band(table: dict, value: float, granularity: str) -> dict:
+    """fusion/static/app.js's band(), on the table the page receives (test_page.py runs the real one)."""
+    scale_data = table[granularity]
+    shown = round(value, scale_data["decimals"])
+    return next((b for b in scale_data["bands"][:-1] if shown < b["upper"]), scale_data["bands"][-1])
+
+
+@pytest.fixture(scope="module")
+def served_table() -> dict:
+    from fastapi.testclient import TestClient
+
+    from orthoepy.fusion.service import create_app
+
+    class Fake:
+        model_name = "fake"
+
+    with TestClient(create_app(Fake)) as client:
+        return client.get("/v1/info").json()["bands"]
+
+
+def assessment_scoring(value: float):
+    from orthoepy.fusion.assessor import Assessment, PhoneResult, WordResult
+
+    phone = PhoneResult("TH", round(value / 5, 2), 0.1, 0.2, None, None, False)
+    word = WordResult("THINK", value, 10.0, value, "None", [phone])
+    return Assessment("think", dict.fromkeys(SENTENCE_ASPECTS, value), [word], False, "fake")
+
+
+@pytest.mark.parametrize("value", sorted(set(grid("sentence"))))
+def test_rubric_text_cli_band_word_and_page_colour_agree(value, served_table):
+    from orthoepy.fusion.assessor import format_assessment
+    from orthoepy.fusion.rationale import sheet_from_words
+    from orthoepy.rationalizer.mentions import parse_rationale
+
+    result = assessment_scoring(value)
+    expected = band(value, "sentence")
+    text = RubricWriter(number_rate=0.0).write(sheet_from_words(result.text, result.sentence, result.words))
+    said = {j.aspect: j.bands for j in parse_rationale(text).aspects}
+    assert said == dict.fromkeys(SENTENCE_ASPECTS, frozenset({expected.name})), text
+    printed = format_assessment(result)
+    assert f"accuracy {value:.1f} ({expected.name})" in printed
+    assert f"accuracy {value:4.1f} ({band(value, 'word').name})" in printed
+    phone = result.words[0].phones[0].score
+    assert f"TH    {phone:4.2f} {band(phone, 'phone').name} " in printed
+    for granularity, score in (("sentence", value), ("word", value), ("phone", phone)):
+        shown = page_band(served_table, score, granularity)
+        assert (shown["name"], shown["background"]) == (band(score, granularity).name, band(score, granularity).background)
+
+
+def test_served_table_is_the_band_table(served_table):
+    assert served_table == band_table()
