@@ -21,6 +21,7 @@ from ..encoder.scorer.pipeline import ModelDirectoryError, Scorer, ScoredUtteran
 from ..encoder.variants import choose_pronunciation
 from ..encoder.miscues import MiscueDetector
 from ..encoder.verification import Chunk, ReadingVerifier, Verification
+from ..rationalizer.bands import SCALES, band
 from ..rationalizer.data import pool_words
 from .diagnosis import (expects_break, gated_sentence, punctuation_or_blank, verified_error_type,
                         word_error_type)
@@ -29,7 +30,7 @@ from .schema import RESPONSE_SCHEMA_VERSION
 
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "models" / "default"
 MODEL_CARD = "README.md"
-LOW_PHONE_SCORE = 1.0  # below this a phone is reported as mispronounced or missing
+LOW_PHONE_SCORE = SCALES["phone"].edges[0]  # below this a phone is reported as mispronounced or missing: "poor"
 # the scorer's encoders hold 5000 relative positions (ESPnet's table, frozen in the ONNX graph; measured: 5000 phones
 # or 4996 one-phone words score, more fail); a 5-minute reading has about 2500 phones
 MAX_TEXT_PHONES = 4900
@@ -279,16 +280,20 @@ def _phone_result(features: PhoneFeatures, scored: ScoredUtterance, i: int) -> P
 
 
 def format_assessment(result: Assessment) -> str:
-    """A readable plain-text view: sentence scores, then each word with its phones."""
-    lines = [f"text: {result.text}", "sentence: " + ", ".join(f"{k} {v:.1f}" for k, v in result.sentence.items()), ""]
+    """A readable plain-text view: sentence scores, then each word with its phones; each sentence score, word
+    accuracy and phone score is followed by its band word (rationalizer.bands), as the page colours it."""
+    sentence = ", ".join(f"{k} {v:.1f} ({band(v, 'sentence').name})" for k, v in result.sentence.items())
+    lines = [f"text: {result.text}", f"sentence: {sentence}", ""]
     for word in result.words:
         error = "" if word.error_type == "None" else f"  [{word.error_type}]"
         error += f" heard {word.heard_word!r}" if word.heard_word else ""
-        lines.append(f"{word.text:<14} accuracy {word.accuracy:4.1f}  stress {word.stress:4.1f}  total {word.total:4.1f}{error}")
+        accuracy = f"{word.accuracy:4.1f} {'(' + band(word.accuracy, 'word').name + ')':<11}"
+        lines.append(f"{word.text:<14} accuracy {accuracy} stress {word.stress:4.1f}  total {word.total:4.1f}{error}")
         for p in word.phones:
             heard = f"heard {p.heard} ({p.heard_probability:.2f})" if p.heard else ""
             flag = "  <- check" if p.mispronounced else ""
-            lines.append(f"    {p.phone:<5} {p.score:4.2f}  {p.start:5.2f}-{p.end:5.2f}s  {heard}{flag}")
+            lines.append(f"    {p.phone:<5} {p.score:4.2f} {band(p.score, 'phone').name:<9}  "
+                         f"{p.start:5.2f}-{p.end:5.2f}s  {heard}{flag}")
     if result.rationale is not None:
         lines += ["", f"rationale ({result.rationale.source}): {result.rationale.text}"]
         if result.rationale.note:

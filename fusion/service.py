@@ -33,6 +33,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from ..encoder.audio import MAX_DURATION_S, MIN_DURATION_S, AudioError
 from ..encoder.features.frontend import FrontEndError
 from ..encoder.lexicon import TextError
+from ..rationalizer.bands import band_table
 from .assessor import Assessment
 from .schema import RESPONSE_SCHEMA_VERSION, response_schema
 
@@ -346,10 +347,11 @@ def _add_routes(app: FastAPI) -> None:
     async def healthz() -> dict:
         return {"status": "ok" if pool.ready else "starting", "busy": admission.pending, "capacity": admission.capacity}
 
-    @app.get("/v1/info", summary="Model, schema version, limits and package version")
+    @app.get("/v1/info", summary="Model, schema version, limits, package version and the score bands")
     async def info() -> dict:
+        """bands: rationalizer.bands.band_table(), the edges, band words and colours the learner page uses."""
         return {"model": pool.model_name, "schema_version": RESPONSE_SCHEMA_VERSION,
-                "version": _package_version(), "limits": asdict(limits)}
+                "version": _package_version(), "limits": asdict(limits), "bands": band_table()}
 
     @app.post(ASSESS_PATH, summary="Assess one recording against the text read", responses=_assess_responses())
     async def assess(audio: UploadFile = File(..., description="the recording: WAV, FLAC, OGG or MP3"),

@@ -11,7 +11,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-BANDS = ("poor", "fair", "good", "excellent")
+from .bands import BAND_NAMES
+
+BANDS = BAND_NAMES  # worst first; which score each band covers is rationalizer.bands' table
 
 ARPABET = (
     "AA", "AE", "AH", "AO", "AW", "AY", "B", "CH", "D", "DH", "EH", "ER", "EY", "F", "G", "HH", "IH", "IY", "JH",

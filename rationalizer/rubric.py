@@ -1,13 +1,15 @@
 """The rubric: score bands, which words and phones count as problems, the prompt, and the rule-based rationale.
 
 One Rubric drives all three consumers so they cannot drift apart: the prompt shows its bands and problems, the
-RubricWriter writes targets from them, and the FaithfulnessEvaluator judges any rationale against them.
+RubricWriter writes targets from them, and the FaithfulnessEvaluator judges any rationale against them. The
+bands themselves are rationalizer.bands' table, which the CLI and the learner page use too.
 
 Rationale conventions (the evaluator parses them; an LLM learns them from the targets):
 - one short sentence per sentence aspect, naming the aspect (accuracy, completeness, fluency, prosody, overall)
   with one band word; a quoted score is written "7.5/10" and is the score rounded to one decimal or integer;
 - problem words in double quotes, worst first; their problem phones as ARPAbet without the stress digit in
-  slashes (/TH/); what was heard as "sounded like /S/"; a short articulation tip per phone;
+  slashes (/TH/); what was heard as "sounded like /S/"; a short articulation tip per phone in parentheses, from
+  rationalizer.tips: the tip for that confusion when the table has one, else the phone's own;
 - when nothing is a problem, a sentence saying so.
 """
 from __future__ import annotations
@@ -16,20 +18,35 @@ import random
 import re
 from dataclasses import dataclass
 
-from .mentions import ARPABET, BANDS, parse_rationale
+from .bands import SCALES, band
+from .mentions import ARPABET, parse_rationale
 from .records import SENTENCE_ASPECTS, ScoreSheet, WordScore, base_phone
+from .tips import fallback_tips, tip, tips_for
+
+
+SENTENCE_EDGES = SCALES["sentence"].edges  # poor < 4 <= fair < 6.5 <= good < 8.5 <= excellent
 
 
 @dataclass(frozen=True)
 class Rubric:
-    band_edges: tuple[float, float, float] = (4.0, 6.5, 8.5)  # poor < 4 <= fair < 6.5 <= good < 8.5 <= excellent
+    """What counts as a problem and how strictly a rationale is judged.
+
+    band_edges is fixed by the band table (rationalizer.bands) and kept as a field because saved rationalizers
+    store it; a rubric with other edges would disagree with the CLI and the page: ValueError.
+    """
+    band_edges: tuple[float, float, float] = SENTENCE_EDGES
     word_threshold: float = 6.0  # a word is a problem below this accuracy or total (0-10)
-    phone_threshold: float = 1.0  # a phone is a problem below this accuracy (0-2)
+    phone_threshold: float = SCALES["phone"].edges[0]  # a phone is a problem below this (0-2): the "poor" band
     max_words: int = 3  # at most this many problem words are named, worst first
     max_phones_per_word: int = 2
     max_phones: int = 3  # at most this many problem phones in all, worst first (a rationale has ~100 tokens)
     number_tolerance: float = 0.5  # a quoted number agrees with its score within this
     band_tolerance: float = 0.0  # a judgement also agrees with the band of any value within this of the score
+
+    def __post_init__(self) -> None:
+        if tuple(self.band_edges) != SENTENCE_EDGES:
+            raise ValueError(f"rubric band edges {tuple(self.band_edges)} differ from the band table's "
+                             f"{SENTENCE_EDGES} (rationalizer.bands); change the table, not the rubric")
 
 
 @dataclass(frozen=True)
@@ -63,12 +80,8 @@ def format_score(value: float) -> str:
 
 
 def sentence_band(rubric: Rubric, value: float) -> str:
-    """The band of a 0-10 sentence score, taken on the value rounded to one decimal (as the prompt shows it)."""
-    shown = round(value, 1)
-    for band, edge in zip(BANDS, rubric.band_edges):
-        if shown < edge:
-            return band
-    return BANDS[-1]
+    """The band word of a 0-10 sentence score (rationalizer.bands, on the value rounded to one decimal)."""
+    return band(value, "sentence").name
 
 
 def bands_within_tolerance(rubric: Rubric, value: float) -> frozenset[str]:
@@ -180,23 +193,8 @@ def _problem_word_entry(sheet: ScoreSheet, problem: ProblemWord) -> str:
 
 # --- rule-based rationale ---
 
-PHONE_TIPS: dict[str, str] = {
-    "AA": "open the jaw wide", "AE": "open the mouth, tongue forward", "AH": "keep it short and relaxed",
-    "AO": "round the lips, jaw open", "AW": "glide from ah to a rounded oo", "AY": "glide from ah to ee",
-    "B": "close both lips and voice it", "CH": "stop, then release with sh", "D": "tongue tip on the ridge, voiced",
-    "DH": "tongue between the teeth, voiced", "EH": "jaw half open, tongue forward", "ER": "curl the tongue back",
-    "EY": "glide from eh to ee", "F": "upper teeth on the lower lip", "G": "back of the tongue up, voiced",
-    "HH": "a light breath before the vowel", "IH": "a short, relaxed ee", "IY": "a long ee, lips spread",
-    "JH": "voiced, as in judge", "K": "back of the tongue up, with a puff", "L": "tongue tip on the ridge",
-    "M": "close the lips and hum", "N": "tongue tip on the ridge, through the nose",
-    "NG": "back of the tongue up, no g after it", "OW": "glide from oh to a rounded oo", "OY": "glide from aw to ee",
-    "P": "close the lips, release with a puff", "R": "curl the tongue back, no trill",
-    "S": "hiss with the tongue behind the teeth", "SH": "round the lips, tongue further back",
-    "T": "tongue tip on the ridge, crisp", "TH": "tongue between the teeth, blow air", "UH": "a short oo, as in book",
-    "UW": "a long oo, lips rounded", "V": "teeth on the lip, voiced", "W": "round the lips, then open them",
-    "Y": "tongue high, as at the start of yes", "Z": "buzz with the tongue behind the teeth",
-    "ZH": "a voiced sh, as in measure",
-}
+# each phone's own tip (rationalizer.tips' fallback rows); the writer prefers the tip for what was heard instead
+PHONE_TIPS: dict[str, str] = fallback_tips()
 
 WRITER_BAND_WORDS = {
     "poor": ("poor", "weak", "low"),
@@ -303,7 +301,7 @@ class RubricWriter:
             said = rng.choice(PHONE_HEARD_TEMPLATES).format(phone=phone.phone, heard=phone.heard)
         else:
             said = rng.choice(PHONE_UNCLEAR_TEMPLATES).format(phone=phone.phone)
-        return f"{said} ({PHONE_TIPS[phone.phone]})"
+        return f"{said} ({tip(phone.phone, phone.heard).text})"
 
 
 # --- rejected rationales for preference pairs ---
@@ -366,13 +364,18 @@ def _perturb_wrong_phone(text, sheet, rubric, rng):
         target, decoy = rng.choice(blamed), rng.choice(decoys)
         out = _replace(text, target.span.start, target.span.end, f"/{decoy}/")
         # the writer's tip follows its phone: swap it too, so the rejected text stays coherent
-        old_tip = f"({PHONE_TIPS[target.phone]})"
-        at = out.find(old_tip, target.span.start)
+        at, old_tip = _next_tip(out, target.phone, target.span.start)
         return _replace(out, at, at + len(old_tip), f"({PHONE_TIPS[decoy]})") if at >= 0 else out
     if not sheet.words:
         return None
     word = word_key(rng.choice(sheet.words).text)
     return f"{text} In \"{word}\", /{rng.choice(decoys)}/ was unclear."
+
+
+def _next_tip(text: str, phone: str, start: int) -> tuple[int, str]:
+    """Where the first of the phone's tips (any of rationalizer.tips', in parentheses) occurs from start; -1 if none."""
+    found = [(text.find(f"({t.text})", start), f"({t.text})") for t in tips_for(phone)]
+    return min(((at, t) for at, t in found if at >= 0), default=(-1, ""))
 
 
 def _perturb_flipped_band(text, sheet, rubric, rng):

@@ -65,7 +65,7 @@ def test_wheel_contains_and_imports_the_package(tmp_path):
     names = zipfile.ZipFile(wheel).namelist()
     for expected in ("orthoepy/__init__.py", "orthoepy/fusion/static/index.html",
                      "orthoepy/fusion/models/default/rationalizer/adapter/adapter_config.json", "orthoepy/encoder/phoneset.py", "orthoepy/encoder/features/frontend.py", "orthoepy/fusion/cli.py",
-                     "orthoepy/fusion/samples/demo.flac", "orthoepy/rationalizer/__init__.py"):
+                     "orthoepy/fusion/samples/demo.flac", "orthoepy/rationalizer/__init__.py", "orthoepy/rationalizer/tips.csv"):
         assert expected in names
     zipfile.ZipFile(wheel).extractall(tmp_path / "site")
     code = ("import orthoepy.fusion.cli as c, orthoepy.encoder.features.store as s; print(c.__file__); "

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from orthoepy.rationalizer.bands import BAND_NAMES, GRANULARITIES, SCALES, band
+
 webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed (pip install selenium)")
 from selenium.common.exceptions import TimeoutException, WebDriverException  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
@@ -30,9 +32,6 @@ CHROME_FLAGS = ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-de
                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
                 "--no-first-run", f"--window-size={WINDOW_WIDTH},1400")
 RESULT_TIMEOUT_S = 180  # a real assessment on a slow, busy CI machine
-WORD_GOOD, WORD_FAIR = 8, 5  # fusion/static/app.js
-COLOURS = {"good": "rgba(200, 230, 201, 1)", "fair": "rgba(255, 224, 178, 1)",  # style.css, as WebDriver reports them
-           "poor": "rgba(255, 205, 210, 1)"}
 SCREENSHOT_ENV = "ORTHOEPY_PAGE_SCREENSHOT"
 
 
@@ -137,13 +136,22 @@ def console_errors(entries: list[dict], allow: str | None = None) -> list[str]:
 
 
 def grade_of(element) -> str:
-    grades = set(element.get_attribute("class").split()) & set(COLOURS)
-    assert len(grades) == 1, f"expected one of {sorted(COLOURS)} in class {element.get_attribute('class')!r}"
+    grades = set(element.get_attribute("class").split()) & set(BAND_NAMES)
+    assert len(grades) == 1, f"expected one of {BAND_NAMES} in class {element.get_attribute('class')!r}"
     return grades.pop()
 
 
-def expected_grade(value: float, good: float, fair: float) -> str:
-    return "good" if value >= good else "fair" if value >= fair else "poor"
+def rgba(hex_colour: str) -> str:
+    """"#c8e6c9" as WebDriver reports a CSS colour: "rgba(200, 230, 201, 1)"."""
+    r, g, b = (int(hex_colour[i:i + 2], 16) for i in (1, 3, 5))
+    return f"rgba({r}, {g}, {b}, 1)"
+
+
+def assert_banded(element, value: float, granularity: str) -> None:
+    """The element is coloured as rationalizer.bands says for the score it shows."""
+    expected = band(value, granularity)
+    assert grade_of(element) == expected.name, (granularity, value, element.text)
+    assert element.value_of_css_property("background-color") == rgba(expected.background)
 
 
 # ---------------------------------------------------------------------------------------------- tests
@@ -153,20 +161,30 @@ def test_demo_recording_is_scored_and_coloured(browser, base_url, demo, tmp_path
     fill_and_submit(browser, base_url, audio, text)
     wait_for(browser, lambda d: d.find_element(By.ID, "result").is_displayed(), "result")
 
-    # sentence scores: the five aspects, each 0-10 and coloured by the word thresholds
+    # sentence scores: the five aspects, each 0-10 and coloured by the sentence bands of the one band table
     rows = browser.find_elements(By.CSS_SELECTOR, "#sentence-scores tr")
     aspects = {}
     for row in rows:
         name, cell = row.find_elements(By.TAG_NAME, "td")
         aspects[name.text] = float(cell.text)
         assert 0 <= aspects[name.text] <= 10
-        assert grade_of(cell) == expected_grade(aspects[name.text], WORD_GOOD, WORD_FAIR), name.text
-        assert cell.value_of_css_property("background-color") == COLOURS[grade_of(cell)]
+        assert_banded(cell, aspects[name.text], "sentence")  # shown rounded to 0.1, as the table bands it
     assert set(aspects) == {"accuracy", "completeness", "fluency", "prosodic", "total"}
 
-    # the rationale (rubric text in this test's assessor) is shown under the scores
+    # the rationale (rubric text in this test's assessor) is shown under the scores, its band words = the colours
     rationale = browser.find_element(By.ID, "rationale")
     assert "accuracy" in rationale.text.lower() and rationale.get_attribute("title") == "written by: rubric"
+    from orthoepy.rationalizer.mentions import parse_rationale
+
+    for judgement in parse_rationale(rationale.text).aspects:
+        if judgement.bands:
+            assert judgement.bands == {band(aspects[judgement.aspect], "sentence").name}, rationale.text
+
+    # the legend: the table's band words, best first, in the table's colours
+    legend = browser.find_elements(By.CSS_SELECTOR, "#legend-bands span")
+    assert [s.text for s in legend] == list(reversed(BAND_NAMES))
+    for span, expected in zip(legend, reversed(SCALES["word"].bands)):
+        assert span.value_of_css_property("background-color") == rgba(expected.background)
 
     # one card per word of the text, in order, coloured by its accuracy, with its phones coloured too
     cards = browser.find_elements(By.CSS_SELECTOR, "#words .word")
@@ -175,16 +193,14 @@ def test_demo_recording_is_scored_and_coloured(browser, base_url, demo, tmp_path
     for card in cards:
         score = card.find_element(By.CLASS_NAME, "score").text
         accuracy = float(re.match(r"accuracy (\d+\.\d) · stress \d+\.\d$", score).group(1))
-        grade = grade_of(card)
-        if min(abs(accuracy - WORD_GOOD), abs(accuracy - WORD_FAIR)) > 0.05:  # shown rounded to 0.1
-            assert grade == expected_grade(accuracy, WORD_GOOD, WORD_FAIR), (card.text, grade)
-        assert card.value_of_css_property("background-color") == COLOURS[grade]
+        assert_banded(card, accuracy, "word")
         phones = card.find_elements(By.CSS_SELECTOR, ".phones .phone")
         assert phones, f"no phones for {card.text!r}"
         for phone in phones:
             assert re.fullmatch(r"[A-Z]{1,2}", phone.text), phone.text  # stress digit stripped
-            assert phone.value_of_css_property("background-color") == COLOURS[grade_of(phone)]
-            assert re.match(r"score \d\.\d\d of 2", phone.get_attribute("title"))
+            shown = re.match(r"score (\d\.\d\d) of 2", phone.get_attribute("title"))
+            assert shown, phone.get_attribute("title")
+            assert_banded(phone, float(shown.group(1)), "phone")
     assert browser.find_element(By.ID, "message").text == ""
     assert not browser.find_element(By.ID, "playback").is_displayed()  # the player is for recordings only
     assert console_errors(console(browser)) == []
@@ -197,6 +213,27 @@ def test_demo_recording_is_scored_and_coloured(browser, base_url, demo, tmp_path
     assert browser.save_screenshot(str(shot)) and shot.stat().st_size > 10_000
     if os.environ.get(SCREENSHOT_ENV):
         shutil.copyfile(shot, os.environ[SCREENSHOT_ENV])
+
+
+def test_page_bands_scores_as_the_table_does(browser, base_url):
+    """The page's own band() on the table it received, over every shown value and just around each edge."""
+    browser.get(base_url + "/")
+    grid = {g: _grid(g) for g in GRANULARITIES}
+    page = browser.execute_async_script(
+        "const [grid, done] = arguments;"
+        "loadBands().then((bands) => done(Object.fromEntries(Object.entries(grid).map(([g, values]) =>"
+        "  [g, values.map((v) => band(bands, v, g).name)]))), (err) => done(String(err)));", grid)
+    assert isinstance(page, dict), page
+    for granularity, values in grid.items():
+        assert page[granularity] == [band(v, granularity).name for v in values], granularity
+    assert console_errors(console(browser)) == []
+
+
+def _grid(granularity: str) -> list[float]:
+    s = SCALES[granularity]
+    step = 10.0 ** -s.decimals
+    values = [round(s.minimum + i * step, s.decimals) for i in range(round((s.maximum - s.minimum) / step) + 1)]
+    return values + [e + d * step for e in s.edges for d in (-0.6, -0.5001, -0.4, 0.4)] + [-1.0, s.maximum + 1]
 
 
 @pytest.mark.parametrize("audio_bytes, text, message", [

@@ -16,6 +16,7 @@ from orthoepy.encoder.lexicon import TextError
 from orthoepy.fusion.assessor import DEFAULT_MODEL_DIR, Assessment, Assessor, PhoneResult, WordResult
 from orthoepy.fusion.schema import RESPONSE_SCHEMA_VERSION, response_schema, schema_json
 from orthoepy.fusion.service import create_app
+from orthoepy.rationalizer.bands import band_table
 
 SAMPLES = Path(__file__).resolve().parents[1] / "fusion" / "samples"
 SCHEMA_FILE = Path(__file__).resolve().parents[1] / "docs" / "response.schema.json"
@@ -63,6 +64,7 @@ def test_healthz_and_info(client):
     assert info["model"] == "fake" and info["schema_version"] == RESPONSE_SCHEMA_VERSION
     assert info["limits"]["max_upload_bytes"] == 4096 and info["limits"]["workers"] == 1
     assert info["version"]
+    assert info["bands"] == band_table()  # what the learner page colours with
 
 
 def test_assess_returns_a_schema_valid_assessment(client):

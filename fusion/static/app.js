@@ -1,15 +1,18 @@
 // The learner page: record (MediaRecorder) or choose audio, send it with the text to /v1/assess, colour the result.
 // Recordings are converted to 16 kHz mono WAV in the browser: MediaRecorder gives WebM/Ogg Opus, which the
 // server's decoder (libsndfile) does not read in every build.
+// Colours and the legend come from the server's band table (GET /v1/info, "bands"; rationalizer/bands.py), the
+// same table the rationale's band words come from: the page has no thresholds of its own.
 "use strict";
 
 const TARGET_RATE = 16000;
-const WORD_GOOD = 8, WORD_FAIR = 5;      // word accuracy, 0-10
-const PHONE_GOOD = 1.5, PHONE_FAIR = 1;  // phone score, 0-2 (below 1 the server flags it mispronounced)
 
 const $ = (id) => document.getElementById(id);
 let recorder = null;
 let recordedWav = null;
+let bandsPromise = null;
+
+loadBands().catch(() => {});  // at page load, for the legend; submit() tries again if this failed
 
 $("record").addEventListener("click", () => (recorder ? stopRecording() : startRecording()));
 $("audio-file").addEventListener("change", () => { recordedWav = null; $("playback").hidden = true; });
@@ -90,6 +93,7 @@ async function submit() {
   showMessage("Checking…", false);
   $("submit").disabled = true;
   try {
+    const bands = await loadBands();
     const response = await fetch("/v1/assess", { method: "POST", body: form });
     const body = await response.json().catch(() => ({ error: `server answered ${response.status}` }));
     if (!response.ok) {
@@ -97,7 +101,7 @@ async function submit() {
       return showMessage(body.error + (retry ? ` (retry in ${retry} s)` : ""), true);
     }
     showMessage("", false);
-    showResult(body);
+    showResult(body, bands);
   } catch (err) {
     showMessage(`Could not reach the server: ${err.message}`, true);
   } finally {
@@ -110,8 +114,47 @@ function showMessage(text, isError) {
   $("message").className = isError ? "error" : "";
 }
 
-function grade(value, good, fair) {
-  return value >= good ? "good" : value >= fair ? "fair" : "poor";
+// The band table, fetched once: {granularity: {minimum, maximum, decimals, bands: [{name, lower, upper, colour,
+// hex, background}, ...worst first]}}. A failed fetch is forgotten, so the next call tries again.
+function loadBands() {
+  if (!bandsPromise) {
+    bandsPromise = fetchBands().catch((err) => { bandsPromise = null; throw err; });
+  }
+  return bandsPromise;
+}
+
+async function fetchBands() {
+  const response = await fetch("/v1/info");
+  if (!response.ok) throw new Error(`the band table: server answered ${response.status}`);
+  const bands = (await response.json()).bands;
+  showLegend(bands);
+  return bands;
+}
+
+// The band of a score, as rationalizer.bands.band(): on the value rounded as shown; outside the scale, an end band.
+function band(bands, value, granularity) {
+  const scale = bands[granularity];
+  const shown = Number(value.toFixed(scale.decimals));
+  const last = scale.bands.length - 1;
+  return scale.bands.find((b, i) => i === last || shown < b.upper);
+}
+
+function paint(node, b) {
+  node.classList.add(b.name);
+  node.style.backgroundColor = b.background;
+  node.style.borderColor = b.hex;
+  return node;
+}
+
+function showLegend(bands) {
+  const legend = $("legend-bands");
+  legend.replaceChildren();
+  for (const [i, b] of bands.word.bands.entries()) {  // best first
+    const phone = bands.phone.bands[i];
+    const span = paint(element("span", "", b.name), b);
+    span.title = `words and sentence ${b.lower}-${b.upper}, sounds ${phone.lower}-${phone.upper}`;
+    legend.prepend(span, " ");
+  }
 }
 
 function element(tag, className, text) {
@@ -121,7 +164,7 @@ function element(tag, className, text) {
   return node;
 }
 
-function showResult(result) {
+function showResult(result, bands) {
   const table = $("sentence-scores");
   table.replaceChildren();
   for (const [aspect, value] of Object.entries(result.sentence)) {
@@ -129,28 +172,28 @@ function showResult(result) {
     row.insertCell().textContent = aspect;
     const cell = row.insertCell();
     cell.textContent = value.toFixed(1);
-    cell.className = grade(value, WORD_GOOD, WORD_FAIR);
+    paint(cell, band(bands, value, "sentence"));
   }
   const rationale = $("rationale");
   rationale.textContent = result.rationale ? result.rationale.text : "";
   rationale.title = result.rationale ? `written by: ${result.rationale.source}` : "";
   const words = $("words");
   words.replaceChildren();
-  for (const word of result.words) words.append(wordCard(word));
+  for (const word of result.words) words.append(wordCard(word, bands));
   if (result.alignment_fallback) {
     words.append(element("p", "", "Note: the sounds could not be aligned exactly; their timing is estimated."));
   }
   $("result").hidden = false;
 }
 
-function wordCard(word) {
-  const card = element("div", `word ${grade(word.accuracy, WORD_GOOD, WORD_FAIR)}`);
+function wordCard(word, bands) {
+  const card = paint(element("div", "word"), band(bands, word.accuracy, "word"));
   card.append(element("div", "text", word.text));
   card.append(element("div", "score", `accuracy ${word.accuracy.toFixed(1)} · stress ${word.stress.toFixed(1)}`));
   const phones = element("div", "phones");
   for (const p of word.phones) {
-    const phone = element("span", `phone ${p.mispronounced ? "poor" : grade(p.score, PHONE_GOOD, PHONE_FAIR)}`,
-                          p.phone.replace(/\d$/, ""));
+    // the server flags a phone mispronounced below the "poor" edge of the same table, so the flag and colour agree
+    const phone = paint(element("span", "phone", p.phone.replace(/\d$/, "")), band(bands, p.score, "phone"));
     phone.title = `score ${p.score.toFixed(2)} of 2` + (p.heard ? `; heard ${p.heard}` : "");
     phones.append(phone);
   }
