@@ -71,7 +71,7 @@ class DecoderSettings:
 STRICT_SEARCH = DecoderSettings()
 RELAXED_SEARCH = DecoderSettings(beam=1e-100, wbeam=1e-80, pbeam=1e-100, maxhmmpf=-1)
 LOOP_LANGUAGE_WEIGHT = 6.5  # pocketsphinx's default for the phone bigram
-WIDEN_S = 0.3  # a chunk that fails to align is retried this much wider on each side
+WIDEN_S = (0.3, 1.0)  # a chunk that fails to align is retried this much wider on each side, in turn
 
 
 class AlignmentFailed(RuntimeError):
@@ -165,11 +165,12 @@ class ForcedAligner:
         result = self.align(Audio(audio.samples[a:b], audio.sample_rate), part)
         inside = [(w, t) for w, t in spare_cuts if first_word < w < end_word and start < t < end]
         if result.fallback and not inside:  # a cut may have sliced a word: give the search some of each neighbour
-            wide_start, wide_end = max(0.0, start - WIDEN_S), min(audio.duration, end + WIDEN_S)
-            a, b = int(round(wide_start * audio.sample_rate)), int(round(wide_end * audio.sample_rate))
-            wider = self.align(Audio(audio.samples[a:b], audio.sample_rate), part)
-            if not wider.fallback:
-                return [(wider, wide_start)]
+            for widen in WIDEN_S:
+                wide_start, wide_end = max(0.0, start - widen), min(audio.duration, end + widen)
+                a, b = int(round(wide_start * audio.sample_rate)), int(round(wide_end * audio.sample_rate))
+                wider = self.align(Audio(audio.samples[a:b], audio.sample_rate), part)
+                if not wider.fallback:
+                    return [(wider, wide_start)]
         if not result.fallback or not inside:
             if result.fallback:
                 result = _noted(result, f"words {first_word}-{end_word - 1}: {result.note}")
