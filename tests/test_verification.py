@@ -222,6 +222,12 @@ def test_skipped_and_wrong_words_are_flagged(assessor, field_cases):
     assert all(w.error_type == "None" for w in right.words)
 
 
+def test_a_clean_native_like_reading_is_not_flagged(assessor, field_cases):
+    native = assess(assessor, "native_weather.flac", "The weather is nice today.")
+    assert all(w.error_type == "None" for w in native.words) and not native.insertions
+    assert native.sentence["completeness"] == 10 and native.verification["matches_text"]
+
+
 def test_pause_and_paragraph_alignment(assessor, field_cases):
     paused = assess(assessor, "pause_before_home.flac", "I would like to go home now")
     go, home = (next(w for w in paused.words if w.text == t) for t in ("GO", "HOME"))
