@@ -63,6 +63,9 @@ class VerifierConfig:
     non_english_probability: float = 0.8  # language identification this sure of another language flags the audio
     mismatch_share: float = 0.5  # below this share of words read, the audio does not match the text
     mismatch_forced: float = 0.02  # below this median forced word probability, the audio is of another text
+    # a text of more phones than this per second of voice activity cannot have been read in the recording (train
+    # readings: at most 11.8, median 6.9); the repeated text of a long, repetitive text otherwise looks likely
+    max_phones_per_second: float = 25.0
     squeezed_s: float = 0.045  # a read word aligned to at most this many seconds per phone is...
     squeezed_forced: float = 0.3  # ...omitted when its forced probability is also below this (alignment evidence)
     gap_speech_s: float = 99.0  # voice activity this long between two aligned words is an unrecognised insertion
@@ -184,7 +187,9 @@ def decide(evidence: Evidence, words: list[str], reference: list[tuple[str, ...]
     as read, by the rules.
     """
     forced = list(evidence.forced)
-    if detector is not None and forced:
+    if _too_long(reference, evidence.speech_seconds, config):  # Whisper's language model happily "hears" more
+        other_text = True
+    elif detector is not None and forced:
         other_text = detector.other_text(evidence, reference) >= detector.text.threshold
     else:
         other_text = bool(forced) and float(np.median(forced)) < config.mismatch_forced
@@ -278,6 +283,11 @@ def _unless_squeezed(check: WordCheck, seconds_per_phone: float, config: Verifie
     if check.status == READ and seconds_per_phone <= config.squeezed_s and check.probability < config.squeezed_forced:
         return WordCheck(OMITTED, None, check.probability, None, None)
     return check
+
+
+def _too_long(reference: list[tuple[str, ...]], speech_seconds: float, config: VerifierConfig) -> bool:
+    """More phones than anyone reads in the recording's voice activity: the recording cannot hold the text."""
+    return sum(len(p) for p in reference) > config.max_phones_per_second * max(speech_seconds, 0.1)
 
 
 def _not_english(language: str, probability: float, config: VerifierConfig) -> bool:

@@ -338,3 +338,14 @@ def test_a_text_too_long_for_the_scorer_is_refused_before_any_model_runs(assesso
 
     with pytest.raises(TextError, match=r"too long to score at once: \d+ words, \d+ phones \(at most 4900"):
         assessor.assess(short_utterance.audio_path, with_filler(short_utterance.text, 3000))
+
+
+def test_a_text_far_longer_than_the_speech_is_not_read():
+    from orthoepy.encoder.verification import Evidence, decide
+
+    words, reference = ["I", "THINK", "SO"] * 20, [I, THINK, SO] * 20  # 140 phones
+    heard_words = (heard("I", I, 0, .2), heard("THINK", THINK, .2, .5), heard("SO", SO, .5, .8))
+    evidence = Evidence(0.9, "en", 0.9, heard_words, (0.95,) * 60, ())  # the forced text looks likely
+    verdict = decide(evidence, words, reference, CONFIG)
+    assert not verdict.matches_text and verdict.share_read == pytest.approx(3 / 60)
+    assert decide(replace(evidence, speech_seconds=6.0), words, reference, CONFIG).share_read == 1.0
