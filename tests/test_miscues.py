@@ -153,3 +153,17 @@ def test_a_model_directory_without_its_own_detectors_uses_the_shipped_ones(tmp_p
     own = replace(shipped, trained_on="mine")
     own.save(tmp_path)
     assert _miscue_detector(tmp_path).trained_on == "mine"
+
+
+def test_a_word_both_transcriptions_heard_as_another_word_is_substituted():
+    quiet = replace(_detector("log_forced", "voiced_s"), word=scorer(WORD_FEATURES, [0.0] * len(WORD_FEATURES), 0.99))
+    sink = heard("SANK", ("S", "AE", "NG", "K"), .25, .55)  # two phones of four differ: another word
+    both = evidence(forced=(0.9, 0.005, 0.9), heard=(heard("I", I, 0, .2), sink, heard("SO", SO, 1.2, 1.5)),
+                    prompted=(heard("I", I, 0, .2), sink, heard("SO", SO, 1.2, 1.5)))
+    verdict = decide(both, WORDS, REFERENCE, VerifierConfig(), ALIGNED, quiet).words
+    assert verdict[1].status == SUBSTITUTED and verdict[1].heard == "SANK"
+    # only the free transcription heard it, or the forced word is likely enough: read
+    alone = replace(both, prompted=(heard("I", I, 0, .2), heard("THINK", THINK, .25, .55), heard("SO", SO, 1.2, 1.5)))
+    assert decide(alone, WORDS, REFERENCE, VerifierConfig(), ALIGNED, quiet).words[1].status == READ
+    likely = replace(both, forced=(0.9, 0.2, 0.9))
+    assert decide(likely, WORDS, REFERENCE, VerifierConfig(), ALIGNED, quiet).words[1].status == READ

@@ -3,8 +3,9 @@
 
 Input: the records of `verification_benchmark.py --mode evidence` on the train split (every case's evidence and
 alignment). Labels come from how each case was made:
-- words: a word cut out of the audio (cut_word's target) and the words of a text longer than what was read
-  (longer_text, from `added_from`) were not read; every other word of untouched, cut_word and longer_text cases was;
+- words: a word cut out of the audio (cut_word's target), a word whose audio was replaced by another word from
+  another recording (replaced_word's target) and the words of a text longer than what was read (longer_text, from
+  `added_from`) were not read; every other word of those cases and of untouched readings was;
 - gaps: the gap after a spliced-in word's or a repeated word's position holds an extra word; every other gap of
   untouched, cut_word, spliced_word and repeated_word cases does not.
 Cases refused (no speech) or whose alignment fell back are left out.
@@ -17,6 +18,7 @@ out-of-fold probabilities. The split of the 3% false-flag budget between words a
 cross-validated recall.
 
     python recipes/local/train_miscues.py --evidence /work/exp/verif/train80c.json /work/exp/verif/train80s2.json \
+        /work/exp/verif/train_replaced.json \
         --model fusion/models/default --report docs/miscues_cv.json
 """
 from __future__ import annotations
@@ -56,7 +58,7 @@ def text_table(records: list[dict]) -> Table:
     rows = []
     for r in records:
         if r.get("refused") or r["kind"] not in ("untouched", "other_text", "other_language", "cut_word",
-                                                  "longer_text", "spliced_word", "repeated_word"):
+                                                  "longer_text", "spliced_word", "repeated_word", "replaced_word"):
             continue
         x = text_features(Evidence.from_dict(r["evidence"]), [tuple(p) for p in r["reference"]])
         rows.append((x[None, :], np.array([float(r["kind"] in ("other_text", "other_language"))]), r["speaker"],
@@ -68,19 +70,20 @@ def tables(records: list[dict]) -> tuple[Table, Table]:
     words, gaps = [], []
     for r in records:
         if r.get("refused") or not r.get("aligned") or r["kind"] not in ("untouched", "cut_word", "longer_text",
-                                                                           "spliced_word", "repeated_word"):
+                                                                           "spliced_word", "repeated_word",
+                                                                           "replaced_word"):
             continue
         evidence, reference = Evidence.from_dict(r["evidence"]), [tuple(p) for p in r["reference"]]
         aligned = [tuple(a) for a in r["aligned"]]
         n = len(reference)
-        if r["kind"] in ("untouched", "cut_word", "longer_text"):
+        if r["kind"] in ("untouched", "cut_word", "longer_text", "replaced_word"):
             y = np.zeros(n)
-            if r["kind"] == "cut_word":
+            if r["kind"] in ("cut_word", "replaced_word"):
                 y[r["target_word"]] = 1
             if r["kind"] == "longer_text":
                 y[r["added_from"]:] = 1
             words.append((word_features(evidence, reference, aligned), y, r["speaker"], r["kind"]))
-        if r["kind"] != "longer_text" and n > 1:
+        if r["kind"] not in ("longer_text", "replaced_word") and n > 1:
             y = np.zeros(n - 1)
             if r["kind"] in ("spliced_word", "repeated_word"):
                 y[r["target_word"]] = 1
@@ -159,13 +162,15 @@ def rates(words: Table, gaps: Table, word_flag: np.ndarray, gap_flag: np.ndarray
            "false_word_flags_per_untouched_word": _r(word_flag[words.kind == "untouched"].sum(), untouched_words),
            "false_insertions_per_untouched_word": _r(gap_flag[gaps.kind == "untouched"].sum(), untouched_words),
            "omission_recall_cut_word": _r(word_flag[(words.kind == "cut_word") & (words.y == 1)].mean(), 1),
+           "substitution_recall_replaced_word": _r(word_flag[(words.kind == "replaced_word") & (words.y == 1)].mean(), 1),
            "added_words_flagged": _r(word_flag[(words.kind == "longer_text") & (words.y == 1)].mean(), 1),
            "false_word_flags_cut_word_other_words": _r(word_flag[(words.kind == "cut_word") & (words.y == 0)].mean(), 1)}
     for kind in ("spliced_word", "repeated_word"):
         out[f"{kind}_insertion_recall"] = _r(gap_flag[(gaps.kind == kind) & (gaps.y == 1)].mean(), 1)
         out[f"{kind}_false_insertions_other_gaps"] = _r(gap_flag[(gaps.kind == kind) & (gaps.y == 0)].mean(), 1)
-    out["mean_recall"] = _r(np.mean([out["omission_recall_cut_word"], out["added_words_flagged"],
-                                     out["spliced_word_insertion_recall"], out["repeated_word_insertion_recall"]]), 1)
+    out["mean_recall"] = _r(np.nanmean([out["omission_recall_cut_word"], out["added_words_flagged"],
+                                        out["substitution_recall_replaced_word"], out["spliced_word_insertion_recall"],
+                                        out["repeated_word_insertion_recall"]]), 1)
     return out
 
 

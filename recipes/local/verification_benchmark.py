@@ -7,6 +7,7 @@ Cases (all rebuilt from the corpus and espeak-ng with a fixed seed; nothing is s
   cut_word        one word's aligned audio cut out (that word is an omission)
   spliced_word    a word from another recording spliced in between two words (an insertion)
   repeated_word   one word's audio said twice (a repetition)
+  replaced_word   one word's audio replaced by another word from another recording (a substitution)
   noise, tone, silence_noise, other_language   non-speech and espeak-ng speech in fr/de/es/it
 
 Two modes:
@@ -42,7 +43,7 @@ from orthoepy.encoder.text_language import identify
 from orthoepy.encoder.verification import (Evidence, NoSpeechError, ReadingVerifier, VerifierConfig,
                                            decide)
 
-CORPUS_KINDS = ("untouched", "other_text", "longer_text", "cut_word", "spliced_word", "repeated_word")
+CORPUS_KINDS = ("untouched", "other_text", "longer_text", "cut_word", "spliced_word", "repeated_word", "replaced_word")
 SYNTHETIC_KINDS = ("noise", "tone", "silence_noise", "other_language")
 OTHER_LANGUAGES = {"fr": "Je voudrais une tasse de café, s'il vous plaît.", "de": "Ich möchte bitte eine Tasse Kaffee.",
                    "es": "Me gustaría una taza de café, por favor.", "it": "Vorrei una tazza di caffè, per favore."}
@@ -117,6 +118,12 @@ def _corpus_case(kind, u, other, rng, lexicon, aligner) -> Case | None:
         return None
     j = int(rng.integers(len(other_spans)))
     c, d = (int(t * SR) for t in other_spans[j])
+    if kind == "replaced_word":
+        other_words = lexicon.pronounce(other.text).words
+        if other_words[j] == lexicon.pronounce(u.text).words[k]:
+            return None
+        return Case(kind, u.utt_id, u.speaker, u.text, Audio(np.concatenate([x[:a], other_audio.samples[c:d], x[b:]])),
+                    target_word=k)
     gap = np.zeros(int(0.05 * SR), np.float32)
     spliced = np.concatenate([x[:b], gap, other_audio.samples[c:d], gap, x[b:]])
     return Case(kind, u.utt_id, u.speaker, u.text, Audio(spliced), target_word=k)
@@ -267,6 +274,8 @@ def metrics(outcomes: list[dict]) -> dict:
     cut = [o for o in by_kind["cut_word"] if not o["refused"]]
     m["omission_recall"] = _ratio(sum(o["errors"][o["target_word"]] == "Omission" for o in cut), len(cut))
     m["omission_or_flag_recall"] = _ratio(sum(o["errors"][o["target_word"]] in MISCUES for o in cut), len(cut))
+    replaced = [o for o in by_kind["replaced_word"] if not o["refused"]]
+    m["substitution_recall"] = _ratio(sum(o["errors"][o["target_word"]] in MISCUES for o in replaced), len(replaced))
     longer = [o for o in by_kind["longer_text"] if not o["refused"]]
     added = [(o, k) for o in longer for k in range(o["added_from"], len(o["errors"]))]
     m["added_words_flagged"] = _ratio(sum(o["errors"][k] in MISCUES for o, k in added), len(added))
