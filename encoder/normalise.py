@@ -43,6 +43,7 @@ _TOKEN = re.compile(
     rf"|(?P<hour>\b\d{{1,2}}\s?{_AMPM})"
     rf"|(?P<number>{_NUMBER})"
     r"|(?P<abbrev>\b(?:e\.g|i\.e|etc|vs|Dr|Mrs|Mr|Ms|St|Jr|Sr|Prof|Mt)\.)"
+    r"|(?P<initialism>\b(?:[A-Za-z]\.){2,})"  # U.S.A., U.K.: its letters, and its dots are no sentence ends
     r"|(?P<word>[A-Za-z]+(?:'[A-Za-z]+)*)"
     rf"|(?P<punct>[{PAUSE_PUNCTUATION}]+)",
     re.IGNORECASE,
@@ -80,7 +81,8 @@ def tokenize(text: str) -> list[Token]:
                 tokens[-1] = Token(tokens[-1].text, tokens[-1].readings, tokens[-1].punctuation + m.group())
             continue
         readings = _readings(m, matches[k - 1] if k else None)
-        tokens.append(Token(m.group(), readings, "." if m.lastgroup == "abbrev" and k + 1 == len(matches) else ""))
+        ends_text = m.lastgroup in ("abbrev", "initialism") and k + 1 == len(matches)
+        tokens.append(Token(m.group(), readings, "." if ends_text else ""))
     return tokens
 
 
@@ -102,6 +104,8 @@ def _readings(m: re.Match, before: re.Match | None) -> tuple[Words, ...]:
         return ((token.upper(),),)
     if kind == "abbrev":
         return _abbreviation(token, before)
+    if kind == "initialism":
+        return (tuple(c.upper() for c in token if c.isalpha()),)
     return _dedupe(_NUMBER_READERS[kind](token))
 
 

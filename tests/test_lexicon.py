@@ -158,3 +158,9 @@ def test_corpus_lexicon_variants(tmp_path):
     assert p.variants[0][:2] == (("AH0",), ("EY0",)) and p.sources == ("corpus", "corpus")
     assert p.phones[1] == ("R", "IY0", "D")  # the corpus's own entry, not overridden by context
     assert lexicon.pronounce("I have read").phones[2] == ("R", "EH1", "D")  # CMUdict's reading fits the context
+
+
+def test_an_initialism_is_read_as_its_letters_and_its_dots_end_no_sentence():
+    reading = Lexicon().pronounce("Dr. Smith lives in the U.S.A. The U.K. is small.")
+    assert reading.words == ("DOCTOR", "SMITH", "LIVES", "IN", "THE", "U", "S", "A", "THE", "U", "K", "IS", "SMALL")
+    assert reading.punctuation == ("",) * 12 + (".",)
