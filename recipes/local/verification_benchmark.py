@@ -258,6 +258,23 @@ def _plain_lexicon() -> Lexicon:
     return Lexicon()
 
 
+def annotated_metrics(outcomes: list[dict], corpus: str, split: str) -> dict:
+    """The untouched readings again, judged against the annotators: flags on words they judged well read (mean
+    phone accuracy >= 1.5 of 2; the word accuracy score is missing for many test words), and completeness on
+    readings they scored complete (sentence completeness 10)."""
+    labels = {u.utt_id: u for u in load_corpus(corpus, split)}
+    untouched = [o for o in outcomes if o["kind"] == "untouched" and not o["refused"]]
+    good = [(o, k) for o in untouched for k, w in enumerate(labels[o["utt_id"]].words)
+            if len(labels[o["utt_id"]].words) == len(o["errors"]) and w.phone_accuracy
+            and float(np.mean(w.phone_accuracy)) >= 1.5]
+    complete = [o for o in untouched if labels[o["utt_id"]].sentence.completeness == 10]
+    return {"false_miscue_rate_on_well_read_words": _ratio(sum(o["errors"][k] in MISCUES for o, k in good), len(good)),
+            "well_read_words": len(good),
+            "completeness_ge_9.5_on_readings_scored_complete": _ratio(
+                sum(o["completeness"] >= 9.5 for o in complete), len(complete)),
+            "readings_scored_complete": len(complete)}
+
+
 def metrics(outcomes: list[dict]) -> dict:
     by_kind: dict[str, list[dict]] = defaultdict(list)
     for o in outcomes:
@@ -346,9 +363,16 @@ def main(argv: list[str] | None = None) -> None:
                     help="comma-separated case kinds to build (default: all)")
     ap.add_argument("--select", action="store_true", help="evidence mode: choose thresholds by speaker-disjoint CV")
     ap.add_argument("--reselect", help="evidence JSON from an earlier --mode evidence run: only choose thresholds again")
+    ap.add_argument("--rescore", help="assess-mode records from an earlier run: print their metrics again, with the "
+                                       "annotators' labels of --split")
     ap.add_argument("--detector", help="with --reselect: also the metrics with this model directory's miscues.json "
                                        "(in-sample when it was trained on the same evidence)")
     args = ap.parse_args(argv)
+    if args.rescore:
+        records = json.loads(Path(args.rescore).read_text())["records"]
+        print(json.dumps({"metrics": metrics(records),
+                          "annotated": annotated_metrics(records, args.corpus, args.split)}, indent=1))
+        return
     if args.reselect:
         records = json.loads(Path(args.reselect).read_text())["records"]
         result = {"records": records, "metrics_default": metrics(outcomes_from_evidence(records, VerifierConfig()))}
@@ -368,7 +392,8 @@ def main(argv: list[str] | None = None) -> None:
             result["selection"] = select(records)
     else:
         records = run_assess(cases, args.corpus)
-        result = {"metrics": metrics(records), "records": records}
+        result = {"metrics": metrics(records), "annotated": annotated_metrics(records, args.corpus, args.split),
+                  "records": records}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=1))
     summary = {k: v for k, v in result.items() if k != "records"}
