@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field, replace
+from functools import lru_cache
 
 import numpy as np
 
@@ -324,6 +325,14 @@ def align_words(reference: list[tuple[str, ...]], heard: list[tuple[str, ...]]) 
     substitution (cost: their phone distance), heard None for a deletion, reference None for an insertion
     (cost 1 each).
     """
+    return list(_aligned_pairs(tuple(map(tuple, reference)), tuple(map(tuple, heard))))
+
+
+# One decision lays the same transcription over the same text several times (the rules, each detector's
+# features, the substitution check); a long reading's alignment is a pure-Python O(n m) table, so it is kept.
+@lru_cache(maxsize=16)
+def _aligned_pairs(reference: tuple[tuple[str, ...], ...], heard: tuple[tuple[str, ...], ...]
+                   ) -> tuple[tuple[int | None, int | None], ...]:
     n, m = len(reference), len(heard)
     cost = np.zeros((n + 1, m + 1))
     cost[:, 0], cost[0, :] = np.arange(n + 1), np.arange(m + 1)
@@ -340,7 +349,7 @@ def align_words(reference: list[tuple[str, ...]], heard: list[tuple[str, ...]]) 
             pairs.append((i - 1, j - 1)); i, j = i - 1, j - 1
         else:
             pairs.append((i - 1, None)); i -= 1
-    return pairs[::-1]
+    return tuple(pairs[::-1])
 
 
 def check_words(reference: list[tuple[str, ...]], heard: list[HeardWord], forced: list[float],
