@@ -289,6 +289,16 @@ def _alternate_index(name: str) -> int:
     return int(name[name.rindex("(") + 1:-1]) - 1 if name.endswith(")") else 0
 
 
+def word_spans(word_index: list[int], starts, ends) -> list[tuple[float, float, int]]:
+    """Per word, in word order, its aligned (start s, end s, phone count) from its phones' word indices and
+    spans (seconds); words without phones are left out."""
+    spans: dict[int, list] = {}
+    for k, start, end in zip(word_index, starts, ends):
+        span = spans.setdefault(k, [float(start), float(end), 0])
+        span[1], span[2] = float(end), span[2] + 1
+    return [tuple(spans[k]) for k in sorted(spans)]
+
+
 def forget_history(decoder: Any) -> None:
     """Make a reused pocketsphinx decoder treat the next utterance as its first (in ~0.1 ms).
 

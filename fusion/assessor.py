@@ -13,6 +13,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from ..encoder.alignment import word_spans
 from ..encoder.audio import load_audio
 from ..encoder.corpus import SENTENCE_ASPECTS, WORD_ASPECTS
 from ..encoder.features.frontend import FrontEnd, FrontEndConfig, PhoneFeatures
@@ -260,11 +261,7 @@ def lead_with_mismatch(rationale: RationaleResult, verification: Verification | 
 
 def aligned_words(features: PhoneFeatures) -> list[tuple[float, float, int]]:
     """Each word's aligned (start s, end s, phone count)."""
-    spans: dict[int, list] = {}
-    for phone, start, end in zip(features.phones, features.starts, features.ends):
-        span = spans.setdefault(phone.word_index, [float(start), float(end), 0])
-        span[1], span[2] = float(end), span[2] + 1
-    return [tuple(spans[k]) for k in sorted(spans)]
+    return word_spans([p.word_index for p in features.phones], features.starts, features.ends)
 
 
 def _chunk_tuples(chunks: list[Chunk]) -> list[tuple[float, float, int, int]]:

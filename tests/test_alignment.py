@@ -114,3 +114,11 @@ def test_fixture_phone_loop_hears_speech(aligner: ForcedAligner) -> None:
     assert all(p.end >= p.start for p in alignment.loop)
     summary = LikelihoodGOP().extract(audio, alignment).frame_summary
     assert 0.0 <= summary["loop_agreement"] <= 1.0
+
+
+def test_word_spans_join_each_words_phones():
+    from orthoepy.encoder.alignment import word_spans
+
+    assert word_spans([0, 0, 1, 2, 2, 2], [0.0, 0.1, 0.3, 0.5, 0.6, 0.7], [0.1, 0.2, 0.4, 0.6, 0.7, 0.9]) == [
+        (0.0, 0.2, 2), (0.3, 0.4, 1), (0.5, 0.9, 3)]
+    assert word_spans([], [], []) == []

@@ -35,6 +35,7 @@ import numpy as np
 from tqdm import tqdm
 
 from orthoepy.encoder.alignment import ForcedAligner
+from orthoepy.encoder.alignment import word_spans as aligned_spans
 from orthoepy.encoder.audio import Audio, AudioError, load_audio
 from orthoepy.encoder.corpus import load_corpus
 from orthoepy.encoder.lexicon import Lexicon
@@ -66,10 +67,11 @@ def word_spans(aligner: ForcedAligner, lexicon: Lexicon, audio: Audio, text: str
     alignment = aligner.align(audio, pron.canonical)
     if alignment.fallback:
         return None
-    spans: dict[int, list[float]] = {}
-    for seg in alignment.segments:
-        spans.setdefault(seg.phone.word_index, [seg.start, seg.end])[1] = seg.end
-    return [tuple(spans[i]) for i in range(len(pron.words))]
+    return [(start, end) for start, end, _ in _segment_spans(alignment.segments)]
+
+
+def _segment_spans(segments) -> list[tuple[float, float, int]]:
+    return aligned_spans([s.phone.word_index for s in segments], [s.start for s in segments], [s.end for s in segments])
 
 
 def build_cases(corpus: str, split: str, per_kind: int, seed: int,
@@ -173,17 +175,13 @@ def run_evidence(cases: list[Case], lexicon: Lexicon) -> list[dict]:
         chunks = [(c.start, c.end, c.first_word, c.end_word) for c in verifier.chunks(first, case.audio.duration)]
         alignment = aligner.align_chunks(case.audio, pron.canonical, chunks, verifier.spare_cuts(first))
         record |= {"evidence": dataclasses.asdict(evidence), "reference": [list(p) for p in reference],
-                   "aligned": None if alignment.fallback else _aligned_words(alignment, len(words))}
+                   "aligned": None if alignment.fallback else _aligned_words(alignment)}
         records.append(record)
     return records
 
 
-def _aligned_words(alignment, n_words: int) -> list[list[float]]:
-    spans: dict[int, list] = {}
-    for seg in alignment.segments:
-        span = spans.setdefault(seg.phone.word_index, [seg.start, seg.end, 0])
-        span[1], span[2] = seg.end, span[2] + 1
-    return [[round(spans[k][0], 3), round(spans[k][1], 3), spans[k][2]] for k in range(n_words)]
+def _aligned_words(alignment) -> list[list[float]]:
+    return [[round(start, 3), round(end, 3), n] for start, end, n in _segment_spans(alignment.segments)]
 
 
 def run_assess(cases: list[Case], corpus: str) -> list[dict]:
