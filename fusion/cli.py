@@ -176,6 +176,19 @@ def _train_scorer_options(train: argparse.ArgumentParser) -> None:
     train.add_argument("--calibration", choices=("pchip", "isotonic"), default=plan.calibration,
                        help="per-aspect calibration fitted on dev: pchip = smooth and strictly increasing (no "
                             "plateaus), isotonic = the step function of earlier models (default: %(default)s)")
+    train.add_argument("--validation", choices=("dev", "folds"), default=plan.validation,
+                       help="dev = early stopping and calibration on the dev split; folds = speaker "
+                            "cross-validation over train: calibration and the MDD threshold on out-of-fold "
+                            "predictions, the model retrained on all of train (default: %(default)s)")
+    train.add_argument("--folds", type=int, default=plan.n_folds, help="speaker folds with --validation folds")
+    train.add_argument("--fold", type=int, help="with --validation folds: train this fold only and save its "
+                                                "out-of-fold predictions under OUT/folds/ (run folds in parallel, "
+                                                "then once without --fold)")
+    train.add_argument("--augmented-items", help="items.json of recipes/local/augment_features.py: error-augmented "
+                                                 "training items (train side only)")
+    train.add_argument("--augmented-features", help="the augmented items' feature store")
+    train.add_argument("--augment-share", type=float, default=plan.augment_share,
+                       help="share of the augmented items to use (default: %(default)s)")
     train.set_defaults(run=_run_train_scorer)
 
 
@@ -356,9 +369,16 @@ def _run_train_scorer(args: argparse.Namespace) -> int:
     plan = TrainingPlan(seed=args.seed, mtp=not args.no_mtp, handcrafted=not args.no_handcrafted,
                         n_handcrafted=args.n_handcrafted, groups=groups, mtp_epochs=args.mtp_epochs,
                         epochs=args.epochs, patience=args.patience, lr=args.lr, dropout=args.dropout,
-                        threads=args.threads, calibration=args.calibration)
-    train_scorer(args.features, args.corpus, args.out, plan)
+                        threads=args.threads, calibration=args.calibration, validation=args.validation,
+                        n_folds=args.folds, only_fold=args.fold, augmented_items=args.augmented_items,
+                        augmented_features=args.augmented_features, augment_share=args.augment_share)
+    if train_scorer(args.features, args.corpus, args.out, plan) is None:
+        print(f"fold {args.fold} -> {Path(args.out) / 'folds' / f'fold{args.fold}'}")
+        return 0
     report = json.loads((Path(args.out) / "training_report.json").read_text())
+    if "cv" in report:
+        print(f"model -> {args.out}; out-of-fold over train (calibrated):")
+        print(format_metrics(report["cv"]["calibrated"]))
     print(f"model -> {args.out}; dev (calibrated):")
     print(format_metrics(report["dev"]["calibrated"]))
     return 0

@@ -129,3 +129,34 @@ def test_bundle_records_the_frontend_configuration(model_dir, stores):
     scorer = Scorer.from_pretrained(model_dir)
     assert scorer.frontend_config == FeatureStore(stores / "train").manifest["config"]
     assert Assessor(scorer, "tiny").frontend.config.key() == FeatureStore(stores / "train").manifest["config_key"]
+
+
+def test_speaker_folds_with_augmented_items(tmp_path, stores, fixture_dir):
+    from dataclasses import replace
+
+    from orthoepy.encoder.scorer.augmentation import AugmentationPlan, TargetSlopes, augment, save_augmented
+
+    train = load_corpus(fixture_dir, "train")
+    items = augment(train, AugmentationPlan(omission=0.3, mismatch=0.3, nonspeech=2), TargetSlopes.fit(train),
+                    tmp_path / "audio")
+    save_augmented(items, tmp_path / "items.json")
+    extract_utterances(items, tmp_path / "augmented", nj=2, cache_dir=stores / "cache", progress=False)
+    plan = replace(TINY_PLAN, validation="folds", n_folds=3, augmented_items=str(tmp_path / "items.json"),
+                   augmented_features=str(tmp_path / "augmented"))
+    out = tmp_path / "model"
+    assert train_scorer(stores, fixture_dir, out, replace(plan, only_fold=1)) is None  # one fold, as a parallel job
+    fold1 = out / "folds" / "fold1" / "oof.json"
+    written = fold1.stat().st_mtime_ns
+    assert not (out / "scorer.json").exists()
+    scorer = train_scorer(stores, fixture_dir, out, plan)
+    assert fold1.stat().st_mtime_ns == written  # the finished fold is loaded, not trained again
+    report = json.loads((out / "training_report.json").read_text())
+    assert report["n_augmented"] == len(items) and report["n_train"] == len(train)
+    assert [f["fold"] for f in report["folds"]] == [0, 1, 2]
+    assert len(report["history"]) == report["retrain_epochs"]["fit"] <= TINY_PLAN.epochs
+    assert report["cv"]["calibration"] == "pchip" and "calibrated" in report["dev"]
+    assert sum(len(json.loads((out / "folds" / f"fold{k}" / "oof.json").read_text())["predictions"])
+               for k in range(3)) == len(train)  # each train utterance scored once, out of fold
+    features = dict(FeatureStore(stores / "test"))
+    scored = Scorer.from_pretrained(out).score(features)
+    assert len(scored) == len(features) and scorer.mdd_threshold == Scorer.from_pretrained(out).mdd_threshold

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..folds import CrossFitFold, speaker_folds  # noqa: F401  (cross_fit uses them; older imports keep working)
 from ..alignment import Alignment
 from ..audio import Audio
 from ..phoneset import PHONE_INDEX, PHONES
@@ -267,26 +268,6 @@ class InDomainGOP:
         ends = np.array([s.end for s in alignment.segments], np.float32)
         values, _, _ = phone_features(log_probs, phones, starts, ends)
         return GroupOutput(FeatureBlock(FEATURE_NAMES, values))
-
-
-@dataclass(frozen=True)
-class CrossFitFold:
-    """One cross-fitting fold: the recogniser is fitted on fit_ids and predicts held_out_ids (other speakers)."""
-
-    fold: int
-    fit_ids: tuple[str, ...]
-    held_out_ids: tuple[str, ...]
-
-
-def speaker_folds(utt_speakers: dict[str, str], n_folds: int = 5) -> list[CrossFitFold]:
-    """Speaker-disjoint folds over the given utterances (speakers dealt round-robin in sorted order)."""
-    speakers = sorted(set(utt_speakers.values()))
-    if len(speakers) < n_folds:
-        raise ValueError(f"{len(speakers)} speakers cannot fill {n_folds} folds")
-    fold_of = {s: i % n_folds for i, s in enumerate(speakers)}
-    ids = sorted(utt_speakers)
-    return [CrossFitFold(k, tuple(u for u in ids if fold_of[utt_speakers[u]] != k),
-                         tuple(u for u in ids if fold_of[utt_speakers[u]] == k)) for k in range(n_folds)]
 
 
 def cross_fit(frames: dict[str, np.ndarray], targets: dict[str, FrameTargets], utt_speakers: dict[str, str],

@@ -1,7 +1,10 @@
 """The scorer as one trained bundle: feature selection, scaling, the network, calibration, the MDD threshold.
 
 `train_scorer` runs the whole training recipe on a feature store (train + dev); `Scorer` saves, loads
-and scores. Model selection, calibration and the detection threshold all use dev, never test.
+and scores. Model selection, calibration and the detection threshold use either the dev split
+(validation="dev", the earlier recipe) or speaker cross-validation over train (validation="folds",
+encoder/scorer/crossval.py: out-of-fold calibration, the shipped model retrained on all of train), never test.
+Error-augmented items (encoder/scorer/augmentation.py) join the training side only.
 """
 from __future__ import annotations
 
@@ -23,7 +26,9 @@ from .handcrafted import HandcraftedSelector
 from .metrics import MISPRONOUNCED_BELOW, aspect_table, choose_threshold, mispronounced, mispronunciation_detection
 from .model import HierarchicalScorer, ScorerConfig
 from .onnx_export import ONNX_FILE, OnnxScorerModel, onnx_fingerprint, weights_fingerprint
-from .train import UtterancePrediction, fit, phone_states, predict, pretrain
+from .augmentation import load_augmented
+from .crossval import FOLD_RESULT, FitOptions, FoldResult, fit_model, oof_predictions, retrain_epochs, run_fold
+from .train import UtterancePrediction, phone_states, predict
 
 BUNDLE_FILE, SCALER_FILE, CALIBRATION_FILE, HANDCRAFTED_FILE = "scorer.json", "scaler.npz", "calibration.json", "handcrafted.json"
 REPORT_FILE = "training_report.json"
@@ -53,6 +58,12 @@ class TrainingPlan:
     threads: int | None = None
     progress: bool = True
     calibration: str = DEFAULT_METHOD  # "pchip" (smooth, strictly increasing) or "isotonic" (step function)
+    validation: str = "dev"  # "dev" or "folds" (speaker cross-validation over train)
+    n_folds: int = 5
+    only_fold: int | None = None  # with "folds": fit this fold only, save its OOF predictions, and stop
+    augmented_items: str | None = None  # items.json of recipes/local/augment_features.py
+    augmented_features: str | None = None  # their feature store (same groups as the train store)
+    augment_share: float = 1.0  # share of the augmented items used (a seeded draw)
 
 
 @dataclass
@@ -173,8 +184,11 @@ def _load_onnx(path: Path, model: HierarchicalScorer) -> OnnxScorerModel:
 
 
 def train_scorer(features_dir: str | Path, corpus_dir: str | Path | None, out_dir: str | Path,
-                 plan: TrainingPlan = TrainingPlan()) -> Scorer:
-    """Train on features_dir/train, select and calibrate on features_dir/dev, save the bundle to out_dir."""
+                 plan: TrainingPlan = TrainingPlan()) -> Scorer | None:
+    """Train on features_dir/train (+ augmented items), select and calibrate on features_dir/dev or on speaker
+    folds of train, save the bundle to out_dir. Returns None when plan.only_fold ran one fold only."""
+    if plan.validation not in ("dev", "folds"):
+        raise ValueError(f"validation must be 'dev' or 'folds', not {plan.validation!r}")
     features_dir, out_dir = Path(features_dir), Path(out_dir)
     utterances = load_corpus(corpus_dir)
     train_store, dev_store = FeatureStore(features_dir / "train"), FeatureStore(features_dir / "dev")
@@ -182,28 +196,87 @@ def train_scorer(features_dir: str | Path, corpus_dir: str | Path | None, out_di
     columns = [] if handcrafted is None else [int(i) for i in handcrafted.selected_indices_]
     train = build_examples(train_store, utterances, plan.groups, columns)
     dev = build_examples(dev_store, utterances, plan.groups, columns)
-    scaler = FeatureScaler.fit(train)
-    train, dev = scaler.transform(train), scaler.transform(dev)
+    augmented_items = _augmented_items(plan)
+    augmented = (build_examples(FeatureStore(plan.augmented_features), augmented_items, plan.groups, columns)
+                 if augmented_items else [])
+    scaler = FeatureScaler.fit(train)  # real utterances only: non-speech items would shift the moments
+    train, dev, augmented = scaler.transform(train), scaler.transform(dev), scaler.transform(augmented)
     config = ScorerConfig(phone_feature_dim=train[0].features.shape[1], n_utterance_features=len(columns),
-                          dropout=plan.dropout, input_dropout=plan.dropout,
-                          groups=plan.groups)
-    options = dict(seed=plan.seed, batch_size=plan.batch_size, lr=plan.lr, threads=plan.threads, progress=plan.progress)
-    encoder_state, mtp_history = None, []
-    if plan.mtp:
-        pretrainer, mtp_history = pretrain(train, dev, config, epochs=plan.mtp_epochs, **options)
-        encoder_state = pretrainer.encoder.state_dict()
-    model, history = fit(train, dev, config, epochs=plan.epochs, patience=plan.patience,
-                         phone_encoder_state=encoder_state, **options)
-    scorer, dev_report = _calibrate(model, scaler, handcrafted, dev, plan.calibration)
+                          dropout=plan.dropout, input_dropout=plan.dropout, groups=plan.groups)
+    options = FitOptions(plan.mtp, plan.mtp_epochs, plan.epochs, plan.patience, plan.seed, plan.batch_size, plan.lr,
+                         plan.threads, plan.progress)
+    speakers = {**{u.utt_id: u.speaker for u in utterances}, **{u.utt_id: u.speaker for u in augmented_items}}
+    if plan.validation == "folds":
+        fitted = _cross_validated(train, augmented, speakers, config, options, plan, out_dir)
+        if fitted is None:
+            return None
+        model, histories, oof = fitted
+        raw, labels = prediction_dict(oof), label_dict(train)
+    else:
+        model, history, mtp_history = fit_model(train + augmented, dev, config, options)
+        histories = {"mtp_history": [asdict(r) for r in mtp_history], "history": [asdict(r) for r in history]}
+        raw, labels = prediction_dict(predict(model, dev)), label_dict(dev)
+    calibrator, threshold, calibration_report = fit_calibration(raw, labels, plan.calibration)
+    scorer = Scorer(model, scaler, handcrafted, calibrator, threshold)
     # inference must extract features the same way
     scorer.frontend_config = _used_frontend(train_store.manifest["config"],
                                             chosen_groups(train_store.manifest["groups"], plan.groups))
     out_dir.mkdir(parents=True, exist_ok=True)
     scorer.save_pretrained(out_dir)
-    report = {"plan": asdict(plan), "dev": dev_report, "n_train": len(train), "n_dev": len(dev),
-              "mtp_history": [asdict(r) for r in mtp_history], "history": [asdict(r) for r in history]}
+    report = {"plan": asdict(plan), "n_train": len(train), "n_augmented": len(augmented), "n_dev": len(dev),
+              **histories, **_held_out_reports(plan, calibration_report, scorer, dev)}
     (out_dir / REPORT_FILE).write_text(json.dumps(report, indent=1, default=float))
     return scorer
+
+
+def _augmented_items(plan: TrainingPlan) -> list[Utterance]:
+    """The augmented items to train on: a seeded draw of plan.augment_share of them (none without a file)."""
+    if not plan.augmented_items:
+        return []
+    if not plan.augmented_features:
+        raise ValueError("augmented_items needs augmented_features (their feature store)")
+    items = load_augmented(plan.augmented_items)
+    keep = np.random.default_rng(plan.seed).random(len(items)) < plan.augment_share
+    present = set(FeatureStore(plan.augmented_features).utt_ids)
+    return [u for u, k in zip(items, keep) if k and u.utt_id in present]
+
+
+def _cross_validated(train, augmented, speakers, config, options, plan, out_dir):
+    """Fold results (run or loaded), then the model fitted on all of train; None after plan.only_fold."""
+    folds = [plan.only_fold] if plan.only_fold is not None else range(plan.n_folds)
+    results = []
+    for k in folds:
+        directory = out_dir / "folds" / f"fold{k}"
+        if (directory / FOLD_RESULT).is_file():
+            results.append(FoldResult.load(directory))
+            continue
+        result = run_fold(k, train, augmented, speakers, plan.n_folds, config, options)
+        result.save(directory)
+        results.append(result)
+    if plan.only_fold is not None:
+        return None
+    stop = retrain_epochs(results)
+    model, history, mtp_history = fit_model(train + augmented, [], config, options, stop_after=stop)
+    histories = {"folds": [{"fold": r.fold, "n_fit": r.n_fit, "best_epoch": r.best_epoch,
+                            "best_mtp_epoch": r.best_mtp_epoch,
+                            "history": [asdict(e) for e in r.history]} for r in results],
+                 "retrain_epochs": {"mtp": stop[0], "fit": stop[1]},
+                 "mtp_history": [asdict(r) for r in mtp_history], "history": [asdict(r) for r in history]}
+    return model, histories, oof_predictions(results, [e.utt_id for e in train])
+
+
+def _held_out_reports(plan: TrainingPlan, calibration_report: dict, scorer: "Scorer", dev) -> dict:
+    """With folds: the OOF (cross-validated) report and dev scored by the shipped model (used for nothing);
+    with dev: the dev report."""
+    if plan.validation == "dev":
+        return {"dev": calibration_report}
+    raw = prediction_dict(predict(scorer.model, dev))
+    labels = label_dict(dev)
+    calibrated = scorer.calibrator.transform(raw)
+    return {"cv": calibration_report,
+            "dev": {"raw": aspect_table(raw, labels), "calibrated": aspect_table(calibrated, labels),
+                    "mdd": mispronunciation_detection(calibrated["phone"], labels["phone"], scorer.mdd_threshold),
+                    "calibration": plan.calibration}}
 
 
 def _used_frontend(config: dict, used_groups: tuple[str, ...]) -> dict:
@@ -242,17 +315,10 @@ def _select_handcrafted(store: FeatureStore, utterances: list[Utterance], plan: 
     return HandcraftedSelector(n_features=n, random_state=plan.seed).fit(np.stack(pools), np.array(targets, float), names)
 
 
-def _calibrate(model: HierarchicalScorer, scaler: FeatureScaler, handcrafted: HandcraftedSelector | None,
-               dev: list[ScorerExample], method: str = DEFAULT_METHOD) -> tuple[Scorer, dict]:
-    raw = prediction_dict(predict(model, dev))
-    labels = label_dict(dev)
-    calibrator, threshold, report = fit_calibration(raw, labels, method)
-    return Scorer(model, scaler, handcrafted, calibrator, threshold), report
-
-
 def fit_calibration(raw: dict[str, np.ndarray], labels: dict[str, np.ndarray], method: str = DEFAULT_METHOD
                     ) -> tuple[AspectCalibrator, float, dict]:
-    """The calibrator and the MDD threshold (on calibrated phone scores) fitted on dev predictions, and the dev report."""
+    """The calibrator and the MDD threshold (on calibrated phone scores) fitted on held-out predictions (dev, or
+    out-of-fold over train), and their report."""
     calibrator = AspectCalibrator(method=method).fit(raw, labels)
     calibrated = calibrator.transform(raw)
     threshold = _detection_threshold(calibrated["phone"], labels["phone"])

@@ -50,10 +50,13 @@ def batches(examples: Sequence[ScorerExample], batch_size: int, rng: np.random.G
 def fit(train_examples: Sequence[ScorerExample], dev_examples: Sequence[ScorerExample], config: ScorerConfig,
         seed: int = 0, epochs: int = 30, batch_size: int = 32, lr: float = 1e-3, weight_decay: float = 0.01,
         patience: int = 8, loss_config: LossConfig | None = None, phone_encoder_state: dict | None = None,
-        threads: int | None = None, progress: bool = True) -> tuple[HierarchicalScorer, list[EpochRecord]]:
+        threads: int | None = None, progress: bool = True, stop_after: int | None = None
+        ) -> tuple[HierarchicalScorer, list[EpochRecord]]:
     """Train a HierarchicalScorer; return the dev-best model (eval mode) and one record per epoch.
 
     phone_encoder_state: `PhonePretrainer.encoder.state_dict()` from `pretrain`, to start from MTP weights.
+    Without dev examples there is no early stopping: the learning-rate schedule still spans `epochs`, training
+    stops after `stop_after` epochs (e.g. the cross-validated best epoch) and the last weights are kept.
     """
     _setup(seed, threads)
     loss_config = loss_config or LossConfig(phone_class_weights=phone_class_weights(train_examples))
@@ -65,19 +68,22 @@ def fit(train_examples: Sequence[ScorerExample], dev_examples: Sequence[ScorerEx
         return scoring_loss(model(**batch.model_inputs()), batch, loss_config).total
 
     def score_on_dev(epoch: int, train_loss: float) -> EpochRecord:
+        if not dev_examples:
+            return _undeveloped(epoch, train_loss)
         dev_loss, metrics = evaluate(model, dev_examples, loss_config, batch_size)
         return EpochRecord(epoch, train_loss, dev_loss, metrics, selection_score(metrics, dev_loss))
 
-    loop = _EpochLoop(seed, epochs, batch_size, lr, weight_decay, patience, progress)
+    loop = _EpochLoop(seed, epochs, batch_size, lr, weight_decay, patience, progress, stop_after)
     history = loop.run(model, train_examples, batch_loss, score_on_dev, "fit")
     return model.eval(), history
 
 
 def pretrain(train_examples: Sequence[ScorerExample], dev_examples: Sequence[ScorerExample], config: ScorerConfig,
              seed: int = 0, epochs: int = 20, batch_size: int = 32, lr: float = 1e-3, weight_decay: float = 0.01,
-             mask_ratio: float = 0.15, patience: int = 5, threads: int | None = None, progress: bool = True
-             ) -> tuple[PhonePretrainer, list[EpochRecord]]:
-    """MTP of the phone encoder; selects the epoch with the lowest dev reconstruction loss."""
+             mask_ratio: float = 0.15, patience: int = 5, threads: int | None = None, progress: bool = True,
+             stop_after: int | None = None) -> tuple[PhonePretrainer, list[EpochRecord]]:
+    """MTP of the phone encoder; selects the epoch with the lowest dev reconstruction loss (without dev examples:
+    the weights after `stop_after` epochs, as in `fit`)."""
     _setup(seed, threads)
     model = PhonePretrainer(config, train_examples[0].feature_names)
     masking = torch.Generator().manual_seed(seed)
@@ -86,10 +92,12 @@ def pretrain(train_examples: Sequence[ScorerExample], dev_examples: Sequence[Sco
         return model(batch, mask_phones(batch.phone_mask, mask_ratio, masking)).total
 
     def score_on_dev(epoch: int, train_loss: float) -> EpochRecord:
+        if not dev_examples:
+            return _undeveloped(epoch, train_loss)
         dev_loss = pretrain_loss(model, dev_examples, mask_ratio, seed, batch_size)
         return EpochRecord(epoch, train_loss, dev_loss, {}, -dev_loss)
 
-    loop = _EpochLoop(seed, epochs, batch_size, lr, weight_decay, patience, progress)
+    loop = _EpochLoop(seed, epochs, batch_size, lr, weight_decay, patience, progress, stop_after)
     history = loop.run(model, train_examples, batch_loss, score_on_dev, "pretrain")
     return model.eval(), history
 
@@ -105,6 +113,7 @@ class _EpochLoop:
     weight_decay: float
     patience: int
     progress: bool
+    stop_after: int | None = None  # last epoch to run (the schedule still spans `epochs`)
 
     def run(self, model: torch.nn.Module, train_examples: Sequence[ScorerExample],
             batch_loss: Callable[[ScorerBatch], torch.Tensor], score_on_dev: Callable[[int, float], EpochRecord],
@@ -117,6 +126,8 @@ class _EpochLoop:
         best_score, best_state, stale = -math.inf, copy.deepcopy(model.state_dict()), 0
         bar = tqdm(range(1, self.epochs + 1), desc=desc, unit="epoch", disable=not self.progress)
         for epoch in bar:
+            if self.stop_after is not None and epoch > self.stop_after:
+                break
             started = _now()
             model.train()
             losses = [self._step(batch_loss(batch), model, optimizer, scheduler)
@@ -143,6 +154,11 @@ class _EpochLoop:
         optimizer.step()
         scheduler.step()
         return loss.item()
+
+
+def _undeveloped(epoch: int, train_loss: float) -> EpochRecord:
+    """The record of an epoch without dev examples: a rising selection score, so the last epoch is kept."""
+    return EpochRecord(epoch, train_loss, float("nan"), {}, float(epoch))
 
 
 @torch.no_grad()

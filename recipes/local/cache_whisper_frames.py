@@ -2,7 +2,8 @@
 
     python recipes/local/cache_whisper_frames.py --corpus $SO762_DIR --splits train dev test --out /work/exp3/whisper_frames
 
-Reruns skip utterances whose file exists. One thread: the machine is shared.
+With --items (recipes/local/augment_features.py's items.json) also the augmented items' recordings that are
+not corpus utterances (non-speech), named by their source id. Reruns skip utterances whose file exists. One thread: the machine is shared.
 """
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import numpy as np
 from orthoepy.encoder.audio import load_audio
 from orthoepy.encoder.corpus import load_corpus
 from orthoepy.encoder.features.whisper import WhisperFeatures
+from orthoepy.encoder.scorer.augmentation import load_augmented, source_id
 
 
 def main() -> None:
@@ -23,6 +25,7 @@ def main() -> None:
     parser.add_argument("--splits", nargs="+", default=["train", "dev", "test"])
     parser.add_argument("--out", required=True)
     parser.add_argument("--whisper", default="base")
+    parser.add_argument("--items", default=None, help="augmented items.json: frames of their non-corpus recordings too")
     args = parser.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -38,6 +41,12 @@ def main() -> None:
             if i % 250 == 0:
                 print(f"{split}: {i}/{len(utts)} {time.perf_counter() - start:.0f}s", flush=True)
         print(f"{split}: done, {len(utts)} utterances, {time.perf_counter() - start:.0f}s", flush=True)
+    if args.items:
+        corpus_ids = {u.utt_id for u in load_corpus(args.corpus)}
+        for item in load_augmented(args.items):
+            target = out / f"{source_id(item.utt_id)}.npy"
+            if source_id(item.utt_id) not in corpus_ids and not target.exists():
+                np.save(target, whisper.encoder_frames(load_audio(item.audio_path)).astype(np.float16))
 
 
 if __name__ == "__main__":

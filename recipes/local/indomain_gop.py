@@ -7,6 +7,9 @@ one a scorer trained on these features ships with. Writes
   OUT/models/{fold0..,all}/   recognisers
   OUT/features/{split}/       copies of the input stores with the `indomain_gop` block added
   OUT/recogniser_report.json  frame accuracy per split, training losses, parameter count
+  AUG/features_indomain/      with --augmented AUG (recipes/local/augment_features.py): the augmented items' store
+                              with the block added, from their source recording's out-of-fold posteriors (the
+                              same arrays as the source's own features; non-speech items: the all-train recogniser)
 
     python recipes/local/indomain_gop.py --corpus $SO762_DIR --features /work/exp/features \
         --frames /work/exp3/whisper_frames --out /work/exp3
@@ -29,6 +32,7 @@ from orthoepy.encoder.features.indomain_gop import (
     FEATURE_NAMES, OUTSIDE, FrameTargets, InDomainRecogniser, RecogniserConfig, cross_fit, frame_targets, phone_features)
 from orthoepy.encoder.features.records import FeatureBlock
 from orthoepy.encoder.features.store import MANIFEST, FeatureStore
+from orthoepy.encoder.scorer.augmentation import source_id
 
 GROUP = "indomain_gop"
 
@@ -41,9 +45,15 @@ def main() -> None:
     stores = {s: FeatureStore(Path(args.features) / s) for s in args.splits}
     feats = {s: {u: f for u, f in stores[s]} for s in args.splits}
     frames = {s: {u: np.load(Path(args.frames) / f"{u}.npy") for u in feats[s]} for s in args.splits}
-    train_targets = {u: _targets(frames["train"][u], f, labels[u], config) for u, f in feats["train"].items()}
     out, report = Path(args.out), {"config": asdict(config), "n_folds": args.folds}
     started = time.perf_counter()
+    if args.load:  # dev/test stores for recognisers fitted by an earlier run (OUT/models/all)
+        full = InDomainRecogniser.from_pretrained(out / "models" / "all")
+        for split in args.splits:
+            _write_store(stores[split], feats[split], {u: full.predict_log_proba(x) for u, x in frames[split].items()},
+                         out / "features" / split, out / "models" / "all")
+        return
+    train_targets = {u: _targets(frames["train"][u], f, labels[u], config) for u, f in feats["train"].items()}
     speakers = {u: labels[u].speaker for u in feats["train"]}
     log_probs = {"train": {}}
     n_folds = min(args.folds, len(set(speakers.values())))  # tiny corpora (the CI fixture) have few speakers
@@ -62,6 +72,8 @@ def main() -> None:
     report["frame_accuracy"] = {s: _frame_accuracy(log_probs[s], feats[s], labels, frames[s], config) for s in args.splits}
     for split in args.splits:
         _write_store(stores[split], feats[split], log_probs[split], out / "features" / split, out / "models" / "all")
+    if args.augmented:
+        _write_augmented(Path(args.augmented), log_probs["train"], full, Path(args.frames), out / "models" / "all")
     (out / "recogniser_report.json").write_text(json.dumps(report, indent=1))
     print(json.dumps(report["frame_accuracy"], indent=1))
 
@@ -76,6 +88,9 @@ def _args() -> argparse.Namespace:
     p.add_argument("--folds", type=int, default=5)
     p.add_argument("--epochs", type=int, default=RecogniserConfig.epochs)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--load", action="store_true",
+                   help="write the stores of --splits (not train) with OUT/models/all from an earlier run; fit nothing")
+    p.add_argument("--augmented", default=None, help="folder of recipes/local/augment_features.py (needs train in --splits)")
     return p.parse_args()
 
 
@@ -119,6 +134,18 @@ def _write_store(store: FeatureStore, feats: dict, log_probs: dict, out_dir: Pat
     manifest["groups"] = {**manifest["groups"], GROUP: len(FEATURE_NAMES)}
     manifest.pop("config_key", None)  # these features were not extracted by one FrontEnd run: no cache key
     (out_dir / MANIFEST).write_text(json.dumps(manifest, indent=1))
+
+
+def _write_augmented(folder: Path, train_log_probs: dict, full: InDomainRecogniser, frames_dir: Path,
+                     recogniser_dir: Path) -> None:
+    store = FeatureStore(folder / "features")
+    feats = {u: f for u, f in store}
+    log_probs = {}
+    for u in feats:
+        source = source_id(u)
+        log_probs[u] = (train_log_probs[source] if source in train_log_probs
+                        else full.predict_log_proba(np.load(frames_dir / f"{source}.npy")))
+    _write_store(store, feats, log_probs, folder / "features_indomain", recogniser_dir)
 
 
 if __name__ == "__main__":

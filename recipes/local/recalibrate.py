@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from orthoepy.encoder.corpus import SENTENCE_ASPECTS, WORD_ASPECTS, load_corpus
-from orthoepy.encoder.features.indomain_gop import speaker_folds
+from orthoepy.encoder.folds import speaker_folds
 from orthoepy.encoder.features.store import FeatureStore
 from orthoepy.encoder.scorer.calibration import METHODS, AspectCalibrator
 from orthoepy.encoder.scorer.data import build_examples
