@@ -155,6 +155,8 @@ def test_speaker_folds_with_augmented_items(tmp_path, stores, fixture_dir):
     assert [f["fold"] for f in report["folds"]] == [0, 1, 2]
     assert len(report["history"]) == report["retrain_epochs"]["fit"] <= TINY_PLAN.epochs
     assert report["cv"]["calibration"] == "pchip" and "calibrated" in report["dev"]
+    listening = report["cv_listening"]  # every augmented item is scored once, by the fold holding out its speaker
+    assert sum(v["n"] for k, v in listening.items() if isinstance(v, dict) and "total" in k and "several" not in k) > 0
     assert sum(len(json.loads((out / "folds" / f"fold{k}" / "oof.json").read_text())["predictions"])
                for k in range(3)) == len(train)  # each train utterance scored once, out of fold
     features = dict(FeatureStore(stores / "test"))

@@ -42,13 +42,15 @@ class FitOptions:
 
 @dataclass
 class FoldResult:
-    """One fold's OOF predictions (its held-out real utterances) and training histories."""
+    """One fold's OOF predictions (its held-out real utterances, and the probe items read by its held-out
+    speakers) and training histories."""
 
     fold: int
     n_fit: int
     predictions: list[UtterancePrediction]
     history: list[EpochRecord]
     mtp_history: list[EpochRecord] = field(default_factory=list)
+    probe_predictions: list[UtterancePrediction] = field(default_factory=list)
 
     @property
     def best_epoch(self) -> int:
@@ -61,8 +63,8 @@ class FoldResult:
     def save(self, directory: Path) -> None:
         directory.mkdir(parents=True, exist_ok=True)
         record = {"fold": self.fold, "n_fit": self.n_fit,
-                  "predictions": [{"utt_id": p.utt_id, "phone": p.phone.tolist(), "word": p.word.tolist(),
-                                   "sentence": p.sentence.tolist()} for p in self.predictions],
+                  "predictions": [_prediction_record(p) for p in self.predictions],
+                  "probe_predictions": [_prediction_record(p) for p in self.probe_predictions],
                   "history": [asdict(r) for r in self.history], "mtp_history": [asdict(r) for r in self.mtp_history]}
         tmp = directory / (FOLD_RESULT + ".tmp")
         tmp.write_text(json.dumps(record, default=float))
@@ -71,11 +73,9 @@ class FoldResult:
     @classmethod
     def load(cls, directory: Path) -> "FoldResult":
         r = json.loads((directory / FOLD_RESULT).read_text())
-        predictions = [UtterancePrediction(p["utt_id"], np.array(p["phone"], np.float32),
-                                           np.array(p["word"], np.float32).reshape(-1, 3),
-                                           np.array(p["sentence"], np.float32)) for p in r["predictions"]]
-        return cls(r["fold"], r["n_fit"], predictions, [EpochRecord(**e) for e in r["history"]],
-                   [EpochRecord(**e) for e in r["mtp_history"]])
+        return cls(r["fold"], r["n_fit"], [_prediction(p) for p in r["predictions"]],
+                   [EpochRecord(**e) for e in r["history"]], [EpochRecord(**e) for e in r["mtp_history"]],
+                   [_prediction(p) for p in r.get("probe_predictions", [])])
 
 
 def fit_model(fit_set: Sequence[ScorerExample], held_out: Sequence[ScorerExample], config: ScorerConfig,
@@ -97,11 +97,16 @@ def fit_model(fit_set: Sequence[ScorerExample], held_out: Sequence[ScorerExample
 
 
 def run_fold(k: int, train: Sequence[ScorerExample], augmented: Sequence[ScorerExample],
-             speakers: dict[str, str], n_folds: int, config: ScorerConfig, options: FitOptions) -> FoldResult:
-    """Fit fold k (speakers of fold k held out) and predict its held-out real utterances."""
+             speakers: dict[str, str], n_folds: int, config: ScorerConfig, options: FitOptions,
+             probe: Sequence[ScorerExample] = ()) -> FoldResult:
+    """Fit fold k (speakers of fold k held out) and predict its held-out real utterances, and the probe items
+    (e.g. every augmented item, also those not trained on) whose speaker fold k holds out."""
     fit_set, held_out = split_fold(k, train, augmented, speakers, n_folds)
     model, history, mtp_history = fit_model(fit_set, held_out, config, options)
-    return FoldResult(k, len(fit_set), predict(model, held_out), history, mtp_history)
+    fold_of = fold_of_speaker({speakers[e.utt_id] for e in train}, n_folds)
+    probed = [e for e in probe if fold_of.get(speakers[e.utt_id], -1) == k]
+    return FoldResult(k, len(fit_set), predict(model, held_out), history, mtp_history,
+                      predict(model, probed) if probed else [])
 
 
 def split_fold(k: int, train: Sequence[ScorerExample], augmented: Sequence[ScorerExample],
@@ -129,6 +134,15 @@ def retrain_epochs(results: Sequence[FoldResult]) -> tuple[int | None, int]:
     """(MTP epochs, fine-tuning epochs) for the model fitted on all of train: the folds' median best epochs."""
     mtp = [r.best_mtp_epoch for r in results if r.best_mtp_epoch is not None]
     return (round(median(mtp)) if mtp else None), round(median(r.best_epoch for r in results))
+
+
+def _prediction_record(p: UtterancePrediction) -> dict:
+    return {"utt_id": p.utt_id, "phone": p.phone.tolist(), "word": p.word.tolist(), "sentence": p.sentence.tolist()}
+
+
+def _prediction(r: dict) -> UtterancePrediction:
+    return UtterancePrediction(r["utt_id"], np.array(r["phone"], np.float32),
+                               np.array(r["word"], np.float32).reshape(-1, 3), np.array(r["sentence"], np.float32))
 
 
 def _best(history: Sequence[EpochRecord]) -> int:

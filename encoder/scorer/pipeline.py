@@ -23,6 +23,7 @@ from ..features.store import FeatureStore
 from .calibration import DEFAULT_METHOD, AspectCalibrator
 from .data import FeatureScaler, ScorerExample, build_examples, chosen_groups, unlabelled_example
 from .handcrafted import HandcraftedSelector
+from .listening import Scores, listening_report
 from .metrics import MISPRONOUNCED_BELOW, aspect_table, choose_threshold, mispronounced, mispronunciation_detection
 from .model import HierarchicalScorer, ScorerConfig
 from .onnx_export import ONNX_FILE, OnnxScorerModel, onnx_fingerprint, weights_fingerprint
@@ -197,25 +198,26 @@ def train_scorer(features_dir: str | Path, corpus_dir: str | Path | None, out_di
     train = build_examples(train_store, utterances, plan.groups, columns)
     dev = build_examples(dev_store, utterances, plan.groups, columns)
     augmented_items = _augmented_items(plan)
-    augmented = (build_examples(FeatureStore(plan.augmented_features), augmented_items, plan.groups, columns)
-                 if augmented_items else [])
+    probe = (build_examples(FeatureStore(plan.augmented_features), augmented_items, plan.groups, columns)
+             if augmented_items else [])
     scaler = FeatureScaler.fit(train)  # real utterances only: non-speech items would shift the moments
-    train, dev, augmented = scaler.transform(train), scaler.transform(dev), scaler.transform(augmented)
+    train, dev, probe = scaler.transform(train), scaler.transform(dev), scaler.transform(probe)
+    augmented = _trained_share(probe, plan)
     config = ScorerConfig(phone_feature_dim=train[0].features.shape[1], n_utterance_features=len(columns),
                           dropout=plan.dropout, input_dropout=plan.dropout, groups=plan.groups)
     options = FitOptions(plan.mtp, plan.mtp_epochs, plan.epochs, plan.patience, plan.seed, plan.batch_size, plan.lr,
                          plan.threads, plan.progress)
     speakers = {**{u.utt_id: u.speaker for u in utterances}, **{u.utt_id: u.speaker for u in augmented_items}}
     if plan.validation == "folds":
-        fitted = _cross_validated(train, augmented, speakers, config, options, plan, out_dir)
+        fitted = _cross_validated(train, augmented, probe, speakers, config, options, plan, out_dir)
         if fitted is None:
             return None
-        model, histories, oof = fitted
+        model, histories, oof, probe_oof = fitted
         raw, labels = prediction_dict(oof), label_dict(train)
     else:
         model, history, mtp_history = fit_model(train + augmented, dev, config, options)
         histories = {"mtp_history": [asdict(r) for r in mtp_history], "history": [asdict(r) for r in history]}
-        raw, labels = prediction_dict(predict(model, dev)), label_dict(dev)
+        raw, labels, probe_oof = prediction_dict(predict(model, dev)), label_dict(dev), []
     calibrator, threshold, calibration_report = fit_calibration(raw, labels, plan.calibration)
     scorer = Scorer(model, scaler, handcrafted, calibrator, threshold)
     # inference must extract features the same way
@@ -225,23 +227,38 @@ def train_scorer(features_dir: str | Path, corpus_dir: str | Path | None, out_di
     scorer.save_pretrained(out_dir)
     report = {"plan": asdict(plan), "n_train": len(train), "n_augmented": len(augmented), "n_dev": len(dev),
               **histories, **_held_out_reports(plan, calibration_report, scorer, dev)}
+    if probe_oof:
+        report["cv_listening"] = listening_report({u.utt_id: u for u in augmented_items},
+                                                  {u.utt_id: u for u in utterances},
+                                                  calibrated_scores(scorer, oof + probe_oof))
     (out_dir / REPORT_FILE).write_text(json.dumps(report, indent=1, default=float))
     return scorer
 
 
 def _augmented_items(plan: TrainingPlan) -> list[Utterance]:
-    """The augmented items to train on: a seeded draw of plan.augment_share of them (none without a file)."""
+    """The augmented items that have features (none without a file)."""
     if not plan.augmented_items:
         return []
     if not plan.augmented_features:
         raise ValueError("augmented_items needs augmented_features (their feature store)")
-    items = load_augmented(plan.augmented_items)
-    keep = np.random.default_rng(plan.seed).random(len(items)) < plan.augment_share
     present = set(FeatureStore(plan.augmented_features).utt_ids)
-    return [u for u, k in zip(items, keep) if k and u.utt_id in present]
+    return [u for u in load_augmented(plan.augmented_items) if u.utt_id in present]
 
 
-def _cross_validated(train, augmented, speakers, config, options, plan, out_dir):
+def _trained_share(examples: list[ScorerExample], plan: TrainingPlan) -> list[ScorerExample]:
+    """A seeded draw of plan.augment_share of the augmented examples: those trained on (all are probed)."""
+    keep = np.random.default_rng(plan.seed).random(len(examples)) < plan.augment_share
+    return [e for e, k in zip(examples, keep) if k]
+
+
+def calibrated_scores(scorer: "Scorer", predictions: Sequence[UtterancePrediction]) -> dict[str, Scores]:
+    """Calibrated phone, word-accuracy and sentence-total scores by utterance id, for listening_report."""
+    calibrated = scorer.calibrator.transform(prediction_dict(predictions))
+    return {s.utt_id: Scores(s.phone, s.word["accuracy"], s.sentence["total"])
+            for s in _split_by_utterance(predictions, calibrated)}
+
+
+def _cross_validated(train, augmented, probe, speakers, config, options, plan, out_dir):
     """Fold results (run or loaded), then the model fitted on all of train; None after plan.only_fold."""
     folds = [plan.only_fold] if plan.only_fold is not None else range(plan.n_folds)
     results = []
@@ -250,7 +267,7 @@ def _cross_validated(train, augmented, speakers, config, options, plan, out_dir)
         if (directory / FOLD_RESULT).is_file():
             results.append(FoldResult.load(directory))
             continue
-        result = run_fold(k, train, augmented, speakers, plan.n_folds, config, options)
+        result = run_fold(k, train, augmented, speakers, plan.n_folds, config, options, probe)
         result.save(directory)
         results.append(result)
     if plan.only_fold is not None:
@@ -262,7 +279,8 @@ def _cross_validated(train, augmented, speakers, config, options, plan, out_dir)
                             "history": [asdict(e) for e in r.history]} for r in results],
                  "retrain_epochs": {"mtp": stop[0], "fit": stop[1]},
                  "mtp_history": [asdict(r) for r in mtp_history], "history": [asdict(r) for r in history]}
-    return model, histories, oof_predictions(results, [e.utt_id for e in train])
+    probe_oof = [p for r in results for p in r.probe_predictions]
+    return model, histories, oof_predictions(results, [e.utt_id for e in train]), probe_oof
 
 
 def _held_out_reports(plan: TrainingPlan, calibration_report: dict, scorer: "Scorer", dev) -> dict:
