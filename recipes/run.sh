@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
 # orthoepy end-to-end recipe, Kaldi/ESPnet style: ./recipes/run.sh --corpus DIR [--exp DIR] [--stage N] [--stop-stage N] [--nj N]
-#   [--seeds "0 1 2 3 4"] [--train-jobs N] [--no-indomain-gop] [--smoke]   (--smoke: every stage on the 32-utterance fixture, tiny training)
+#   [--seeds "0 1 2 3 4"] [--train-jobs N] [--no-indomain-gop] [--no-augment] [--validation folds|dev] [--smoke]
+#   (--smoke: every stage on the 32-utterance fixture, tiny training)
 # Each stage is rerunnable; a finished stage leaves a .done marker in $exp and is skipped next time.
-# Stages: 0 data check, 1 features (+ the in-domain recogniser's cross-fitted group, $exp/indomain), 2 scorer seeds
-# (MTP, Lasso selection, training and dev calibration happen inside each `orthoepy train-scorer`), 3 ablations,
-# 4 evaluation, 5 results report, 6 packaging (best dev seed + ONNX export), 7 rationalizer (examples from the
+# Stages: 0 data check, 1 features (+ error-augmented training items, $exp/augmented, and the in-domain
+# recogniser's cross-fitted group, $exp/indomain), 2 scorer seeds (MTP, Lasso selection, training and calibration
+# happen inside `orthoepy train-scorer`; with --validation folds, the default, each seed's 5 speaker folds run as
+# separate jobs, then the model retrained on all of train is calibrated on their out-of-fold predictions),
+# 3 ablations, 4 evaluation, 5 results report, 6 packaging (best seed by cross-validation, or by dev with
+# --validation dev, + ONNX export), 7 rationalizer (examples from the
 # packaged scorer's output on train, LoRA SFT, then Bounded DPO and SimPO; the Bounded DPO adapter joins the
 # package), 8 rationale evaluation (faithfulness on a seeded test sample, latency, $exp/rationales.md).
 # Training runs on one machine here; on a cluster, submit each `orthoepy train-scorer` line of stages 2-3 as its own job
@@ -22,6 +26,10 @@ train_jobs=1  # scorer trainings run side by side, one torch thread each
 train_opts=""
 indomain=true
 indomain_epochs=8
+augment=true
+augment_opts=""  # extra recipes/local/augment_features.py options
+validation=folds
+n_folds=5
 rationalizer_opts=""  # extra train-rationalizer options
 rationale_limit=100  # test utterances the rationale evaluation samples
 smoke=false
@@ -36,6 +44,8 @@ while [ $# -gt 0 ]; do
     --seeds) seeds="$2"; shift 2 ;;
     --train-jobs) train_jobs="$2"; shift 2 ;;
     --no-indomain-gop) indomain=false; shift ;;
+    --no-augment) augment=false; shift ;;
+    --validation) validation="$2"; shift 2 ;;
     --smoke) smoke=true; shift ;;
     -h|--help) sed -n 2,4p "$0"; exit 0 ;;
     *) echo "run.sh: unknown option $1" >&2; exit 2 ;;
@@ -47,6 +57,8 @@ if $smoke; then
   seeds=0
   train_opts="--epochs 2 --mtp-epochs 1 --n-handcrafted 20"
   indomain_epochs=1
+  augment_opts="--nonspeech 3"
+  n_folds=3
   rationalizer_opts="--base-model tiny-random --n-sft 4 --n-pairs 2 --threads 1"
   rationale_limit=3
 fi
@@ -54,7 +66,12 @@ fi
 orthoepy="${ORTHOEPY:-$here/.venv/bin/orthoepy}"
 mkdir -p "$exp"
 feats="$exp/features"  # what the scorers train on: the front-end's store, or its copy with the indomain_gop group
-if $indomain; then feats="$exp/indomain/features"; fi
+augmented="$exp/augmented/features"
+if $indomain; then feats="$exp/indomain/features"; augmented="$exp/augmented/features_indomain"; fi
+if $augment; then
+  train_opts="$train_opts --augmented-items $exp/augmented/items.json --augmented-features $augmented"
+fi
+train_opts="$train_opts --validation $validation --folds $n_folds"
 
 run_stage() {  # run_stage N NAME COMMAND...: runs once, marks $exp/.done.N-NAME
   local n="$1" name="$2"; shift 2
@@ -81,10 +98,18 @@ stage_features() {
     # shellcheck disable=SC2086
     "$orthoepy" features --corpus "$corpus" --split "$split" --out "$exp/features/$split" --nj "$nj" $limit
   done
+  local items_opt=() augmented_opt=()
+  if $augment; then  # altered texts of train recordings and non-speech, extracted as at inference (docs/scorer.md)
+    # shellcheck disable=SC2086
+    "$here/.venv/bin/python" "$here/recipes/local/augment_features.py" --corpus "$corpus" --out "$exp/augmented" \
+      --nj "$nj" $augment_opts
+    items_opt=(--items "$exp/augmented/items.json"); augmented_opt=(--augmented "$exp/augmented")
+  fi
   if $indomain; then  # Whisper frames cached once; recognisers cross-fitted over train speakers (docs/scorer.md)
-    "$here/.venv/bin/python" "$here/recipes/local/cache_whisper_frames.py" --corpus "$corpus" --out "$exp/indomain/whisper_frames"
+    "$here/.venv/bin/python" "$here/recipes/local/cache_whisper_frames.py" --corpus "$corpus" \
+      --out "$exp/indomain/whisper_frames" "${items_opt[@]}"
     "$here/.venv/bin/python" "$here/recipes/local/indomain_gop.py" --corpus "$corpus" --features "$exp/features" \
-      --frames "$exp/indomain/whisper_frames" --out "$exp/indomain" --epochs "$indomain_epochs"
+      --frames "$exp/indomain/whisper_frames" --out "$exp/indomain" --epochs "$indomain_epochs" "${augmented_opt[@]}"
   fi
 }
 
@@ -97,21 +122,43 @@ train_one() {  # train_one NAME [train-scorer options...]: skipped when its mode
     > "$exp/scorer/$name.log" 2>&1 || { echo "training $name failed, see $exp/scorer/$name.log" >&2; return 1; }
   echo "trained $name"
 }
-export -f train_one
+fold_one() {  # fold_one NAME K [train-scorer options...]: one speaker fold of NAME (skipped when saved)
+  local name="$1" k="$2"; shift 2
+  [ -e "$exp/scorer/$name/folds/fold$k/oof.json" ] && return 0
+  mkdir -p "$exp/scorer"
+  # shellcheck disable=SC2086
+  "$orthoepy" train-scorer --features "$feats" --corpus "$corpus" --out "$exp/scorer/$name" --threads 1 $train_opts \
+    --fold "$k" "$@" > "$exp/scorer/$name.fold$k.log" 2>&1 \
+    || { echo "training $name fold $k failed, see $exp/scorer/$name.fold$k.log" >&2; return 1; }
+}
+export -f train_one fold_one
 export exp feats corpus orthoepy train_opts
 
+train_all() {  # train_all LINE...: each line "NAME [options]"; with folds, every fold is its own job first
+  if [ "$validation" = folds ]; then
+    local line k
+    for line in "$@"; do for k in $(seq 0 $((n_folds - 1))); do
+      set -- $line; echo "$1 $k ${*:2}"
+    done; done | xargs -P "$train_jobs" -I{} bash -c 'fold_one {}'
+  fi
+  printf '%s\n' "$@" | xargs -P "$train_jobs" -I{} bash -c 'train_one {}'
+}
+
 stage_scorer() {
-  printf '%s\n' $seeds | xargs -P "$train_jobs" -I{} bash -c 'train_one seed{} --seed {}'
+  local s lines=()
+  for s in $seeds; do lines+=("seed$s --seed $s"); done
+  train_all "${lines[@]}"
 }
 
 stage_ablations() {
-  local all="likelihood_gop,posterior_gop,whisper,prosody" extra=""
+  local all="likelihood_gop,posterior_gop,whisper,prosody" extra="" lines
   if $indomain; then extra=",indomain_gop"; fi
-  { printf '%s\n' "no_mtp --no-mtp" "no_handcrafted --no-handcrafted" \
-      "no_likelihood_gop --groups posterior_gop,whisper,prosody$extra" "no_posterior_gop --groups likelihood_gop,whisper,prosody$extra" \
-      "no_whisper --groups likelihood_gop,posterior_gop,prosody$extra" "no_prosody --groups likelihood_gop,posterior_gop,whisper$extra"
-    if $indomain; then echo "no_indomain_gop --groups $all"; fi
-  } | xargs -P "$train_jobs" -I{} bash -c 'train_one {}'
+  lines=("no_mtp --no-mtp" "no_handcrafted --no-handcrafted"
+    "no_likelihood_gop --groups posterior_gop,whisper,prosody$extra" "no_posterior_gop --groups likelihood_gop,whisper,prosody$extra"
+    "no_whisper --groups likelihood_gop,posterior_gop,prosody$extra" "no_prosody --groups likelihood_gop,posterior_gop,whisper$extra")
+  if $indomain; then lines+=("no_indomain_gop --groups $all"); fi
+  if $augment; then lines+=("no_augment --augment-share 0"); fi  # the items are still probed out of fold
+  train_all "${lines[@]}"
 }
 
 stage_evaluate() {
@@ -134,11 +181,17 @@ stage_report() {
   "$here/.venv/bin/python" "$here/recipes/local/results_report.py" --exp "$exp" --corpus "$corpus" --out "$exp/results.md"
 }
 
-stage_package() {  # the seed with the best dev selection score, with its ONNX file, as a model directory
+stage_package() {  # the seed with the best cross-validated (or dev) score, with its ONNX file, as a model directory
   local best
   best=$("$here/.venv/bin/python" -c "
 import json, pathlib, sys
-def score(d): return max(h['selection_score'] for h in json.loads((d / 'training_report.json').read_text())['history'])
+from orthoepy.encoder.scorer.train import selection_score
+def score(d):
+    r = json.loads((d / 'training_report.json').read_text())
+    if 'cv' in r:  # mean out-of-fold PCC of phone, word total and sentence total (raw network outputs)
+        raw = {('phone_accuracy' if k == 'phone' else k): v['pcc'] for k, v in r['cv']['raw'].items()}
+        return selection_score(raw, 0.0)
+    return max(h['selection_score'] for h in r['history'])
 print(max(pathlib.Path(sys.argv[1]).glob('seed*/'), key=score))" "$exp/scorer")
   rm -rf "$exp/package" && mkdir -p "$exp/package"
   cp -r "$best" "$exp/package/default"
