@@ -46,6 +46,7 @@ class PhoneResult:
     heard: str | None  # the phone the recogniser heard most in this segment
     heard_probability: float | None
     mispronounced: bool
+    heard_nbest: list[dict] = field(default_factory=list)  # [{"phone", "probability"}], best first; [0] = heard
 
 
 @dataclass
@@ -273,7 +274,14 @@ def _phone_result(features: PhoneFeatures, scored: ScoredUtterance, i: int) -> P
     heard = features.heard[i] if features.heard else None
     return PhoneResult(features.phones[i].symbol, score, round(float(features.starts[i]), 2),
                        round(float(features.ends[i]), 2), heard.base if heard else None,
-                       round(heard.probability, 2) if heard else None, bool(score < LOW_PHONE_SCORE))
+                       round(heard.probability, 2) if heard else None, bool(score < LOW_PHONE_SCORE),
+                       [{"phone": b, "probability": round(p, 2)} for b, p in heard.nbest] if heard else [])
+
+
+def _heard_text(p: PhoneResult) -> str:
+    """'S (0.62), TH (0.20), F (0.05)': the n-best list where there is one, else the top phone."""
+    nbest = p.heard_nbest or [{"phone": p.heard, "probability": p.heard_probability}]
+    return ", ".join(f"{n['phone']} ({n['probability']:.2f})" for n in nbest)
 
 
 def format_assessment(result: Assessment) -> str:
@@ -287,7 +295,7 @@ def format_assessment(result: Assessment) -> str:
         accuracy = f"{word.accuracy:4.1f} {'(' + band(word.accuracy, 'word').name + ')':<11}"
         lines.append(f"{word.text:<14} accuracy {accuracy} stress {word.stress:4.1f}  total {word.total:4.1f}{error}")
         for p in word.phones:
-            heard = f"heard {p.heard} ({p.heard_probability:.2f})" if p.heard else ""
+            heard = "heard " + _heard_text(p) if p.heard else ""
             flag = "  <- check" if p.mispronounced else ""
             lines.append(f"    {p.phone:<5} {p.score:4.2f} {band(p.score, 'phone').name:<9}  "
                          f"{p.start:5.2f}-{p.end:5.2f}s  {heard}{flag}")

@@ -13,7 +13,8 @@ from ..encoder.corpus import SENTENCE_ASPECTS, WORD_ASPECTS
 from .diagnosis import INSERTION_KINDS, WORD_ERROR_TYPES
 from .rationale import RATIONALE_SOURCES
 
-RESPONSE_SCHEMA_VERSION = "1.3"  # 1.1: words[].error_type; 1.2: rationale; 1.3: verification, insertions, heard_word
+RESPONSE_SCHEMA_VERSION = "1.4"  # 1.1: words[].error_type; 1.2: rationale; 1.3: verification, insertions, heard_word;
+# 1.4: phones[].heard_nbest
 SCHEMA_ID = f"urn:orthoepy:schema:response:{RESPONSE_SCHEMA_VERSION}"
 
 
@@ -35,6 +36,11 @@ def phone_schema() -> dict:
         "heard": {"type": ["string", "null"], "description": "the phone the recogniser heard most in this segment"},
         "heard_probability": {"type": ["number", "null"], "minimum": 0, "maximum": 1},
         "mispronounced": {"type": "boolean", "description": "score below the mispronunciation threshold"},
+        "heard_nbest": {"type": "array", "maxItems": 3, "description": "the phones the recogniser heard most in this "
+                        "segment, best first (the first is `heard`); empty without a phone recogniser",
+                        "items": _closed_object({"phone": {"type": "string"},
+                                                 "probability": {"type": "number", "minimum": 0, "maximum": 1}},
+                                                "a phone heard and its pooled posterior probability")},
     }, "one canonical phone of a word")
 
 

@@ -216,3 +216,36 @@ def test_the_heard_phone_window_follows_the_ctc_lag(gop: PosteriorGOP, fixture_u
             feature_window.append(PHONES[int(pooled.argmax())] == segment.phone.base)
             later.append(_heard(post, segment).base == segment.phone.base)
     assert np.mean(later) > np.mean(feature_window) + 0.05, (np.mean(later), np.mean(feature_window))
+
+
+def test_heard_nbest_is_ranked_and_starts_with_the_heard_phone(gop: PosteriorGOP,
+                                                               fixture_utterances: list[LabelledUtterance]) -> None:
+    from orthoepy.encoder.features.posterior_gop import HEARD_N_BEST, _heard
+
+    utt = fixture_utterances[0]
+    post = gop.frame_posteriors(utt.audio)
+    for segment in utt.alignment.segments:
+        heard = _heard(post, segment)
+        probabilities = [p for _, p in heard.nbest]
+        assert len(heard.nbest) == HEARD_N_BEST and len({b for b, _ in heard.nbest}) == HEARD_N_BEST
+        assert heard.nbest[0] == (heard.base, heard.probability)
+        assert probabilities == sorted(probabilities, reverse=True) and sum(probabilities) <= 1 + 1e-6
+        assert all(b in PHONES for b, _ in heard.nbest)
+
+
+def test_saved_features_keep_the_nbest_and_old_files_still_load(tmp_path) -> None:
+    from orthoepy.encoder.features.frontend import PhoneFeatures
+    from orthoepy.encoder.features.records import FeatureBlock, HeardPhone
+
+    phones = canonical_phones([["HH", "AY1"]])
+    heard = [HeardPhone("HH", 0.5, (("HH", 0.5), ("F", 0.3), ("K", 0.1))), HeardPhone("AY", 0.9)]
+    features = PhoneFeatures(phones, np.array([0.0, 0.1], np.float32), np.array([0.1, 0.3], np.float32), False, "",
+                             {"prosody": FeatureBlock(("a",), np.zeros((2, 1), np.float32))}, heard, None, 0.3, {})
+    features.save(tmp_path / "f.npz")
+    assert PhoneFeatures.load(tmp_path / "f.npz").heard == heard
+    with np.load(tmp_path / "f.npz") as data:  # as written before the n-best list: [base, probability]
+        arrays = dict(data)
+    meta = json.loads(str(arrays.pop("meta")))
+    meta["heard"] = [h[:2] for h in meta["heard"]]
+    np.savez(tmp_path / "old.npz", meta=json.dumps(meta), **arrays)
+    assert [(h.base, h.nbest) for h in PhoneFeatures.load(tmp_path / "old.npz").heard] == [("HH", ()), ("AY", ())]

@@ -180,6 +180,8 @@ def _check_assessment(result: Assessment, text: str) -> None:
             assert 0 <= phone.score <= 2 and phone.end >= phone.start >= 0, phone
             assert phone.phone in ARPABET
             assert phone.heard_probability is None or 0 <= phone.heard_probability <= 1
+            if phone.heard is not None:  # the n-best list starts with the heard phone
+                assert phone.heard_nbest[0] == {"phone": phone.heard, "probability": phone.heard_probability}
     n_phones = sum(len(w.phones) for w in result.words)
     assert n_phones == sum(len(p) for p in Lexicon().pronounce(text).phones)
     round_trip = json.loads(result.to_json())

@@ -91,7 +91,8 @@ class PhoneFeatures:
             "word_phones": _word_phones(self.phones), "fallback": self.alignment_fallback,
             "note": self.alignment_note, "duration": self.duration, "timings": self.timings,
             "names": {g: list(b.names) for g, b in self.blocks.items()},
-            "heard": None if self.heard is None else [[h.base, h.probability] for h in self.heard],
+            "heard": None if self.heard is None else [[h.base, h.probability, [list(n) for n in h.nbest]]
+                                                      for h in self.heard],
             "utterance_names": None if self.utterance is None else list(self.utterance.names),
         }
         arrays = {f"group.{g}": b.values for g, b in self.blocks.items()}
@@ -116,9 +117,15 @@ class PhoneFeatures:
             blocks = {g: FeatureBlock(tuple(n), data[f"group.{g}"]) for g, n in meta["names"].items()}
             utterance = None if meta["utterance_names"] is None else FeatureBlock(tuple(meta["utterance_names"]), data["utterance"])
             starts, ends = data["starts"], data["ends"]
-        heard = None if meta["heard"] is None else [HeardPhone(b, float(p)) for b, p in meta["heard"]]
+        heard = None if meta["heard"] is None else [_heard_phone(h) for h in meta["heard"]]
         return cls(canonical_phones(meta["word_phones"]), starts, ends, meta["fallback"], meta["note"],
                    blocks, heard, utterance, meta["duration"], meta["timings"])
+
+
+def _heard_phone(saved: list) -> HeardPhone:
+    """[base, probability] (files written before the n-best list) or [base, probability, [[base, p], ...]]."""
+    nbest = tuple((str(b), float(p)) for b, p in saved[2]) if len(saved) > 2 else ()
+    return HeardPhone(str(saved[0]), float(saved[1]), nbest)
 
 
 def _word_phones(phones: list[CanonicalPhone]) -> list[list[str]]:

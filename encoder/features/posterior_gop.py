@@ -27,6 +27,7 @@ LAG_FRAMES = 0
 # phones 55.5% of the time instead of 39.5% with the features' window, and still another phone on 89.7% of the
 # badly pronounced ones (91.0% before).
 HEARD_MARGIN_FRAMES, HEARD_LAG_FRAMES = 0, 2
+HEARD_N_BEST = 3  # phones listed per segment in the response
 POOL_SMOOTHING = 1e-4  # phone mass added to every phone so all-blank segments pool to ~uniform
 
 
@@ -140,8 +141,9 @@ def _heard(post: FramePosteriors, segment: PhoneSegment) -> HeardPhone:
     frames = segment_frames(segment, len(post.blank), FRAME_SECONDS, HEARD_MARGIN_FRAMES, HEARD_LAG_FRAMES)
     mass = post.phone[frames].sum(axis=0) + POOL_SMOOTHING
     pooled = mass / mass.sum()
-    best = int(pooled.argmax())
-    return HeardPhone(PHONES[best], float(pooled[best]))
+    order = np.argsort(-pooled, kind="stable")[:HEARD_N_BEST]
+    nbest = tuple((PHONES[int(i)], float(pooled[i])) for i in order)
+    return HeardPhone(nbest[0][0], nbest[0][1], nbest)
 
 
 def _utterance_summary(

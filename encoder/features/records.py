@@ -24,6 +24,7 @@ class HeardPhone:
 
     base: str  # ARPAbet
     probability: float
+    nbest: tuple[tuple[str, float], ...] = ()  # the most likely phones (ARPAbet, probability), best first
 
 
 @dataclass(frozen=True)
