@@ -189,6 +189,9 @@ def _train_scorer_options(train: argparse.ArgumentParser) -> None:
     train.add_argument("--augmented-features", help="the augmented items' feature store")
     train.add_argument("--augment-share", type=float, default=plan.augment_share,
                        help="share of the augmented items to use (default: %(default)s)")
+    train.add_argument("--no-calibrate-on-augmented", action="store_true",
+                       help="with --validation folds: fit the calibration maps on the real utterances' out-of-fold "
+                            "predictions only (default: the augmented items' too)")
     train.set_defaults(run=_run_train_scorer)
 
 
@@ -371,7 +374,8 @@ def _run_train_scorer(args: argparse.Namespace) -> int:
                         epochs=args.epochs, patience=args.patience, lr=args.lr, dropout=args.dropout,
                         threads=args.threads, calibration=args.calibration, validation=args.validation,
                         n_folds=args.folds, only_fold=args.fold, augmented_items=args.augmented_items,
-                        augmented_features=args.augmented_features, augment_share=args.augment_share)
+                        augmented_features=args.augmented_features, augment_share=args.augment_share,
+                        calibrate_on_augmented=not args.no_calibrate_on_augmented)
     if train_scorer(args.features, args.corpus, args.out, plan) is None:
         print(f"fold {args.fold} -> {Path(args.out) / 'folds' / f'fold{args.fold}'}")
         return 0

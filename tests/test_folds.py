@@ -82,3 +82,21 @@ def test_retrain_epochs_is_the_median_best_epoch():
     results = [FoldResult(k, 1, [], history(b), history(m)) for k, (b, m) in enumerate([(3, 2), (5, 4), (8, 4)])]
     assert retrain_epochs(results) == (4, 5)
     assert retrain_epochs([FoldResult(0, 1, [], history(6))]) == (None, 6)
+
+
+def test_calibration_with_augmented_items_reaches_the_bottom_of_the_scale():
+    """Real utterances rarely score low, so maps fitted on them alone lift low raw outputs; the augmented items'
+    targets (0 for a replaced phone) let the maps keep them low, while the report stays on the real ones."""
+    from orthoepy.encoder.scorer.pipeline import fit_calibration
+
+    rng = np.random.default_rng(0)
+    raw_real = rng.uniform(0.8, 2.0, 400)
+    labels_real = np.clip(raw_real + rng.normal(0, 0.2, 400), 0, 2).round(1)
+    raw_real[:20], labels_real[:20] = rng.uniform(0.0, 0.5, 20), 1.2  # a few low outputs on phones scored ~1
+    raw_aug = rng.uniform(0.0, 0.5, 200)
+    real, aug = ({"phone": raw_real}, {"phone": labels_real}), ({"phone": raw_aug}, {"phone": np.zeros(200)})
+    alone, _, report_alone = fit_calibration(*real)
+    joined, _, report_joined = fit_calibration(*real, extra=aug)
+    low = {"phone": np.array([0.2])}
+    assert joined.transform(low)["phone"][0] < 0.5 < alone.transform(low)["phone"][0]
+    assert report_joined["raw"]["phone"] == report_alone["raw"]["phone"]  # the report is on the real utterances

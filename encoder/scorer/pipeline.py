@@ -65,6 +65,7 @@ class TrainingPlan:
     augmented_items: str | None = None  # items.json of recipes/local/augment_features.py
     augmented_features: str | None = None  # their feature store (same groups as the train store)
     augment_share: float = 1.0  # share of the augmented items used (a seeded draw)
+    calibrate_on_augmented: bool = True  # with folds: the maps also see the augmented items' OOF predictions
 
 
 @dataclass
@@ -208,17 +209,21 @@ def train_scorer(features_dir: str | Path, corpus_dir: str | Path | None, out_di
     options = FitOptions(plan.mtp, plan.mtp_epochs, plan.epochs, plan.patience, plan.seed, plan.batch_size, plan.lr,
                          plan.threads, plan.progress)
     speakers = {**{u.utt_id: u.speaker for u in utterances}, **{u.utt_id: u.speaker for u in augmented_items}}
+    extra = None
     if plan.validation == "folds":
         fitted = _cross_validated(train, augmented, probe, speakers, config, options, plan, out_dir)
         if fitted is None:
             return None
         model, histories, oof, probe_oof = fitted
         raw, labels = prediction_dict(oof), label_dict(train)
+        if plan.calibrate_on_augmented and probe_oof:
+            by_id = {e.utt_id: e for e in probe}
+            extra = (prediction_dict(probe_oof), label_dict([by_id[p.utt_id] for p in probe_oof]))
     else:
         model, history, mtp_history = fit_model(train + augmented, dev, config, options)
         histories = {"mtp_history": [asdict(r) for r in mtp_history], "history": [asdict(r) for r in history]}
         raw, labels, probe_oof = prediction_dict(predict(model, dev)), label_dict(dev), []
-    calibrator, threshold, calibration_report = fit_calibration(raw, labels, plan.calibration)
+    calibrator, threshold, calibration_report = fit_calibration(raw, labels, plan.calibration, extra)
     scorer = Scorer(model, scaler, handcrafted, calibrator, threshold)
     # inference must extract features the same way
     scorer.frontend_config = _used_frontend(train_store.manifest["config"],
@@ -333,11 +338,16 @@ def _select_handcrafted(store: FeatureStore, utterances: list[Utterance], plan: 
     return HandcraftedSelector(n_features=n, random_state=plan.seed).fit(np.stack(pools), np.array(targets, float), names)
 
 
-def fit_calibration(raw: dict[str, np.ndarray], labels: dict[str, np.ndarray], method: str = DEFAULT_METHOD
-                    ) -> tuple[AspectCalibrator, float, dict]:
+def fit_calibration(raw: dict[str, np.ndarray], labels: dict[str, np.ndarray], method: str = DEFAULT_METHOD,
+                    extra: tuple[dict, dict] | None = None) -> tuple[AspectCalibrator, float, dict]:
     """The calibrator and the MDD threshold (on calibrated phone scores) fitted on held-out predictions (dev, or
-    out-of-fold over train), and their report."""
-    calibrator = AspectCalibrator(method=method).fit(raw, labels)
+    out-of-fold over train), and their report. `extra` (raw, labels) joins the maps' fit only: the threshold and the
+    report stay on raw/labels."""
+    fit_raw, fit_labels = raw, labels
+    if extra is not None:  # e.g. augmented items: raw outputs and targets the real utterances rarely reach
+        fit_raw = {a: np.concatenate([raw[a], extra[0][a]]) for a in raw}
+        fit_labels = {a: np.concatenate([labels[a], extra[1][a]]) for a in labels}
+    calibrator = AspectCalibrator(method=method).fit(fit_raw, fit_labels)
     calibrated = calibrator.transform(raw)
     threshold = _detection_threshold(calibrated["phone"], labels["phone"])
     report = {"raw": aspect_table(raw, labels), "calibrated": aspect_table(calibrated, labels),
