@@ -112,8 +112,11 @@ class Scorer:
 
     def score_examples(self, examples: Sequence[ScorerExample]) -> list[ScoredUtterance]:
         raw = predict(self.model, examples) if self.onnx_model is None else self.onnx_model.predict(examples)
-        calibrated = self.calibrator.transform(prediction_dict(raw))
-        return _split_by_utterance(raw, calibrated)
+        return self.calibrated(raw)
+
+    def calibrated(self, raw: Sequence[UtterancePrediction]) -> list[ScoredUtterance]:
+        """The network's raw predictions (e.g. out-of-fold ones) through this bundle's calibration."""
+        return _split_by_utterance(raw, self.calibrator.transform(prediction_dict(raw)))
 
     def phone_states(self, examples: Sequence[ScorerExample]) -> list[np.ndarray]:
         """The phone encoder's states, (n_phones, d_model) per utterance: what the rationalizer hears.
@@ -258,9 +261,7 @@ def _trained_share(examples: list[ScorerExample], plan: TrainingPlan) -> list[Sc
 
 def calibrated_scores(scorer: "Scorer", predictions: Sequence[UtterancePrediction]) -> dict[str, Scores]:
     """Calibrated phone, word-accuracy and sentence-total scores by utterance id, for listening_report."""
-    calibrated = scorer.calibrator.transform(prediction_dict(predictions))
-    return {s.utt_id: Scores(s.phone, s.word["accuracy"], s.sentence["total"])
-            for s in _split_by_utterance(predictions, calibrated)}
+    return {s.utt_id: Scores(s.phone, s.word["accuracy"], s.sentence["total"]) for s in scorer.calibrated(predictions)}
 
 
 def _cross_validated(train, augmented, probe, speakers, config, options, plan, out_dir):
@@ -294,12 +295,8 @@ def _held_out_reports(plan: TrainingPlan, calibration_report: dict, scorer: "Sco
     if plan.validation == "dev":
         return {"dev": calibration_report}
     raw = prediction_dict(predict(scorer.model, dev))
-    labels = label_dict(dev)
-    calibrated = scorer.calibrator.transform(raw)
-    return {"cv": calibration_report,
-            "dev": {"raw": aspect_table(raw, labels), "calibrated": aspect_table(calibrated, labels),
-                    "mdd": mispronunciation_detection(calibrated["phone"], labels["phone"], scorer.mdd_threshold),
-                    "calibration": plan.calibration}}
+    dev_report = calibration_report_of(raw, label_dict(dev), scorer.calibrator, scorer.mdd_threshold, plan.calibration)
+    return {"cv": calibration_report, "dev": dev_report}
 
 
 def _used_frontend(config: dict, used_groups: tuple[str, ...]) -> dict:
@@ -348,12 +345,17 @@ def fit_calibration(raw: dict[str, np.ndarray], labels: dict[str, np.ndarray], m
         fit_raw = {a: np.concatenate([raw[a], extra[0][a]]) for a in raw}
         fit_labels = {a: np.concatenate([labels[a], extra[1][a]]) for a in labels}
     calibrator = AspectCalibrator(method=method).fit(fit_raw, fit_labels)
+    threshold = _detection_threshold(calibrator.transform(raw)["phone"], labels["phone"])
+    return calibrator, threshold, calibration_report_of(raw, labels, calibrator, threshold, method)
+
+
+def calibration_report_of(raw: dict[str, np.ndarray], labels: dict[str, np.ndarray], calibrator: AspectCalibrator,
+                          threshold: float, method: str) -> dict:
+    """PCC/SCC/MSE of raw and calibrated predictions per aspect, and MDD at the threshold (calibrated phones)."""
     calibrated = calibrator.transform(raw)
-    threshold = _detection_threshold(calibrated["phone"], labels["phone"])
-    report = {"raw": aspect_table(raw, labels), "calibrated": aspect_table(calibrated, labels),
-              "mdd": mispronunciation_detection(calibrated["phone"], labels["phone"], threshold),
-              "calibration": method}
-    return calibrator, threshold, report
+    return {"raw": aspect_table(raw, labels), "calibrated": aspect_table(calibrated, labels),
+            "mdd": mispronunciation_detection(calibrated["phone"], labels["phone"], threshold),
+            "calibration": method}
 
 
 def _detection_threshold(phone_scores: np.ndarray, phone_labels: np.ndarray) -> float:
