@@ -192,6 +192,12 @@ def _train_scorer_options(train: argparse.ArgumentParser) -> None:
     train.add_argument("--no-calibrate-on-augmented", action="store_true",
                        help="with --validation folds: fit the calibration maps on the real utterances' out-of-fold "
                             "predictions only (default: the augmented items' too)")
+    train.add_argument("--correlation-on-augmented", action="store_true",
+                       help="let the loss's batch-correlation terms see the augmented items (default: real "
+                            "utterances only)")
+    train.add_argument("--class-weights-from-real", action="store_true",
+                       help="count the phone class weights over the real utterances only (default: the "
+                            "augmented items' replaced phones count too)")
     train.set_defaults(run=_run_train_scorer)
 
 
@@ -375,7 +381,9 @@ def _run_train_scorer(args: argparse.Namespace) -> int:
                         threads=args.threads, calibration=args.calibration, validation=args.validation,
                         n_folds=args.folds, only_fold=args.fold, augmented_items=args.augmented_items,
                         augmented_features=args.augmented_features, augment_share=args.augment_share,
-                        calibrate_on_augmented=not args.no_calibrate_on_augmented)
+                        calibrate_on_augmented=not args.no_calibrate_on_augmented,
+                        correlation_on_augmented=args.correlation_on_augmented,
+                        class_weights_on_augmented=not args.class_weights_from_real)
     if train_scorer(args.features, args.corpus, args.out, plan) is None:
         print(f"fold {args.fold} -> {Path(args.out) / 'folds' / f'fold{args.fold}'}")
         return 0

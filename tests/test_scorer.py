@@ -100,6 +100,22 @@ def test_all_nan_task_contributes_zero(examples):
     assert torch.isfinite(loss.total)
 
 
+def test_correlation_terms_leave_augmented_items_out(examples):
+    rng = np.random.default_rng(3)
+    items = [synthetic_example(rng, 4, utt_id=f"u{k}~substitution") for k in range(2)]
+    batch = collate(list(examples) + items)
+    assert batch.synthetic.tolist() == [False] * len(examples) + [True, True]
+    out = HierarchicalScorer(tiny_config()).eval()(**batch.model_inputs())
+    real_only, seen = LossConfig(pcc_weight=1.0, rank_weight=1.0), LossConfig(correlation_on_augmented=True)
+    before = scoring_loss(out, batch, real_only).parts
+    out.sentence.data[-2:] += 4.0  # moves only the augmented items' predictions
+    after = scoring_loss(out, batch, real_only).parts
+    assert torch.isclose(after["sentence_pcc"], before["sentence_pcc"])
+    assert torch.isclose(after["sentence_rank"], before["sentence_rank"])
+    assert not torch.isclose(after["sentence_mse"], before["sentence_mse"])  # the MSE still trains on them
+    assert not torch.isclose(scoring_loss(out, batch, seen).parts["sentence_pcc"], after["sentence_pcc"])
+
+
 def test_phone_class_weights_favour_rare_classes(examples):
     weights = phone_class_weights(examples)
     assert weights[0] > weights[2] and weights[1] > weights[2]

@@ -177,6 +177,11 @@ def load_augmented(path: str | Path) -> list[Utterance]:
         raise ValueError(f"{path} is not a list of augmented utterances ({type(err).__name__}: {err})") from None
 
 
+def is_augmented(utt_id: str) -> bool:
+    """Whether an id names an augmented item ("<source>~<kind>")."""
+    return "~" in utt_id
+
+
 def source_id(utt_id: str) -> str:
     """The recording an augmented item reads ("<utt>~substitution" -> "<utt>"); an ordinary id is its own source."""
     return utt_id.split("~", 1)[0]

@@ -18,7 +18,9 @@ from typing import Sequence
 import numpy as np
 
 from ..folds import fold_of_speaker
+from .augmentation import is_augmented
 from .data import ScorerExample
+from .losses import LossConfig, phone_class_weights
 from .model import HierarchicalScorer, ScorerConfig
 from .train import EpochRecord, UtterancePrediction, fit, predict, pretrain
 
@@ -38,6 +40,8 @@ class FitOptions:
     lr: float
     threads: int | None
     progress: bool
+    correlation_on_augmented: bool = False  # LossConfig.correlation_on_augmented
+    class_weights_on_augmented: bool = True  # phone class weights counted over the augmented items too
 
 
 @dataclass
@@ -92,8 +96,16 @@ def fit_model(fit_set: Sequence[ScorerExample], held_out: Sequence[ScorerExample
                                            stop_after=mtp_stop, **common)
         encoder_state = pretrainer.encoder.state_dict()
     model, history = fit(fit_set, held_out, config, epochs=options.epochs, patience=options.patience,
-                         phone_encoder_state=encoder_state, stop_after=fit_stop, **common)
+                         loss_config=loss_config_for(fit_set, options), phone_encoder_state=encoder_state,
+                         stop_after=fit_stop, **common)
     return model, history, mtp_history
+
+
+def loss_config_for(fit_set: Sequence[ScorerExample], options: FitOptions) -> LossConfig:
+    """The fine-tuning loss of a fit: phone class weights from the fit set (or its real utterances alone)."""
+    counted = fit_set if options.class_weights_on_augmented else [e for e in fit_set if not is_augmented(e.utt_id)]
+    return LossConfig(phone_class_weights=phone_class_weights(counted),
+                      correlation_on_augmented=options.correlation_on_augmented)
 
 
 def run_fold(k: int, train: Sequence[ScorerExample], augmented: Sequence[ScorerExample],

@@ -12,6 +12,7 @@ import torch
 from ..corpus import SENTENCE_ASPECTS, WORD_ASPECTS, Utterance
 from ..features.frontend import ALL_GROUPS, PhoneFeatures
 from ..phoneset import PHONE_INDEX, WORD_POSITIONS, CanonicalPhone
+from .augmentation import is_augmented
 
 N_STRESS = 4  # 0 = no stress mark (consonants), 1..3 = stress 0/1/2
 POSITION_INDEX = {p: i for i, p in enumerate(WORD_POSITIONS)}
@@ -59,6 +60,7 @@ class ScorerBatch:
     word_labels: torch.Tensor  # (B, W, 3)
     sentence_labels: torch.Tensor  # (B, 5)
     utt_ids: list[str]
+    synthetic: torch.Tensor | None = None  # (B,) bool, True = an augmented item (its targets are made up)
 
     def model_inputs(self) -> dict[str, torch.Tensor]:
         """The keyword arguments of HierarchicalScorer.forward."""
@@ -221,4 +223,5 @@ def collate(examples: Sequence[ScorerExample]) -> ScorerBatch:
         phone_labels=torch.from_numpy(phone_labels), word_labels=torch.from_numpy(word_labels),
         sentence_labels=torch.from_numpy(np.stack([e.sentence_labels for e in examples]).astype(np.float32)),
         utt_ids=[e.utt_id for e in examples],
+        synthetic=torch.tensor([is_augmented(e.utt_id) for e in examples], dtype=torch.bool),
     )

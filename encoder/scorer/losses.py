@@ -25,6 +25,9 @@ class LossConfig:
     rank_weight: float = 0.0  # pairwise soft ranking, per word and sentence aspect
     rank_margin: float = 0.05  # label gaps (on the 0-1 scale) below this are ties, left out of ranking
     phone_class_weights: tuple[float, float, float] = (1.0, 1.0, 1.0)  # rounded phone label 0/1/2
+    # Augmented items' targets sit far below real ones, so in a batch correlation they would reward telling
+    # augmented from real rather than ranking real readings; by default the pcc and rank terms skip them.
+    correlation_on_augmented: bool = False
 
 
 @dataclass
@@ -63,6 +66,7 @@ def scoring_loss(output: ScorerOutput, batch: ScorerBatch, config: LossConfig) -
     aspect_weights = torch.tensor(config.sentence_aspect_weights, dtype=sent_pred.dtype)
     parts["word_mse"] = masked_mse(word_pred, word_true)
     parts["sentence_mse"] = masked_mse(sent_pred, sent_true, aspect_weights.expand_as(sent_pred))
+    word_true, sent_true = _correlation_targets(batch, config)
     if config.pcc_weight:
         parts["word_pcc"] = _per_column(pearson_loss, word_pred, word_true)
         parts["sentence_pcc"] = _per_column(pearson_loss, sent_pred, sent_true, aspect_weights)
@@ -77,6 +81,16 @@ def scoring_loss(output: ScorerOutput, batch: ScorerBatch, config: LossConfig) -
         total = total + weight * (config.pcc_weight * parts.get(f"{level}_pcc", 0.0)
                                   + config.rank_weight * parts.get(f"{level}_rank", 0.0))
     return LossParts(total, {k: v.detach() for k, v in parts.items()})
+
+
+def _correlation_targets(batch: ScorerBatch, config: LossConfig) -> tuple[torch.Tensor, torch.Tensor]:
+    """Word targets (B*W, 3) and sentence targets (B, 5) on the 0-1 scale for the pcc and rank terms; the
+    augmented items' rows are NaN (left out) unless config.correlation_on_augmented."""
+    words, sentences = batch.word_labels, batch.sentence_labels
+    if not config.correlation_on_augmented and batch.synthetic is not None:
+        words = torch.where(batch.synthetic[:, None, None], torch.nan, words)
+        sentences = torch.where(batch.synthetic[:, None], torch.nan, sentences)
+    return (words / WORD_SCALE).reshape(-1, 3), sentences / SENTENCE_SCALE
 
 
 def masked_mse(pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:

@@ -66,6 +66,8 @@ class TrainingPlan:
     augmented_features: str | None = None  # their feature store (same groups as the train store)
     augment_share: float = 1.0  # share of the augmented items used (a seeded draw)
     calibrate_on_augmented: bool = True  # with folds: the maps also see the augmented items' OOF predictions
+    correlation_on_augmented: bool = False  # the loss's pcc terms also see the augmented items (LossConfig)
+    class_weights_on_augmented: bool = True  # phone class weights counted over the augmented items too
 
 
 @dataclass
@@ -210,7 +212,7 @@ def train_scorer(features_dir: str | Path, corpus_dir: str | Path | None, out_di
     config = ScorerConfig(phone_feature_dim=train[0].features.shape[1], n_utterance_features=len(columns),
                           dropout=plan.dropout, input_dropout=plan.dropout, groups=plan.groups)
     options = FitOptions(plan.mtp, plan.mtp_epochs, plan.epochs, plan.patience, plan.seed, plan.batch_size, plan.lr,
-                         plan.threads, plan.progress)
+                         plan.threads, plan.progress, plan.correlation_on_augmented, plan.class_weights_on_augmented)
     speakers = {**{u.utt_id: u.speaker for u in utterances}, **{u.utt_id: u.speaker for u in augmented_items}}
     extra = None
     if plan.validation == "folds":
