@@ -292,7 +292,10 @@ def _run_train_rationalizer(args: argparse.Namespace) -> int:
                                 seed=args.seed)
     sft_ids, pair_ids = choose_utterances(labelled_train_ids(args.features, args.corpus), recipe)
     sources = training_sources(args.features, args.corpus, args.scorer, sft_ids + pair_ids)
-    report = train_rationalizer(sources[:len(sft_ids)], sources[len(sft_ids):], args.out, recipe)
+    from ..encoder.scorer.pipeline import network_fingerprint
+
+    report = train_rationalizer(sources[:len(sft_ids)], sources[len(sft_ids):], args.out, recipe,
+                                scorer_fingerprint=network_fingerprint(args.scorer))
     print("minutes per stage: " + ", ".join(f"{k} {v:.1f}" for k, v in report["minutes"].items()))
     return 0
 

@@ -63,7 +63,7 @@ class RationaleGuard:
         if mode == "rubric":
             return cls(None, unavailable_note="rubric text requested")
         try:
-            return cls(_load_rationalizer(Path(directory) / RATIONALIZER_DIR))
+            return cls(_load_rationalizer(Path(directory)))
         except Exception as err:  # any load failure (no adapter, no base weights) falls back in "auto" mode
             if mode == "model":
                 raise
@@ -105,7 +105,8 @@ class RationaleGuard:
                                {k: round(float(v), 3) for k, v in checks.items()}, note, round(seconds, 3), attempts)
 
 
-def _load_rationalizer(directory: Path):
-    from ..rationalizer.model import Rationalizer  # torch/transformers/peft: only when a model is wanted
+def _load_rationalizer(model_dir: Path):
+    from ..encoder.scorer.pipeline import network_fingerprint  # torch/transformers/peft: only when a model is wanted
+    from ..rationalizer.model import Rationalizer
 
-    return Rationalizer.from_pretrained(directory)
+    return Rationalizer.from_pretrained(model_dir / RATIONALIZER_DIR, scorer_fingerprint=network_fingerprint(model_dir))

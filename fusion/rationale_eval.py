@@ -19,7 +19,7 @@ import numpy as np
 from tqdm import tqdm
 
 from ..encoder.corpus import load_corpus
-from ..encoder.scorer.pipeline import Scorer
+from ..encoder.scorer.pipeline import Scorer, network_fingerprint
 from ..rationalizer.faithfulness import FaithfulnessEvaluator, summarize
 from .rationale import RATIONALE_SOURCES, RationaleGuard
 from .rationale_sources import RationaleCase, rationale_cases, sample_utterances
@@ -37,7 +37,7 @@ def evaluate_rationales(corpus_dir: str | Path | None, split: str, model_dir: st
     result = {"split": split, "n": len(cases), "seed": seed, "utt_ids": [c.utterance.utt_id for c in cases],
               "systems": {}, "examples": {}}
     for name, directory in systems.items():
-        guard = _guard(directory)
+        guard = _guard(directory, network_fingerprint(model_dir))
         outcome = _run_system(name, guard, cases, progress)
         result["systems"][name] = outcome["summary"]
         result["examples"][name] = outcome["examples"]
@@ -46,12 +46,12 @@ def evaluate_rationales(corpus_dir: str | Path | None, split: str, model_dir: st
     return result
 
 
-def _guard(directory: str | Path) -> RationaleGuard:
+def _guard(directory: str | Path, scorer_fingerprint: str) -> RationaleGuard:
     if str(directory) == RUBRIC_SYSTEM:
         return RationaleGuard(None)
     from ..rationalizer.model import Rationalizer
 
-    return RationaleGuard(Rationalizer.from_pretrained(directory))
+    return RationaleGuard(Rationalizer.from_pretrained(directory, scorer_fingerprint=scorer_fingerprint))
 
 
 def _run_system(name: str, guard: RationaleGuard, cases: Sequence[RationaleCase], progress: bool) -> dict:

@@ -37,6 +37,8 @@ class RationalizerSettings:
     prompt_lookup_tokens: int = 0  # > 0: prompt-lookup assisted decoding (same greedy output, fewer steps)
     rubric: dict = field(default_factory=lambda: asdict(Rubric()))
     training: dict = field(default_factory=dict)  # how it was trained, for the record
+    # the scorer whose phone states it was trained on (encoder.scorer.pipeline.network_fingerprint); None = unknown
+    scorer_fingerprint: str | None = None
 
     @classmethod
     def from_json(cls, text: str) -> "RationalizerSettings":
@@ -63,14 +65,18 @@ class Rationalizer:
         self.rubric = settings.rubric_object()
 
     @classmethod
-    def from_pretrained(cls, directory: str | Path, threads: int | None = None, merge: bool = True) -> "Rationalizer":
-        """merge: fold the LoRA weights into the base weights for serving (the adapter files stay as they are)."""
+    def from_pretrained(cls, directory: str | Path, threads: int | None = None, merge: bool = True,
+                        scorer_fingerprint: str | None = None) -> "Rationalizer":
+        """merge: fold the LoRA weights into the base weights for serving (the adapter files stay as they are).
+        scorer_fingerprint: the fingerprint of the scorer that will supply the phone states; raises
+        RationalizerDirectoryError when the rationalizer records another one (its audio inputs would be foreign)."""
         directory = Path(directory)
         settings_file, adapter = directory / SETTINGS_FILE, directory / ADAPTER_DIR
         if not settings_file.is_file() or not adapter.is_dir():
             raise RationalizerDirectoryError(f"{directory} is not a rationalizer directory "
                                              f"(needs {SETTINGS_FILE} and {ADAPTER_DIR}/)")
         settings = RationalizerSettings.from_json(settings_file.read_text())
+        _check_scorer(directory, settings.scorer_fingerprint, scorer_fingerprint)
         if threads:
             torch.set_num_threads(threads)
         base, tokenizer = load_compact_base(settings.audio_dim, settings.base_model)
@@ -126,6 +132,13 @@ class Rationalizer:
 
 
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+
+
+def _check_scorer(directory: Path, trained_on: str | None, serving: str | None) -> None:
+    if trained_on and serving and trained_on != serving:
+        raise RationalizerDirectoryError(
+            f"{directory} was trained on the phone states of another scorer (fingerprint {trained_on}; this "
+            f"scorer's is {serving}): retrain it with `orthoepy train-rationalizer --scorer <this model>`")
 
 
 def without_repeated_sentences(text: str) -> str:

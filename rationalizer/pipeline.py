@@ -33,9 +33,11 @@ class RationalizerRecipe:
 
 
 def train_rationalizer(sft_sources: Sequence, pair_sources: Sequence, out_dir: str | Path,
-                       recipe: RationalizerRecipe = RationalizerRecipe(), plan=None) -> dict:
+                       recipe: RationalizerRecipe = RationalizerRecipe(), plan=None,
+                       scorer_fingerprint: str | None = None) -> dict:
     """sft_sources, pair_sources: data.ExampleSource lists from different utterances (fusion.rationale_sources
-    builds them from a feature store, a scorer and the corpus). plan: a training.RationalizerTrainingPlan."""
+    builds them from a feature store, a scorer and the corpus). plan: a training.RationalizerTrainingPlan.
+    scorer_fingerprint: that scorer's network_fingerprint, recorded so that no other scorer's states are fed."""
     import torch
 
     from .compact import load_compact_base
@@ -56,7 +58,8 @@ def train_rationalizer(sft_sources: Sequence, pair_sources: Sequence, out_dir: s
     report = {"recipe": asdict(recipe), "plan": asdict(plan), "n_sft": len(sft_examples), "n_pairs": len(pairs),
               "threads": torch.get_num_threads(), "minutes": {}}
     settings = RationalizerSettings(audio_dim=audio_dim, base_model=recipe.base_model,
-                                    training={"recipe": asdict(recipe), "plan": asdict(plan)})
+                                    training={"recipe": asdict(recipe), "plan": asdict(plan)},
+                                    scorer_fingerprint=scorer_fingerprint)
     started = time.perf_counter()
     sft_model = train_sft(model, tokenizer, sft_examples, plan)
     report["minutes"]["sft"] = (time.perf_counter() - started) / 60

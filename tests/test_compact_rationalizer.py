@@ -151,6 +151,18 @@ def test_unknown_preference_method_and_bad_directory(tiny_base, tmp_path):
         Rationalizer.from_pretrained(tmp_path)
 
 
+def test_a_rationalizer_refuses_another_scorers_phone_states(tiny_base, tmp_path):
+    model, tokenizer = load_compact_base(AUDIO_DIM, tiny_base)
+    from peft import get_peft_model
+    from orthoepy.rationalizer.training import lora_config
+    settings = RationalizerSettings(audio_dim=AUDIO_DIM, base_model=str(tiny_base), scorer_fingerprint="aaaa")
+    Rationalizer(get_peft_model(model, lora_config(RationalizerTrainingPlan())), tokenizer, settings
+                 ).save_pretrained(tmp_path / "rat")
+    assert Rationalizer.from_pretrained(tmp_path / "rat", scorer_fingerprint="aaaa").settings.scorer_fingerprint == "aaaa"
+    with pytest.raises(RationalizerDirectoryError, match="another scorer"):
+        Rationalizer.from_pretrained(tmp_path / "rat", scorer_fingerprint="bbbb")
+
+
 def test_explain_checks_the_word_states(tiny_base):
     model, tokenizer = load_compact_base(AUDIO_DIM, tiny_base)
     from peft import get_peft_model

@@ -87,6 +87,17 @@ def test_unknown_mode_and_missing_rationalizer(tmp_path):
         RationaleGuard.for_model_directory(tmp_path, "model")
 
 
+def test_a_rationalizer_of_another_scorer_falls_back_to_the_rubric(tmp_path):
+    (tmp_path / "model.pt").write_bytes(b"this scorer's weights")
+    (tmp_path / "rationalizer" / "adapter").mkdir(parents=True)
+    (tmp_path / "rationalizer" / "rationalizer.json").write_text(
+        json.dumps({"audio_dim": 96, "scorer_fingerprint": "0123456789abcdef"}))
+    fallback = RationaleGuard.for_model_directory(tmp_path, "auto")
+    assert fallback.rationalizer is None and "another scorer" in fallback.unavailable_note
+    with pytest.raises(ValueError, match="another scorer"):
+        RationaleGuard.for_model_directory(tmp_path, "model")
+
+
 def test_assessment_carries_a_checked_rationale(fixture_dir):
     utt = load_corpus(fixture_dir, "test")[0]
     result = Assessor.from_pretrained(rationale="rubric").assess(utt.audio_path, utt.text)

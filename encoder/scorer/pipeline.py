@@ -8,6 +8,7 @@ Error-augmented items (encoder/scorer/augmentation.py) join the training side on
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import pickle
 import shutil
@@ -177,6 +178,15 @@ class Scorer:
         if backend != "torch" and onnx_path.is_file():
             scorer.onnx_model = _load_onnx(onnx_path, model)
         return scorer
+
+
+def network_fingerprint(directory: str | Path) -> str:
+    """The first 16 hex digits of the SHA-256 of a model directory's network weights (model.pt): what a
+    rationalizer trained on this scorer's phone states records. Raises ModelDirectoryError without model.pt."""
+    path = Path(directory) / "model.pt"
+    if not path.is_file():
+        raise ModelDirectoryError(f"{directory} is not a scorer model directory: model.pt is missing")
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
 
 
 def _load_onnx(path: Path, model: HierarchicalScorer) -> OnnxScorerModel:
