@@ -3,7 +3,7 @@ import numpy as np
 from test_augmentation import SLOPES, utterance, word
 
 from orthoepy.encoder.scorer.augmentation import mismatched, nonspeech, omit_word, substitute_phones
-from orthoepy.encoder.scorer.listening import Scores, listening_report
+from orthoepy.encoder.scorer.listening import Scores, listening_report, spread_report
 
 
 def scores(phone, words, total):
@@ -41,3 +41,14 @@ def test_omission_mismatch_and_nonspeech_checks(tmp_path):
     assert report["mismatch_total_at_most_3"] == {"rate": 0.0, "n": 1}
     assert report["nonspeech_total_at_most_1"] == {"rate": 1.0, "n": 1}
     assert report["substituted_below_1"] == {"rate": None, "n": 0}
+
+
+def test_spread_report_tells_plateaus_from_crowding():
+    raw = np.random.default_rng(0).normal(7.0, 1.5, 500)
+    smooth = spread_report(raw)
+    assert smooth["distinct_exact"] == 500  # a continuous output: no exact ties
+    # at 0.01, 500 totals with sd 1.5 collide by chance; the birthday bound says how many stay distinct
+    assert abs(smooth["distinct_at_0.01"] - smooth["expected_distinct_at_0.01_continuous"]) < 30
+    plateaued = spread_report(np.clip(raw, 6.5, 8.0))  # a map that flattens both tails
+    assert plateaued["distinct_exact"] < 400
+    assert spread_report(np.full(10, 7.0))["distinct_at_0.01"] == 1

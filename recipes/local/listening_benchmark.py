@@ -25,7 +25,7 @@ import numpy as np
 from orthoepy.encoder.corpus import load_corpus
 from orthoepy.encoder.features.store import FeatureStore, extract_utterances
 from orthoepy.encoder.scorer.augmentation import AugmentationPlan, TargetSlopes, augment, mismatched
-from orthoepy.encoder.scorer.listening import listening_report
+from orthoepy.encoder.scorer.listening import listening_report, spread_report
 from orthoepy.encoder.scorer.pipeline import Scorer, calibrated_scores, predict
 from orthoepy.fusion.assessor import frontend_config
 
@@ -49,8 +49,7 @@ def main() -> None:
     examples = scorer.examples(features)
     scores = calibrated_scores(scorer, predict(scorer.model, examples))
     report = listening_report({u.utt_id: u for u in items}, {u.utt_id: u for u in utts}, scores)
-    totals = [round(scores[u.utt_id].sentence_total, 2) for u in sampled]
-    report["distinct_sentence_totals"] = {"n_utterances": len(totals), "distinct": len(set(totals))}
+    report["distinct_sentence_totals"] = spread_report(np.array([scores[u.utt_id].sentence_total for u in sampled]))
     report["setup"] = {"model": str(args.model), "split": args.split, "n_substitution_sources": len(chosen),
                        "plan": asdict(plan), "n_mismatch": args.mismatch, "seed": args.seed,
                        "frontend_groups": list(config.groups)}
