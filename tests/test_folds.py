@@ -8,7 +8,8 @@ from test_scorer import synthetic_example, tiny_config
 from orthoepy.encoder.folds import fold_of_speaker, speaker_folds
 from orthoepy.encoder.scorer.crossval import (
     FitOptions, FoldResult, fit_model, oof_predictions, retrain_epochs, run_fold, split_fold)
-from orthoepy.encoder.scorer.train import EpochRecord
+from orthoepy.encoder.scorer.model import HierarchicalScorer
+from orthoepy.encoder.scorer.train import EpochRecord, predict
 
 
 def test_folds_are_speaker_disjoint_deterministic_and_cover():
@@ -69,6 +70,9 @@ def test_fold_results_round_trip_and_give_each_utterance_one_oof_prediction(exam
     loaded = FoldResult.load(tmp_path / "fold0")
     assert loaded.best_epoch == results[0].best_epoch and loaded.n_fit == results[0].n_fit
     np.testing.assert_allclose(loaded.predictions[0].word, results[0].predictions[0].word, rtol=1e-6)
+    fold_model = HierarchicalScorer.from_pretrained(tmp_path / "fold0")  # kept for fold ensembles
+    held_out = [e for e in train if e.utt_id == results[0].predictions[0].utt_id]
+    np.testing.assert_allclose(predict(fold_model, held_out)[0].word, results[0].predictions[0].word, rtol=1e-5)
     order = [e.utt_id for e in train]
     oof = oof_predictions([loaded, results[1]], order)
     assert [p.utt_id for p in oof] == order

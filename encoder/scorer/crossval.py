@@ -55,6 +55,7 @@ class FoldResult:
     history: list[EpochRecord]
     mtp_history: list[EpochRecord] = field(default_factory=list)
     probe_predictions: list[UtterancePrediction] = field(default_factory=list)
+    model: HierarchicalScorer | None = None  # the fold's network (saved beside oof.json; not loaded back)
 
     @property
     def best_epoch(self) -> int:
@@ -66,6 +67,8 @@ class FoldResult:
 
     def save(self, directory: Path) -> None:
         directory.mkdir(parents=True, exist_ok=True)
+        if self.model is not None:  # for fold ensembles; written before oof.json, which marks the fold done
+            self.model.save_pretrained(directory)
         record = {"fold": self.fold, "n_fit": self.n_fit,
                   "predictions": [_prediction_record(p) for p in self.predictions],
                   "probe_predictions": [_prediction_record(p) for p in self.probe_predictions],
@@ -118,7 +121,7 @@ def run_fold(k: int, train: Sequence[ScorerExample], augmented: Sequence[ScorerE
     fold_of = fold_of_speaker({speakers[e.utt_id] for e in train}, n_folds)
     probed = [e for e in probe if fold_of.get(speakers[e.utt_id], -1) == k]
     return FoldResult(k, len(fit_set), predict(model, held_out), history, mtp_history,
-                      predict(model, probed) if probed else [])
+                      predict(model, probed) if probed else [], model)
 
 
 def split_fold(k: int, train: Sequence[ScorerExample], augmented: Sequence[ScorerExample],
