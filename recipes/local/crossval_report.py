@@ -70,8 +70,15 @@ def _listening_table(reports: dict, title: str) -> list[str]:
         spread = r.get("distinct_sentence_totals")
         rows.append(f"| {name} | " + " | ".join(cells) + f" | {'-' if drop is None else drop} |")
         if spread:
-            rows.append(f"| {name}: distinct totals | {spread['distinct']} of {spread['n_utterances']} |")
+            rows.append(f"| {name}: distinct totals | {_spread(spread)} |")
     return rows
+
+
+def _spread(spread: dict) -> str:
+    if "distinct" in spread:  # the first benchmark runs' format
+        return f"{spread['distinct']} of {spread['n_utterances']} at 0.01"
+    return (f"{spread['distinct_at_0.01']} of {spread['n']} at 0.01 (a continuous output with sd {spread['sd']}: "
+            f"{spread['expected_distinct_at_0.01_continuous']}), {spread['distinct_exact']} exactly")
 
 
 def _training_table(reports: dict) -> list[str]:
