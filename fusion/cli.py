@@ -192,6 +192,12 @@ def _train_scorer_options(train: argparse.ArgumentParser) -> None:
     train.add_argument("--no-calibrate-on-augmented", action="store_true",
                        help="with --validation folds: fit the calibration maps on the real utterances' out-of-fold "
                             "predictions only (default: the augmented items' too)")
+    train.add_argument("--augmented-calibration-weight", type=float, default=plan.augmented_calibration_weight,
+                       help="weight of an augmented item against a real utterance in the calibration fit "
+                            "(default: %(default)s)")
+    train.add_argument("--recalibrate-only", action="store_true",
+                       help="with --validation folds: keep OUT's trained network and fold results, refit the "
+                            "calibration (e.g. with another --augmented-calibration-weight) and the reports")
     train.add_argument("--correlation-on-augmented", action="store_true",
                        help="let the loss's batch-correlation terms see the augmented items (default: real "
                             "utterances only)")
@@ -386,6 +392,8 @@ def _run_train_scorer(args: argparse.Namespace) -> int:
                         augmented_features=args.augmented_features, augment_share=args.augment_share,
                         calibrate_on_augmented=not args.no_calibrate_on_augmented,
                         correlation_on_augmented=args.correlation_on_augmented,
+                        augmented_calibration_weight=args.augmented_calibration_weight,
+                        reuse_network=args.recalibrate_only,
                         class_weights_on_augmented=not args.class_weights_from_real)
     if train_scorer(args.features, args.corpus, args.out, plan) is None:
         print(f"fold {args.fold} -> {Path(args.out) / 'folds' / f'fold{args.fold}'}")

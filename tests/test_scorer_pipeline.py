@@ -162,3 +162,10 @@ def test_speaker_folds_with_augmented_items(tmp_path, stores, fixture_dir):
     features = dict(FeatureStore(stores / "test"))
     scored = Scorer.from_pretrained(out).score(features)
     assert len(scored) == len(features) and scorer.mdd_threshold == Scorer.from_pretrained(out).mdd_threshold
+    # recalibrate only: the network and its fold results stay, the maps are refitted with lighter augmented items
+    weights, maps = (out / "model.pt").read_bytes(), (out / "calibration.json").read_text()
+    train_scorer(stores, fixture_dir, out, replace(plan, reuse_network=True, augmented_calibration_weight=0.05))
+    assert (out / "model.pt").read_bytes() == weights and (out / "calibration.json").read_text() != maps
+    assert json.loads((out / "training_report.json").read_text())["retrain_epochs"] == report["retrain_epochs"]
+    with pytest.raises(ValueError, match="needs validation='folds'"):
+        train_scorer(stores, fixture_dir, out, replace(TINY_PLAN, reuse_network=True))

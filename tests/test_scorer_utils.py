@@ -259,6 +259,28 @@ def test_calibration_falls_back_to_clipped_identity():
 SHIPPED_CALIBRATION = Path(__file__).resolve().parents[1] / "fusion" / "models" / "default" / "calibration.json"
 
 
+@pytest.mark.parametrize("method", METHODS)
+def test_unit_sample_weights_change_nothing_and_light_points_pull_less(miscalibrated, method):
+    preds, labels = miscalibrated
+    plain = AspectCalibrator(method=method).fit(preds, labels)
+    ones = AspectCalibrator(method=method).fit(preds, labels, {a: np.ones(500) for a in preds})
+    grid = {"sentence_total": np.linspace(0, 10, 101)}
+    np.testing.assert_allclose(ones.transform(grid)["sentence_total"], plain.transform(grid)["sentence_total"])
+    # 500 extra points at target 0 spread over the real outputs' range: at full weight they drag the map down,
+    # at weight 0.01 it stays near the real-only map
+    extra_x = np.random.default_rng(2).uniform(3, 8, 500)
+    both = {"sentence_total": np.r_[preds["sentence_total"], extra_x]}
+    zeros = {"sentence_total": np.r_[labels["sentence_total"], np.zeros(500)]}
+    mid = {"sentence_total": np.array([5.5])}
+    real_only = plain.transform(mid)["sentence_total"][0]
+    heavy = AspectCalibrator(method=method).fit(both, zeros).transform(mid)["sentence_total"][0]
+    light = AspectCalibrator(method=method).fit(both, zeros, {"sentence_total": np.r_[np.ones(500), np.full(500, 0.01)]}
+                                                ).transform(mid)["sentence_total"][0]
+    assert heavy < real_only - 1.0 and abs(light - real_only) < 0.3
+    with pytest.raises(ValueError, match="positive weight"):
+        AspectCalibrator(method=method).fit(preds, labels, {"phone": np.zeros(500)})
+
+
 def test_shipped_calibration_has_no_plateaus():
     """The default model's maps (recipes/local/recalibrate.py): pchip, strictly increasing inside the label range;
     the raw totals 6.49-8.11 that its isotonic map sent to 7.38 now keep their order."""

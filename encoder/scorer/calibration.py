@@ -55,11 +55,14 @@ class AspectCalibrator(BaseEstimator):
         self.discrete_values = discrete_values
         self.label_ranges = label_ranges
 
-    def fit(self, preds: Mapping[str, np.ndarray], labels: Mapping[str, np.ndarray]) -> AspectCalibrator:
-        """Fit one map per aspect present in both `preds` and `labels`; NaN labels/predictions are dropped."""
+    def fit(self, preds: Mapping[str, np.ndarray], labels: Mapping[str, np.ndarray],
+            sample_weight: Mapping[str, np.ndarray] | None = None) -> AspectCalibrator:
+        """Fit one map per aspect present in both `preds` and `labels`; NaN labels/predictions are dropped.
+        sample_weight: per aspect, a positive weight per prediction (same shape; default 1 each)."""
         if self.method not in METHODS:
             raise ValueError(f"method must be one of {METHODS}, not {self.method!r}")
-        self.fitted_ = {aspect: self._fit_aspect(aspect, preds[aspect], labels[aspect])
+        weights = sample_weight or {}
+        self.fitted_ = {aspect: self._fit_aspect(aspect, preds[aspect], labels[aspect], weights.get(aspect))
                         for aspect in preds if aspect in labels}
         return self
 
@@ -101,20 +104,26 @@ class AspectCalibrator(BaseEstimator):
         calibrator.fitted_ = {aspect: dict(info) for aspect, info in data["fitted"].items()}
         return calibrator
 
-    def _fit_aspect(self, aspect: str, pred: np.ndarray, label: np.ndarray) -> dict[str, Any]:
+    def _fit_aspect(self, aspect: str, pred: np.ndarray, label: np.ndarray, weight: np.ndarray | None = None
+                    ) -> dict[str, Any]:
         low, high = self._label_range(aspect)
+        weight = np.ones(np.size(pred)) if weight is None else np.asarray(weight, dtype=np.float64).ravel()
+        if weight.shape != (np.size(pred),) or (weight <= 0).any():
+            raise ValueError(f"{aspect}: sample_weight needs one positive weight per prediction")
+        keep = np.isfinite(np.asarray(label, dtype=np.float64).ravel()) & np.isfinite(np.asarray(pred, dtype=np.float64).ravel())
         x, y = paired_finite(pred, label)
+        w = weight[keep]
         info: dict[str, Any] = {"low": low, "high": high, "n": int(x.size)}
         if x.size < self.min_points:
             return {**info, "method": "identity", "reason": f"only {x.size} points (< {self.min_points})"}
         if np.ptp(y) == 0.0:
             return {**info, "method": "identity", "reason": "constant labels"}
-        isotonic = IsotonicRegression(y_min=low, y_max=high, increasing=True, out_of_bounds="clip").fit(x, y)
+        isotonic = IsotonicRegression(y_min=low, y_max=high, increasing=True, out_of_bounds="clip").fit(x, y, w)
         if self.method == "isotonic":
             return {**info, "method": "isotonic", "reason": None,
                     "x_thresholds": [float(v) for v in isotonic.X_thresholds_],
                     "y_thresholds": [float(v) for v in isotonic.y_thresholds_]}
-        x_knots, y_knots = isotonic_block_centres(isotonic, x)
+        x_knots, y_knots = isotonic_block_centres(isotonic, x, weight=w)
         if x_knots.size < 2:
             return {**info, "method": "identity", "reason": "the isotonic fit is constant (one block)"}
         return {**info, "method": "pchip", "reason": None, "extrapolation": "linear",
@@ -134,10 +143,11 @@ class AspectCalibrator(BaseEstimator):
         return self.fitted_
 
 
-def isotonic_block_centres(isotonic: IsotonicRegression, x: np.ndarray, tolerance: float = 1e-6
-                           ) -> tuple[np.ndarray, np.ndarray]:
+def isotonic_block_centres(isotonic: IsotonicRegression, x: np.ndarray, tolerance: float = 1e-6,
+                           weight: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Knots of the smooth map: per block of a fitted isotonic regression (consecutive points, in order of the
-    raw prediction, that share one fitted value) the mean raw prediction of its points and the block's value.
+    raw prediction, that share one fitted value) the (weighted) mean raw prediction of its points and the
+    block's value.
 
     Both come out strictly increasing: tied predictions always share a block (the isotonic fit pools them), and
     neighbouring blocks whose values differ by at most `tolerance` times the label range are merged (their
@@ -147,6 +157,7 @@ def isotonic_block_centres(isotonic: IsotonicRegression, x: np.ndarray, toleranc
     """
     order = np.argsort(x, kind="stable")
     xs = np.asarray(x, dtype=np.float64)[order]
+    ws = np.ones(xs.size) if weight is None else np.asarray(weight, dtype=np.float64)[order]
     fitted = isotonic.predict(xs).astype(np.float64)
     eps = tolerance * (isotonic.y_max - isotonic.y_min if isotonic.y_max is not None and isotonic.y_min is not None
                        else np.ptp(fitted))
@@ -156,9 +167,10 @@ def isotonic_block_centres(isotonic: IsotonicRegression, x: np.ndarray, toleranc
             starts.append(int(i))
             anchor = fitted[i]
     starts = np.asarray(starts)
-    counts = np.diff(np.r_[starts, xs.size])
+    mass = np.add.reduceat(ws, starts)
     single = np.maximum.reduceat(fitted, starts) == fitted[starts]  # not merged: the block's value as it is
-    return np.add.reduceat(xs, starts) / counts, np.where(single, fitted[starts], np.add.reduceat(fitted, starts) / counts)
+    merged = np.add.reduceat(ws * fitted, starts) / mass
+    return np.add.reduceat(ws * xs, starts) / mass, np.where(single, fitted[starts], merged)
 
 
 def _pchip_map(x_knots: Sequence[float], y_knots: Sequence[float], values: np.ndarray) -> np.ndarray:

@@ -67,6 +67,8 @@ class TrainingPlan:
     augmented_features: str | None = None  # their feature store (same groups as the train store)
     augment_share: float = 1.0  # share of the augmented items used (a seeded draw)
     calibrate_on_augmented: bool = True  # with folds: the maps also see the augmented items' OOF predictions
+    augmented_calibration_weight: float = 1.0  # weight of an augmented item against a real utterance in those maps
+    reuse_network: bool = False  # with folds: keep out_dir's trained network, refit calibration and reports only
     correlation_on_augmented: bool = False  # the loss's pcc terms also see the augmented items (LossConfig)
     class_weights_on_augmented: bool = True  # phone class weights counted over the augmented items too
 
@@ -206,6 +208,8 @@ def train_scorer(features_dir: str | Path, corpus_dir: str | Path | None, out_di
     folds of train, save the bundle to out_dir. Returns None when plan.only_fold ran one fold only."""
     if plan.validation not in ("dev", "folds"):
         raise ValueError(f"validation must be 'dev' or 'folds', not {plan.validation!r}")
+    if plan.reuse_network and plan.validation != "folds":
+        raise ValueError("reuse_network (--recalibrate-only) needs validation='folds' (the fold results to refit on)")
     features_dir, out_dir = Path(features_dir), Path(out_dir)
     utterances = load_corpus(corpus_dir)
     train_store, dev_store = FeatureStore(features_dir / "train"), FeatureStore(features_dir / "dev")
@@ -238,7 +242,8 @@ def train_scorer(features_dir: str | Path, corpus_dir: str | Path | None, out_di
         model, history, mtp_history = fit_model(train + augmented, dev, config, options)
         histories = {"mtp_history": [asdict(r) for r in mtp_history], "history": [asdict(r) for r in history]}
         raw, labels, probe_oof = prediction_dict(predict(model, dev)), label_dict(dev), []
-    calibrator, threshold, calibration_report = fit_calibration(raw, labels, plan.calibration, extra)
+    calibrator, threshold, calibration_report = fit_calibration(raw, labels, plan.calibration, extra,
+                                                                plan.augmented_calibration_weight)
     scorer = Scorer(model, scaler, handcrafted, calibrator, threshold)
     # inference must extract features the same way
     scorer.frontend_config = _used_frontend(train_store.manifest["config"],
@@ -290,15 +295,27 @@ def _cross_validated(train, augmented, probe, speakers, config, options, plan, o
         results.append(result)
     if plan.only_fold is not None:
         return None
-    stop = retrain_epochs(results)
-    model, history, mtp_history = fit_model(train + augmented, [], config, options, stop_after=stop)
-    histories = {"folds": [{"fold": r.fold, "n_fit": r.n_fit, "best_epoch": r.best_epoch,
-                            "best_mtp_epoch": r.best_mtp_epoch,
-                            "history": [asdict(e) for e in r.history]} for r in results],
-                 "retrain_epochs": {"mtp": stop[0], "fit": stop[1]},
-                 "mtp_history": [asdict(r) for r in mtp_history], "history": [asdict(r) for r in history]}
+    if plan.reuse_network:
+        model, histories = _trained_network(out_dir)
+    else:
+        stop = retrain_epochs(results)
+        model, history, mtp_history = fit_model(train + augmented, [], config, options, stop_after=stop)
+        histories = {"folds": [{"fold": r.fold, "n_fit": r.n_fit, "best_epoch": r.best_epoch,
+                                "best_mtp_epoch": r.best_mtp_epoch,
+                                "history": [asdict(e) for e in r.history]} for r in results],
+                     "retrain_epochs": {"mtp": stop[0], "fit": stop[1]},
+                     "mtp_history": [asdict(r) for r in mtp_history], "history": [asdict(r) for r in history]}
     probe_oof = [p for r in results for p in r.probe_predictions]
     return model, histories, oof_predictions(results, [e.utt_id for e in train]), probe_oof
+
+
+def _trained_network(out_dir: Path) -> tuple[HierarchicalScorer, dict]:
+    """The network an earlier run saved in out_dir and its training histories (for plan.reuse_network)."""
+    if not (out_dir / "model.pt").is_file() or not (out_dir / REPORT_FILE).is_file():
+        raise ModelDirectoryError(f"{out_dir}: no trained network to reuse (model.pt and {REPORT_FILE} are needed)")
+    previous = json.loads((out_dir / REPORT_FILE).read_text())
+    keys = ("folds", "retrain_epochs", "mtp_history", "history")
+    return HierarchicalScorer.from_pretrained(out_dir), {k: previous[k] for k in keys if k in previous}
 
 
 def _held_out_reports(plan: TrainingPlan, calibration_report: dict, scorer: "Scorer", dev) -> dict:
@@ -348,15 +365,17 @@ def _select_handcrafted(store: FeatureStore, utterances: list[Utterance], plan: 
 
 
 def fit_calibration(raw: dict[str, np.ndarray], labels: dict[str, np.ndarray], method: str = DEFAULT_METHOD,
-                    extra: tuple[dict, dict] | None = None) -> tuple[AspectCalibrator, float, dict]:
+                    extra: tuple[dict, dict] | None = None, extra_weight: float = 1.0
+                    ) -> tuple[AspectCalibrator, float, dict]:
     """The calibrator and the MDD threshold (on calibrated phone scores) fitted on held-out predictions (dev, or
-    out-of-fold over train), and their report. `extra` (raw, labels) joins the maps' fit only: the threshold and the
-    report stay on raw/labels."""
-    fit_raw, fit_labels = raw, labels
+    out-of-fold over train), and their report. `extra` (raw, labels) joins the maps' fit only, each of its points
+    weighing `extra_weight` against 1 for a real one: the threshold and the report stay on raw/labels."""
+    fit_raw, fit_labels, weights = raw, labels, None
     if extra is not None:  # e.g. augmented items: raw outputs and targets the real utterances rarely reach
         fit_raw = {a: np.concatenate([raw[a], extra[0][a]]) for a in raw}
         fit_labels = {a: np.concatenate([labels[a], extra[1][a]]) for a in labels}
-    calibrator = AspectCalibrator(method=method).fit(fit_raw, fit_labels)
+        weights = {a: np.r_[np.ones(np.size(raw[a])), np.full(np.size(extra[0][a]), extra_weight)] for a in raw}
+    calibrator = AspectCalibrator(method=method).fit(fit_raw, fit_labels, weights)
     threshold = _detection_threshold(calibrator.transform(raw)["phone"], labels["phone"])
     return calibrator, threshold, calibration_report_of(raw, labels, calibrator, threshold, method)
 
