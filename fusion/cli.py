@@ -195,6 +195,10 @@ def _train_scorer_options(train: argparse.ArgumentParser) -> None:
     train.add_argument("--augmented-calibration-weight", type=float, default=plan.augmented_calibration_weight,
                        help="weight of an augmented item against a real utterance in the calibration fit "
                             "(default: %(default)s)")
+    train.add_argument("--augmented-support-quantile", type=float, default=plan.augmented_support_quantile,
+                       help="augmented items whose raw output is below this quantile of the real utterances' "
+                            "weigh 1 in the calibration fit whatever --augmented-calibration-weight says "
+                            "(default: %(default)s)")
     train.add_argument("--recalibrate-only", action="store_true",
                        help="with --validation folds: keep OUT's trained network and fold results, refit the "
                             "calibration (e.g. with another --augmented-calibration-weight) and the reports")
@@ -393,6 +397,7 @@ def _run_train_scorer(args: argparse.Namespace) -> int:
                         calibrate_on_augmented=not args.no_calibrate_on_augmented,
                         correlation_on_augmented=args.correlation_on_augmented,
                         augmented_calibration_weight=args.augmented_calibration_weight,
+                        augmented_support_quantile=args.augmented_support_quantile,
                         reuse_network=args.recalibrate_only,
                         class_weights_on_augmented=not args.class_weights_from_real)
     if train_scorer(args.features, args.corpus, args.out, plan) is None:

@@ -350,3 +350,21 @@ def test_aspect_table_skips_absent_labels():
     assert table["sentence_total"]["pcc"] == pytest.approx(1)
     renamed = aspect_table({"phone_accuracy": preds["phone"]}, {"phone_accuracy": labels["phone"]}, 0.5)
     assert renamed["phone_mdd"] == table["phone_mdd"]
+
+
+def test_augmented_points_below_the_real_support_weigh_fully():
+    from orthoepy.encoder.scorer.pipeline import fit_calibration
+
+    rng = np.random.default_rng(4)
+    real = rng.uniform(3, 8, 400)
+    phones = rng.uniform(0, 2, 400)  # the MDD threshold needs phones
+    raw = {"sentence_total": real, "phone": phones}
+    labels = {"sentence_total": real + rng.normal(0, 0.3, 400), "phone": np.round(phones)}
+    inside, below = rng.uniform(4, 7, 300), rng.uniform(0, 1.5, 100)  # made-up items: errors heard and not heard
+    extra = ({"sentence_total": np.r_[inside, below], "phone": np.zeros(400)},
+             {"sentence_total": np.zeros(400), "phone": np.zeros(400)})
+    calibrator = fit_calibration(raw, labels, extra=extra, extra_weight=0.01, support_quantile=0.02)[0]
+    out = calibrator.transform({"sentence_total": np.array([0.5, 5.5])})["sentence_total"]
+    assert out[0] < 1.0 and abs(out[1] - 5.5) < 0.5  # low end anchored by the items, middle by real readings
+    flat = fit_calibration(raw, labels, extra=extra)[0].transform({"sentence_total": np.array([5.5])})["sentence_total"]
+    assert flat[0] < 4.5  # with full weight everywhere the unheard items drag real readings down

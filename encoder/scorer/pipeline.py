@@ -68,6 +68,7 @@ class TrainingPlan:
     augment_share: float = 1.0  # share of the augmented items used (a seeded draw)
     calibrate_on_augmented: bool = True  # with folds: the maps also see the augmented items' OOF predictions
     augmented_calibration_weight: float = 1.0  # weight of an augmented item against a real utterance in those maps
+    augmented_support_quantile: float = 0.0  # augmented items below this quantile of real outputs weigh 1
     reuse_network: bool = False  # with folds: keep out_dir's trained network, refit calibration and reports only
     correlation_on_augmented: bool = False  # the loss's pcc terms also see the augmented items (LossConfig)
     class_weights_on_augmented: bool = True  # phone class weights counted over the augmented items too
@@ -243,7 +244,8 @@ def train_scorer(features_dir: str | Path, corpus_dir: str | Path | None, out_di
         histories = {"mtp_history": [asdict(r) for r in mtp_history], "history": [asdict(r) for r in history]}
         raw, labels, probe_oof = prediction_dict(predict(model, dev)), label_dict(dev), []
     calibrator, threshold, calibration_report = fit_calibration(raw, labels, plan.calibration, extra,
-                                                                plan.augmented_calibration_weight)
+                                                                plan.augmented_calibration_weight,
+                                                                plan.augmented_support_quantile)
     scorer = Scorer(model, scaler, handcrafted, calibrator, threshold)
     # inference must extract features the same way
     scorer.frontend_config = _used_frontend(train_store.manifest["config"],
@@ -365,19 +367,27 @@ def _select_handcrafted(store: FeatureStore, utterances: list[Utterance], plan: 
 
 
 def fit_calibration(raw: dict[str, np.ndarray], labels: dict[str, np.ndarray], method: str = DEFAULT_METHOD,
-                    extra: tuple[dict, dict] | None = None, extra_weight: float = 1.0
-                    ) -> tuple[AspectCalibrator, float, dict]:
+                    extra: tuple[dict, dict] | None = None, extra_weight: float = 1.0,
+                    support_quantile: float = 0.0) -> tuple[AspectCalibrator, float, dict]:
     """The calibrator and the MDD threshold (on calibrated phone scores) fitted on held-out predictions (dev, or
-    out-of-fold over train), and their report. `extra` (raw, labels) joins the maps' fit only, each of its points
-    weighing `extra_weight` against 1 for a real one: the threshold and the report stay on raw/labels."""
+    out-of-fold over train), and their report. `extra` (raw, labels) joins the maps' fit only: its points below the
+    `support_quantile` quantile of the real raw outputs (per aspect; where real readings are scarce) weigh 1, the
+    others `extra_weight`, against 1 for a real point. The threshold and the report stay on raw/labels."""
     fit_raw, fit_labels, weights = raw, labels, None
     if extra is not None:  # e.g. augmented items: raw outputs and targets the real utterances rarely reach
         fit_raw = {a: np.concatenate([raw[a], extra[0][a]]) for a in raw}
         fit_labels = {a: np.concatenate([labels[a], extra[1][a]]) for a in labels}
-        weights = {a: np.r_[np.ones(np.size(raw[a])), np.full(np.size(extra[0][a]), extra_weight)] for a in raw}
+        weights = {a: np.r_[np.ones(np.size(raw[a])), _extra_weights(raw[a], extra[0][a], extra_weight,
+                                                                     support_quantile)] for a in raw}
     calibrator = AspectCalibrator(method=method).fit(fit_raw, fit_labels, weights)
     threshold = _detection_threshold(calibrator.transform(raw)["phone"], labels["phone"])
     return calibrator, threshold, calibration_report_of(raw, labels, calibrator, threshold, method)
+
+
+def _extra_weights(real: np.ndarray, extra: np.ndarray, weight: float, support_quantile: float) -> np.ndarray:
+    finite = np.asarray(real, dtype=np.float64)[np.isfinite(real)]
+    floor = np.quantile(finite, support_quantile) if support_quantile > 0 and finite.size else -np.inf
+    return np.where(np.asarray(extra) < floor, 1.0, weight)
 
 
 def calibration_report_of(raw: dict[str, np.ndarray], labels: dict[str, np.ndarray], calibrator: AspectCalibrator,
