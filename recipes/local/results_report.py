@@ -46,7 +46,10 @@ def main() -> None:
     previous = f" --previous-exp {args.previous_exp}" if args.previous_exp else ""
     lines = ["# Results on speechocean762", "",
              f"Produced by `python recipes/local/results_report.py --exp {args.exp} --corpus $SO762_DIR --shipped {args.shipped}{previous}`",
-             "from the outputs of `recipes/run.sh` (stages 2-4). Selection and calibration used the dev split only.", ""]
+             "from the outputs of `recipes/run.sh` (stages 2-4). Selection and calibration used the dev split only.", "",
+             "These are the dev-selected, five-seed runs (v0.1, v0.2). The shipped model v0.3 was chosen and calibrated",
+             "by speaker cross-validation with error-augmented training; its tables (out of fold, test, listening)",
+             "are in docs/scorer.md (\"Scorer v2\").", ""]
     lines += _test_table(metrics, seeds)
     lines += _dev_table(metrics, seeds)
     lines += _ablation_table(metrics)
