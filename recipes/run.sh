@@ -25,7 +25,7 @@ seeds="0 1 2 3 4"
 train_jobs=1  # scorer trainings run side by side, one torch thread each
 train_opts=""
 indomain=true
-indomain_epochs=8
+indomain_epochs=6  # as v0.3 (v0.2: 8)
 augment=true
 augment_opts=""  # extra recipes/local/augment_features.py options
 validation=folds
@@ -69,7 +69,7 @@ feats="$exp/features"  # what the scorers train on: the front-end's store, or it
 augmented="$exp/augmented/features"
 if $indomain; then feats="$exp/indomain/features"; augmented="$exp/augmented/features_indomain"; fi
 if $augment; then
-  train_opts="$train_opts --augmented-items $exp/augmented/items.json --augmented-features $augmented"
+  train_opts="$train_opts --augmented-items $exp/augmented/items.json --augmented-features $augmented --augment-share 0.5"  # v0.3's share (docs/scorer.md)
 fi
 train_opts="$train_opts --validation $validation --folds $n_folds"
 
