@@ -199,6 +199,9 @@ def _train_scorer_options(train: argparse.ArgumentParser) -> None:
                        help="augmented items whose raw output is below this quantile of the real utterances' "
                             "weigh 1 in the calibration fit whatever --augmented-calibration-weight says "
                             "(default: %(default)s)")
+    train.add_argument("--feature-clip", type=float, default=plan.feature_clip,
+                       help="clip standardised features to +-this many train standard deviations; 0 = no clipping "
+                            "(default: %(default)s)")
     train.add_argument("--recalibrate-only", action="store_true",
                        help="with --validation folds: keep OUT's trained network and fold results, refit the "
                             "calibration (e.g. with another --augmented-calibration-weight) and the reports")
@@ -398,7 +401,7 @@ def _run_train_scorer(args: argparse.Namespace) -> int:
                         correlation_on_augmented=args.correlation_on_augmented,
                         augmented_calibration_weight=args.augmented_calibration_weight,
                         augmented_support_quantile=args.augmented_support_quantile,
-                        reuse_network=args.recalibrate_only,
+                        reuse_network=args.recalibrate_only, feature_clip=args.feature_clip or None,
                         class_weights_on_augmented=not args.class_weights_from_real)
     if train_scorer(args.features, args.corpus, args.out, plan) is None:
         print(f"fold {args.fold} -> {Path(args.out) / 'folds' / f'fold{args.fold}'}")

@@ -1,6 +1,8 @@
 """The hierarchical scorer on synthetic examples: shapes, masking, losses, MTP, training steps, save/load, padding."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -72,6 +74,22 @@ def test_scaler_standardises_and_roundtrips(examples, tmp_path):
     scaler.save(tmp_path / "scaler.npz")
     again = FeatureScaler.load(tmp_path / "scaler.npz").transform(examples)
     np.testing.assert_array_equal(again[0].features, scaler.transform(examples)[0].features)
+
+
+def test_scaler_clips_outlying_columns_and_old_files_load_unclipped(examples, tmp_path):
+    scaler = FeatureScaler.fit(examples, clip=5.0)
+    odd = replace(examples[0], features=examples[0].features + 1e4 * scaler.phone_std,
+                  utterance_features=examples[0].utterance_features - 1e4 * scaler.utt_std)
+    (scaled,) = scaler.transform([odd])
+    assert scaled.features.max() == 5.0 and scaled.utterance_features.min() == -5.0
+    scaler.save(tmp_path / "scaler.npz")
+    assert FeatureScaler.load(tmp_path / "scaler.npz").clip == 5.0
+    np.savez(tmp_path / "old.npz", phone_mean=scaler.phone_mean, phone_std=scaler.phone_std,  # before `clip`
+             utt_mean=scaler.utt_mean, utt_std=scaler.utt_std)
+    old = FeatureScaler.load(tmp_path / "old.npz")
+    assert old.clip is None and old.transform([odd])[0].features.max() > 1000
+    with pytest.raises(ValueError, match="clip"):
+        FeatureScaler.fit(examples, clip=0.0)
 
 
 def test_loss_ignores_nan_labels(examples):

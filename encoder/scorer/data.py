@@ -156,32 +156,43 @@ def _nan(value: float | None) -> float:
 class FeatureScaler:
     """Per-column standardisation of phone features and utterance features, fitted on train.
 
-    Non-finite values become 0 after scaling (the column mean); constant columns keep std 1.
+    Non-finite values become 0 after scaling (the column mean); constant columns keep std 1. With `clip`, scaled
+    values are clipped to [-clip, clip]: a column that is nearly constant on train (e.g. the share of silence
+    inside phones) otherwise turns an unusual recording into z-scores in the hundreds, which the network has
+    only seen on non-speech items.
     """
 
-    def __init__(self, phone_mean: np.ndarray, phone_std: np.ndarray, utt_mean: np.ndarray, utt_std: np.ndarray):
+    def __init__(self, phone_mean: np.ndarray, phone_std: np.ndarray, utt_mean: np.ndarray, utt_std: np.ndarray,
+                 clip: float | None = None):
         self.phone_mean, self.phone_std = phone_mean.astype(np.float32), phone_std.astype(np.float32)
         self.utt_mean, self.utt_std = utt_mean.astype(np.float32), utt_std.astype(np.float32)
+        if clip is not None and not clip > 0:
+            raise ValueError(f"clip must be positive or None, not {clip}")
+        self.clip = clip
 
     @classmethod
-    def fit(cls, examples: Sequence[ScorerExample]) -> "FeatureScaler":
+    def fit(cls, examples: Sequence[ScorerExample], clip: float | None = None) -> "FeatureScaler":
         phones = np.concatenate([e.features for e in examples]).astype(np.float64)
         pools = np.stack([e.utterance_features for e in examples]).astype(np.float64)
-        return cls(*_moments(phones), *_moments(pools))
+        return cls(*_moments(phones), *_moments(pools), clip=clip)
 
     def transform(self, examples: Iterable[ScorerExample]) -> list[ScorerExample]:
-        return [replace(e, features=_standardise(e.features, self.phone_mean, self.phone_std),
-                        utterance_features=_standardise(e.utterance_features, self.utt_mean, self.utt_std))
+        return [replace(e, features=_standardise(e.features, self.phone_mean, self.phone_std, self.clip),
+                        utterance_features=_standardise(e.utterance_features, self.utt_mean, self.utt_std, self.clip))
                 for e in examples]
 
     def save(self, path: str | Path) -> None:
+        clip = np.float32(np.nan if self.clip is None else self.clip)
         with open(path, "wb") as fh:
-            np.savez(fh, phone_mean=self.phone_mean, phone_std=self.phone_std, utt_mean=self.utt_mean, utt_std=self.utt_std)
+            np.savez(fh, phone_mean=self.phone_mean, phone_std=self.phone_std, utt_mean=self.utt_mean,
+                     utt_std=self.utt_std, clip=clip)
 
     @classmethod
     def load(cls, path: str | Path) -> "FeatureScaler":
+        """Files written before `clip` existed load without clipping."""
         with np.load(path) as data:
-            return cls(data["phone_mean"], data["phone_std"], data["utt_mean"], data["utt_std"])
+            clip = float(data["clip"]) if "clip" in data.files and np.isfinite(data["clip"]) else None
+            return cls(data["phone_mean"], data["phone_std"], data["utt_mean"], data["utt_std"], clip)
 
 
 def _moments(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -196,9 +207,10 @@ def _moments(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return mean, std
 
 
-def _standardise(values: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
+def _standardise(values: np.ndarray, mean: np.ndarray, std: np.ndarray, clip: float | None = None) -> np.ndarray:
     scaled = (values - mean) / std
-    return np.where(np.isfinite(scaled), scaled, 0.0).astype(np.float32)
+    scaled = np.where(np.isfinite(scaled), scaled, 0.0)
+    return (scaled if clip is None else np.clip(scaled, -clip, clip)).astype(np.float32)
 
 
 def collate(examples: Sequence[ScorerExample]) -> ScorerBatch:

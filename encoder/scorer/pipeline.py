@@ -69,6 +69,7 @@ class TrainingPlan:
     calibrate_on_augmented: bool = True  # with folds: the maps also see the augmented items' OOF predictions
     augmented_calibration_weight: float = 1.0  # weight of an augmented item against a real utterance in those maps
     augmented_support_quantile: float = 0.0  # augmented items below this quantile of real outputs weigh 1
+    feature_clip: float | None = 5.0  # standardised features clipped to +-this (FeatureScaler); None = no clipping
     reuse_network: bool = False  # with folds: keep out_dir's trained network, refit calibration and reports only
     correlation_on_augmented: bool = False  # the loss's pcc terms also see the augmented items (LossConfig)
     class_weights_on_augmented: bool = True  # phone class weights counted over the augmented items too
@@ -221,7 +222,7 @@ def train_scorer(features_dir: str | Path, corpus_dir: str | Path | None, out_di
     augmented_items = _augmented_items(plan)
     probe = (build_examples(FeatureStore(plan.augmented_features), augmented_items, plan.groups, columns)
              if augmented_items else [])
-    scaler = FeatureScaler.fit(train)  # real utterances only: non-speech items would shift the moments
+    scaler = FeatureScaler.fit(train, plan.feature_clip)  # real utterances only: non-speech items would shift the moments
     train, dev, probe = scaler.transform(train), scaler.transform(dev), scaler.transform(probe)
     augmented = _trained_share(probe, plan)
     config = ScorerConfig(phone_feature_dim=train[0].features.shape[1], n_utterance_features=len(columns),
