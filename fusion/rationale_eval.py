@@ -68,7 +68,7 @@ def _run_system(name: str, guard: RationaleGuard, cases: Sequence[RationaleCase]
         self_reports.append(evaluator.evaluate(text, case.sheet))
         gold_reports.append(evaluator.evaluate(text, case.gold))
         sources.append(result.source)
-        examples.append({"utt_id": case.utterance.utt_id, "human_total": case.utterance.sentence.total,
+        examples.append({"utt_id": case.utterance.utt_id,  # no human labels: the file may go to docs/
                          "generated": text, "returned": asdict(result), "response": case.assessment.to_dict()
                          | {"rationale": asdict(result)}})
     summary = {"self": summarize(self_reports), "gold": summarize(gold_reports),

@@ -92,14 +92,15 @@ def training_lines(training: dict) -> list[str]:
 
 
 def examples(result: dict, system: str) -> list[str]:
-    cases = sorted(result["examples"][system], key=lambda e: e["human_total"])
+    # by the returned total: the corpus's human labels are not copied into docs/
+    cases = sorted(result["examples"][system], key=lambda e: e["response"]["sentence"]["total"])
     picks = {"low": cases[0], "middling": cases[len(cases) // 2], "high": cases[-1]}
     lines = []
     for label, case in picks.items():
         response = case["response"]
         sentence = ", ".join(f"{k} {v:.1f}" for k, v in response["sentence"].items())
         low = [f"{w['text']} ({w['accuracy']:.1f})" for w in response["words"] if w["error_type"] != "None"]
-        lines += [f"### A {label} scoring utterance: {case['utt_id']} (human total {case['human_total']})", "",
+        lines += [f"### A {label} scoring utterance: {case['utt_id']}", "",
                   f"Text: {response['text']}", "",
                   f"Scores returned: {sentence}; words flagged: {', '.join(low) or 'none'}", "",
                   f"Generated: {case['generated']}", "",
