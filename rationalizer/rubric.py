@@ -243,6 +243,17 @@ NO_PROBLEM_TEMPLATES = ("No word or sound stood out as a problem.", "Every word 
                         "No single word or sound needs extra practice.")
 
 
+def _comment(rng: random.Random, aspect: str, band_name: str, sheet: ScoreSheet) -> str:
+    """A short reason after an aspect judgement. Completeness counts the words left out instead of going by
+    its band: one word missing of seven is 8.6, an "excellent" band, but not "every word was read"."""
+    omitted = sum(w.error_type == "Omission" for w in sheet.words)
+    if aspect == "completeness" and omitted:
+        return f"{len(sheet.words) - omitted} of {len(sheet.words)} words were read"
+    if aspect == "completeness" and band_name in ("poor", "fair"):  # low without a word left out: none to count
+        return "parts of the text were not clearly read"
+    return rng.choice(ASPECT_COMMENTS[aspect][band_name])
+
+
 class RubricWriter:
     """Deterministic rationale from a score sheet, with varied phrasing.
 
@@ -273,14 +284,15 @@ class RubricWriter:
     def _judgements(self, rng: random.Random, sheet: ScoreSheet, problems: list) -> list[str]:
         # reasons after the judgements only where the problem list is short: a rationale stays near 100 tokens
         comment_rate = self.comment_rate if len(problems) <= 1 else 0.0
-        return [self._aspect_sentence(rng, a, sheet.sentence[a], comment_rate) for a in SENTENCE_ASPECTS]
+        return [self._aspect_sentence(rng, a, sheet, comment_rate) for a in SENTENCE_ASPECTS]
 
-    def _aspect_sentence(self, rng: random.Random, aspect: str, value: float, comment_rate: float) -> str:
+    def _aspect_sentence(self, rng: random.Random, aspect: str, sheet: ScoreSheet, comment_rate: float) -> str:
+        value = sheet.sentence[aspect]
         band_name = sentence_band(self.rubric, value)
         band = rng.choice(WRITER_BAND_WORDS[band_name])
         sentence = rng.choice(ASPECT_TEMPLATES[aspect]).format(band=band, num=self._number(rng, value))
         if rng.random() < comment_rate:
-            sentence += ": " + rng.choice(ASPECT_COMMENTS[aspect][band_name])
+            sentence += ": " + _comment(rng, aspect, band_name, sheet)
         return sentence + "."
 
     def _number(self, rng: random.Random, value: float) -> str:

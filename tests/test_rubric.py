@@ -201,3 +201,15 @@ def test_real_fixture_sheets_and_rationales(fixture_dir):
         assert len(sheet.words) == len(utt.words)
         assert all(len(w.phones) == len(lab.phones) for w, lab in zip(sheet.words, utt.words))
         assert evaluator.evaluate(RubricWriter(seed=1).write(sheet), sheet).is_faithful()
+
+
+def test_completeness_comment_counts_the_words_left_out():
+    omitted = WordScore("BEAR", 0, 10, 0, (PhoneScore("B", 0.0), PhoneScore("EH0", 0.0), PhoneScore("R", 0.0)),
+                        "Omission")
+    sheet = ScoreSheet("We call it bear", {**bear_sheet().sentence, "completeness": 8.6},
+                       bear_sheet().words[:3] + (omitted,))
+    text = RubricWriter(comment_rate=1.0).write(sheet)
+    assert "3 of 4 words were read" in text and "every word was read" not in text
+    assert FaithfulnessEvaluator().evaluate(text, sheet).is_faithful()
+    complete = RubricWriter(comment_rate=1.0).write(bear_sheet(completeness=10.0))
+    assert "every word was read" in complete
