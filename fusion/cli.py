@@ -199,6 +199,9 @@ def _train_scorer_options(train: argparse.ArgumentParser) -> None:
                        help="augmented items whose raw output is below this quantile of the real utterances' "
                             "weigh 1 in the calibration fit whatever --augmented-calibration-weight says "
                             "(default: %(default)s)")
+    train.add_argument("--augmented-weight-levels", default="phone,word,sentence",
+                       help="levels whose calibration maps use --augmented-calibration-weight and "
+                            "--augmented-support-quantile; elsewhere augmented items weigh 1 (default: %(default)s)")
     train.add_argument("--feature-clip", type=float, default=plan.feature_clip,
                        help="clip standardised features to +-this many train standard deviations; 0 = no clipping "
                             "(default: %(default)s)")
@@ -402,6 +405,7 @@ def _run_train_scorer(args: argparse.Namespace) -> int:
                         augmented_calibration_weight=args.augmented_calibration_weight,
                         augmented_support_quantile=args.augmented_support_quantile,
                         reuse_network=args.recalibrate_only, feature_clip=args.feature_clip or None,
+                        augmented_weight_levels=tuple(v.strip() for v in args.augmented_weight_levels.split(",")),
                         class_weights_on_augmented=not args.class_weights_from_real)
     if train_scorer(args.features, args.corpus, args.out, plan) is None:
         print(f"fold {args.fold} -> {Path(args.out) / 'folds' / f'fold{args.fold}'}")

@@ -368,3 +368,6 @@ def test_augmented_points_below_the_real_support_weigh_fully():
     assert out[0] < 1.0 and abs(out[1] - 5.5) < 0.5  # low end anchored by the items, middle by real readings
     flat = fit_calibration(raw, labels, extra=extra)[0].transform({"sentence_total": np.array([5.5])})["sentence_total"]
     assert flat[0] < 4.5  # with full weight everywhere the unheard items drag real readings down
+    elsewhere = fit_calibration(raw, labels, extra=extra, extra_weight=0.01, support_quantile=0.02,
+                                weighted_levels=("phone",))[0]  # the weighting applies to phone maps only
+    assert elsewhere.transform({"sentence_total": np.array([5.5])})["sentence_total"][0] < 4.5

@@ -69,6 +69,7 @@ class TrainingPlan:
     calibrate_on_augmented: bool = True  # with folds: the maps also see the augmented items' OOF predictions
     augmented_calibration_weight: float = 1.0  # weight of an augmented item against a real utterance in those maps
     augmented_support_quantile: float = 0.0  # augmented items below this quantile of real outputs weigh 1
+    augmented_weight_levels: tuple[str, ...] = ("phone", "word", "sentence")  # where the two above apply
     feature_clip: float | None = 5.0  # standardised features clipped to +-this (FeatureScaler); None = no clipping
     reuse_network: bool = False  # with folds: keep out_dir's trained network, refit calibration and reports only
     correlation_on_augmented: bool = False  # the loss's pcc terms also see the augmented items (LossConfig)
@@ -246,7 +247,8 @@ def train_scorer(features_dir: str | Path, corpus_dir: str | Path | None, out_di
         raw, labels, probe_oof = prediction_dict(predict(model, dev)), label_dict(dev), []
     calibrator, threshold, calibration_report = fit_calibration(raw, labels, plan.calibration, extra,
                                                                 plan.augmented_calibration_weight,
-                                                                plan.augmented_support_quantile)
+                                                                plan.augmented_support_quantile,
+                                                                plan.augmented_weight_levels)
     scorer = Scorer(model, scaler, handcrafted, calibrator, threshold)
     # inference must extract features the same way
     scorer.frontend_config = _used_frontend(train_store.manifest["config"],
@@ -369,17 +371,21 @@ def _select_handcrafted(store: FeatureStore, utterances: list[Utterance], plan: 
 
 def fit_calibration(raw: dict[str, np.ndarray], labels: dict[str, np.ndarray], method: str = DEFAULT_METHOD,
                     extra: tuple[dict, dict] | None = None, extra_weight: float = 1.0,
-                    support_quantile: float = 0.0) -> tuple[AspectCalibrator, float, dict]:
+                    support_quantile: float = 0.0, weighted_levels: tuple[str, ...] = ("phone", "word", "sentence")
+                    ) -> tuple[AspectCalibrator, float, dict]:
     """The calibrator and the MDD threshold (on calibrated phone scores) fitted on held-out predictions (dev, or
     out-of-fold over train), and their report. `extra` (raw, labels) joins the maps' fit only: its points below the
     `support_quantile` quantile of the real raw outputs (per aspect; where real readings are scarce) weigh 1, the
-    others `extra_weight`, against 1 for a real point. The threshold and the report stay on raw/labels."""
+    others `extra_weight`, against 1 for a real point; in aspects of levels outside `weighted_levels` ("phone",
+    "word", "sentence") every extra point weighs 1. The threshold and the report stay on raw/labels."""
     fit_raw, fit_labels, weights = raw, labels, None
     if extra is not None:  # e.g. augmented items: raw outputs and targets the real utterances rarely reach
         fit_raw = {a: np.concatenate([raw[a], extra[0][a]]) for a in raw}
         fit_labels = {a: np.concatenate([labels[a], extra[1][a]]) for a in labels}
         weights = {a: np.r_[np.ones(np.size(raw[a])), _extra_weights(raw[a], extra[0][a], extra_weight,
-                                                                     support_quantile)] for a in raw}
+                                                                     support_quantile)]
+                   if a.split("_")[0] in weighted_levels else None for a in raw}
+        weights = {a: w for a, w in weights.items() if w is not None}
     calibrator = AspectCalibrator(method=method).fit(fit_raw, fit_labels, weights)
     threshold = _detection_threshold(calibrator.transform(raw)["phone"], labels["phone"])
     return calibrator, threshold, calibration_report_of(raw, labels, calibrator, threshold, method)
