@@ -10,13 +10,16 @@ of the sheet:
 - phone: the phones blamed (/TH/), each against the problem phones of the word it is attributed to (same
   sentence), or of the whole sheet when no word is attributable; recall as for words;
 - numbers: every "x/10" or "x out of 10" against the score of the aspect or word it belongs to;
-- heard: every "sounded like /S/" against what the sheet says was heard for that phone.
+- heard: every "sounded like /S/" against what the sheet says was heard for that phone;
+- claims: sentences that state something about the whole reading ("every word was read") against the sheet
+  (no word left out); a false claim makes the text unfaithful.
 
 Self-consistency is evaluate(text, sheet_given_to_the_model); agreement with the gold labels is
 evaluate(text, sheet_from_labels(utterance)); summarize() turns either list of reports into corpus numbers.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from .mentions import ParsedRationale, parse_rationale
@@ -86,6 +89,7 @@ class FaithfulnessReport:
     numbers: tuple[ValueCheck, ...]
     heard: tuple[ValueCheck, ...]
     contradictions: tuple[str, ...] = field(default=())
+    false_claims: tuple[str, ...] = field(default=())  # whole-reading statements the sheet contradicts
 
     @property
     def sentence_consistency(self) -> float:
@@ -109,7 +113,8 @@ class FaithfulnessReport:
         return (self.sentence_consistency >= t.sentence_consistency and self.sentence_coverage >= t.sentence_coverage
                 and self.words.precision >= t.word_precision and self.words.recall >= t.word_recall
                 and self.phones.precision >= t.phone_precision and self.phones.recall >= t.phone_recall
-                and self.number_agreement >= t.number_agreement and self.heard_agreement >= t.heard_agreement)
+                and self.number_agreement >= t.number_agreement and self.heard_agreement >= t.heard_agreement
+                and not self.false_claims)
 
 
 class FaithfulnessEvaluator:
@@ -124,7 +129,9 @@ class FaithfulnessEvaluator:
         phones = self._phone_check(parsed, sheet, notes)
         numbers = self._number_checks(parsed, sheet, notes)
         heard = self._heard_checks(parsed, sheet, notes)
-        return FaithfulnessReport(sentence, words, phones, numbers, heard, tuple(notes))
+        claims = false_claims(text or "", sheet)
+        notes.extend(claims)
+        return FaithfulnessReport(sentence, words, phones, numbers, heard, tuple(notes), claims)
 
     def _sentence_checks(self, parsed: ParsedRationale, sheet: ScoreSheet, notes: list[str]) -> dict[str, AspectCheck]:
         checks = {}
@@ -210,6 +217,18 @@ class FaithfulnessEvaluator:
                              + ("/" + "/, /".join(sorted(known)) + "/" if known else "no heard phone there"))
             checks.append(ValueCheck(f"/{p.phone}/", target, tuple(sorted(known)), agrees))
         return tuple(checks)
+
+
+# (pattern, does the sheet contradict it?, what is wrong): statements about the whole reading
+_CLAIMS = (
+    (re.compile(r"\b(every|each|all( the)?) words? (was|were) (read|said|there)\b", re.I),
+     lambda sheet: any(w.error_type == "Omission" for w in sheet.words), "says every word was read, but a word was left out"),
+)
+
+
+def false_claims(text: str, sheet: ScoreSheet) -> tuple[str, ...]:
+    """The whole-reading statements of `text` (e.g. "every word was read") that `sheet` contradicts."""
+    return tuple(message for pattern, contradicted, message in _CLAIMS if pattern.search(text) and contradicted(sheet))
 
 
 def summarize(reports: list[FaithfulnessReport]) -> dict:

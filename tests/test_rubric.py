@@ -213,3 +213,15 @@ def test_completeness_comment_counts_the_words_left_out():
     assert FaithfulnessEvaluator().evaluate(text, sheet).is_faithful()
     complete = RubricWriter(comment_rate=1.0).write(bear_sheet(completeness=10.0))
     assert "every word was read" in complete
+
+
+def test_a_claim_that_every_word_was_read_is_false_when_one_was_left_out():
+    omitted = WordScore("BEAR", 0, 10, 0, (PhoneScore("B", 0.0), PhoneScore("EH0", 0.0), PhoneScore("R", 0.0)),
+                        "Omission")
+    sheet = ScoreSheet("We call it bear", {**bear_sheet().sentence, "completeness": 8.6},
+                       bear_sheet().words[:3] + (omitted,))
+    honest = RubricWriter().write(sheet)
+    claimed = honest.replace("Completeness is excellent", "Completeness is excellent: every word was read", 1)
+    report = FaithfulnessEvaluator().evaluate(claimed + " Every word was read.", sheet)
+    assert report.false_claims and not report.is_faithful()
+    assert not FaithfulnessEvaluator().evaluate("Every word was read.", bear_sheet()).false_claims
