@@ -127,3 +127,33 @@ def test_export_onnx_command(model_dir, tmp_path, capsys):
     assert main(["export-onnx", "--model", str(model_dir), "--out", str(out)]) == 0
     printed = capsys.readouterr().out
     assert str(out) in printed and "max abs difference" in printed and out.is_file()
+
+
+def test_fold_ensemble_is_the_members_mean_and_round_trips_through_save_and_onnx(model_dir, tmp_path):
+    from orthoepy.encoder.scorer.model import ScorerEnsemble, load_network
+
+    members = []
+    for seed in (1, 2, 3):
+        torch.manual_seed(seed)
+        members.append(HierarchicalScorer(tiny_model(N_POOL).config).eval())
+    ensemble = ScorerEnsemble(members).eval()
+    examples = synthetic_examples(ensemble.config, n_words=(3, 5, 2), seed=7)
+    mean = np.mean([np.concatenate([p.phone for p in predict(m, examples)]) for m in members], axis=0)
+    np.testing.assert_allclose(np.concatenate([p.phone for p in predict(ensemble, examples)]), mean, atol=1e-6)
+    # in a bundle: saved, loaded back as an ensemble, exported to ONNX, and both backends agree
+    bundle = Scorer.from_pretrained(model_dir, backend="torch")
+    bundle.model = ensemble
+    bundle.save_pretrained(tmp_path / "ensemble")
+    assert isinstance(load_network(tmp_path / "ensemble"), ScorerEnsemble)
+    assert export_onnx(ensemble, tmp_path / "ensemble" / ONNX_FILE) <= TOLERANCE
+    torch_scores = Scorer.from_pretrained(tmp_path / "ensemble", backend="torch").score_examples(examples)
+    onnx_scorer = Scorer.from_pretrained(tmp_path / "ensemble", backend="onnx")
+    assert onnx_scorer.backend == "onnx"
+    for a, b in zip(onnx_scorer.score_examples(examples), torch_scores):
+        np.testing.assert_allclose(a.phone, b.phone, atol=TOLERANCE, rtol=0)
+        assert a.sentence == pytest.approx(b.sentence, abs=TOLERANCE)
+    with pytest.raises(ValueError, match="differ in configuration"):
+        ScorerEnsemble([members[0], HierarchicalScorer(ScorerConfig(phone_feature_dim=N_FEATURES, d_model=16,
+                                                                    heads=2))])
+    with pytest.raises(ValueError, match="at least one"):
+        ScorerEnsemble([])

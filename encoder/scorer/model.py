@@ -196,3 +196,51 @@ class HierarchicalScorer(nn.Module):
 
 def _head(d_model: int, n_out: int) -> nn.Module:
     return nn.Sequential(nn.LayerNorm(d_model), nn.Linear(d_model, d_model), nn.GELU(), nn.Linear(d_model, n_out))
+
+
+ENSEMBLE_KEY = "ensemble_members"  # in config.json: how many member networks model.pt holds
+
+
+class ScorerEnsemble(nn.Module):
+    """The mean of several HierarchicalScorers' scores, e.g. the networks of the cross-validation folds.
+
+    Same inputs and outputs as one HierarchicalScorer; `phone_hidden` is the first member's (the states of
+    separately trained networks do not average into anything). Saved as one config.json (the members' shared
+    config plus ENSEMBLE_KEY) and one model.pt; `load_network` reads either kind of directory.
+    Raises ValueError for no members or members of different configurations.
+    """
+
+    def __init__(self, members: list[HierarchicalScorer]):
+        super().__init__()
+        if not members:
+            raise ValueError("an ensemble needs at least one member network")
+        if len({m.config.to_json() for m in members}) > 1:
+            raise ValueError("the ensemble's member networks differ in configuration")
+        self.config = members[0].config
+        self.members = nn.ModuleList(members)
+
+    def forward(self, *inputs: torch.Tensor, **named: torch.Tensor) -> ScorerOutput:
+        outputs = [member(*inputs, **named) for member in self.members]
+        mean = lambda name: torch.stack([getattr(o, name) for o in outputs]).mean(0)  # noqa: E731
+        return ScorerOutput(phone=mean("phone"), word=mean("word"), sentence=mean("sentence"),
+                            phone_hidden=outputs[0].phone_hidden)
+
+    def save_pretrained(self, directory: str | Path) -> None:
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        config = {**json.loads(self.config.to_json()), ENSEMBLE_KEY: len(self.members)}
+        (directory / CONFIG_FILE).write_text(json.dumps(config, indent=1))
+        torch.save(self.state_dict(), directory / WEIGHTS_FILE)
+
+
+def load_network(directory: str | Path, map_location: str | torch.device = "cpu") -> HierarchicalScorer | ScorerEnsemble:
+    """The network of a model directory: one HierarchicalScorer, or a ScorerEnsemble when config.json says so."""
+    directory = Path(directory)
+    text = (directory / CONFIG_FILE).read_text()
+    members = json.loads(text).get(ENSEMBLE_KEY)
+    if not members:
+        return HierarchicalScorer.from_pretrained(directory, map_location)
+    config = ScorerConfig.from_json(text)
+    ensemble = ScorerEnsemble([HierarchicalScorer(config) for _ in range(int(members))])
+    ensemble.load_state_dict(torch.load(directory / WEIGHTS_FILE, map_location=map_location, weights_only=True))
+    return ensemble.eval()

@@ -26,7 +26,7 @@ from .data import FeatureScaler, ScorerExample, build_examples, chosen_groups, u
 from .handcrafted import HandcraftedSelector
 from .listening import Scores, listening_report
 from .metrics import MISPRONOUNCED_BELOW, aspect_table, choose_threshold, mispronounced, mispronunciation_detection
-from .model import HierarchicalScorer, ScorerConfig
+from .model import HierarchicalScorer, ScorerConfig, load_network
 from .onnx_export import ONNX_FILE, OnnxScorerModel, onnx_fingerprint, weights_fingerprint
 from .augmentation import load_augmented
 from .crossval import FOLD_RESULT, FitOptions, FoldResult, fit_model, oof_predictions, retrain_epochs, run_fold
@@ -172,7 +172,7 @@ class Scorer:
             bundle = json.loads((directory / BUNDLE_FILE).read_text())
             handcrafted_file = directory / HANDCRAFTED_FILE
             handcrafted = HandcraftedSelector.from_dict(json.loads(handcrafted_file.read_text())) if handcrafted_file.is_file() else None
-            model = HierarchicalScorer.from_pretrained(directory)
+            model = load_network(directory)
             scorer = cls(model, FeatureScaler.load(directory / SCALER_FILE), handcrafted,
                          AspectCalibrator.from_dict(json.loads((directory / CALIBRATION_FILE).read_text())),
                          float(bundle["mdd_threshold"]),
