@@ -61,13 +61,18 @@ def from_array(samples: np.ndarray, sample_rate: int) -> Audio:
     return Audio(np.clip(samples, -1.0, 1.0).astype(np.float32))
 
 
+BYTES_LABEL = "the uploaded data"  # how errors name audio given as bytes (callers may put a file name in its place)
+
+
 def _decode(source: str | Path | bytes) -> tuple[np.ndarray, int]:
     if isinstance(source, (bytes, bytearray)):
         if not source:
             raise AudioError("audio is empty (0 bytes)")
-        handle, label = io.BytesIO(source), "the given bytes"
+        handle, label = io.BytesIO(source), BYTES_LABEL
     else:
         path = Path(source)
+        if path.is_dir():
+            raise AudioError(f"{path} is a folder, not an audio file")
         if not path.is_file():
             raise AudioError(f"audio file not found: {path}")
         if path.stat().st_size == 0:

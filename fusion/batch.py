@@ -206,7 +206,7 @@ def assess_record(assessor, item_id: str, audio: bytes, text: str, label: str = 
     """
     from threadpoolctl import threadpool_limits
 
-    from ..encoder.audio import AudioError
+    from ..encoder.audio import BYTES_LABEL, AudioError
     from ..encoder.features.frontend import FrontEndError
     from ..encoder.lexicon import TextError
 
@@ -214,7 +214,7 @@ def assess_record(assessor, item_id: str, audio: bytes, text: str, label: str = 
         with threadpool_limits(limits=1, user_api="blas"):
             return {"id": item_id, **assessor.assess(audio, text).to_dict()}
     except (AudioError, TextError, FrontEndError) as err:
-        return error_record(item_id, str(err).replace("the given bytes", label))
+        return error_record(item_id, str(err).replace(BYTES_LABEL, label))
     except Exception as err:  # a bug or resource failure on one item must not lose the others
         log.exception("assessing %s failed", item_id)
         return error_record(item_id, f"internal error: {type(err).__name__}: {err}")

@@ -66,6 +66,8 @@ def test_bad_input_gives_a_clear_error(source, rate, message):
 def test_missing_and_empty_files(tmp_path):
     with pytest.raises(AudioError, match="not found"):
         load_audio(tmp_path / "nope.wav")
+    with pytest.raises(AudioError, match="is a folder, not an audio file"):
+        load_audio(tmp_path)
     (tmp_path / "empty.wav").write_bytes(b"")
     with pytest.raises(AudioError, match="empty"):
         load_audio(tmp_path / "empty.wav")

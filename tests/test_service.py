@@ -11,7 +11,7 @@ import jsonschema
 import pytest
 from fastapi.testclient import TestClient
 
-from orthoepy.encoder.audio import AudioError
+from orthoepy.encoder.audio import BYTES_LABEL, AudioError
 from orthoepy.encoder.lexicon import TextError
 from orthoepy.fusion.assessor import DEFAULT_MODEL_DIR, Assessment, Assessor, PhoneResult, WordResult
 from orthoepy.fusion.schema import RESPONSE_SCHEMA_VERSION, response_schema, schema_json
@@ -42,7 +42,7 @@ class FakeAssessor:
         if self.gate is not None:
             self.gate.wait(timeout=10)
         if audio == b"not audio":
-            raise AudioError("the given bytes is not readable audio (WAV, FLAC, OGG or MP3 expected)")
+            raise AudioError(f"{BYTES_LABEL} is not readable audio (WAV, FLAC, OGG or MP3 expected)")
         if text == "!!!":
             raise TextError("no pronounceable English word in the text '!!!'")
         return fake_assessment(text)
