@@ -24,7 +24,7 @@ from scipy.interpolate import PchipInterpolator
 from sklearn.base import BaseEstimator
 from sklearn.isotonic import IsotonicRegression
 
-from .metrics import label_range, paired_finite
+from .metrics import finite_pairs, label_range
 
 # Word stress labels take only 5 or 10 in practice.
 DEFAULT_DISCRETE_VALUES: dict[str, tuple[float, ...]] = {"word_stress": (5.0, 10.0)}
@@ -110,9 +110,8 @@ class AspectCalibrator(BaseEstimator):
         weight = np.ones(np.size(pred)) if weight is None else np.asarray(weight, dtype=np.float64).ravel()
         if weight.shape != (np.size(pred),) or (weight <= 0).any():
             raise ValueError(f"{aspect}: sample_weight needs one positive weight per prediction")
-        keep = np.isfinite(np.asarray(label, dtype=np.float64).ravel()) & np.isfinite(np.asarray(pred, dtype=np.float64).ravel())
-        x, y = paired_finite(pred, label)
-        w = weight[keep]
+        keep = finite_pairs(pred, label)  # the pairs metrics.paired_finite keeps, with their weights
+        x, y, w = (np.asarray(v, dtype=np.float64).ravel()[keep] for v in (pred, label, weight))
         info: dict[str, Any] = {"low": low, "high": high, "n": int(x.size)}
         if x.size < self.min_points:
             return {**info, "method": "identity", "reason": f"only {x.size} points (< {self.min_points})"}

@@ -33,12 +33,18 @@ def label_range(aspect: str) -> tuple[float, float]:
 
 def paired_finite(pred: np.ndarray, label: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Flattened pairs with absent (NaN) labels and non-finite predictions dropped."""
+    keep = finite_pairs(pred, label)
+    return np.asarray(pred, dtype=np.float64).ravel()[keep], np.asarray(label, dtype=np.float64).ravel()[keep]
+
+
+def finite_pairs(pred: np.ndarray, label: np.ndarray) -> np.ndarray:
+    """Over the flattened arrays, True where both the prediction and the label are finite (what paired_finite
+    keeps). Raises ValueError when their lengths differ."""
     pred = np.asarray(pred, dtype=np.float64).ravel()
     label = np.asarray(label, dtype=np.float64).ravel()
     if pred.shape != label.shape:
         raise ValueError(f"predictions and labels differ in length: {pred.shape[0]} vs {label.shape[0]}")
-    keep = np.isfinite(label) & np.isfinite(pred)
-    return pred[keep], label[keep]
+    return np.isfinite(label) & np.isfinite(pred)
 
 
 def _is_constant(values: np.ndarray) -> bool:

@@ -26,7 +26,7 @@ from .data import FeatureScaler, ScorerExample, build_examples, chosen_groups, u
 from .handcrafted import HandcraftedSelector
 from .listening import Scores, listening_report
 from .metrics import MISPRONOUNCED_BELOW, aspect_table, choose_threshold, mispronounced, mispronunciation_detection
-from .model import HierarchicalScorer, ScorerConfig, load_network
+from .model import HierarchicalScorer, ScorerConfig, ScorerEnsemble, load_network
 from .onnx_export import ONNX_FILE, OnnxScorerModel, onnx_fingerprint, weights_fingerprint
 from .augmentation import load_augmented
 from .crossval import FOLD_RESULT, FitOptions, FoldResult, fit_model, oof_predictions, retrain_epochs, run_fold
@@ -314,13 +314,13 @@ def _cross_validated(train, augmented, probe, speakers, config, options, plan, o
     return model, histories, oof_predictions(results, [e.utt_id for e in train]), probe_oof
 
 
-def _trained_network(out_dir: Path) -> tuple[HierarchicalScorer, dict]:
+def _trained_network(out_dir: Path) -> tuple[HierarchicalScorer | ScorerEnsemble, dict]:
     """The network an earlier run saved in out_dir and its training histories (for plan.reuse_network)."""
     if not (out_dir / "model.pt").is_file() or not (out_dir / REPORT_FILE).is_file():
         raise ModelDirectoryError(f"{out_dir}: no trained network to reuse (model.pt and {REPORT_FILE} are needed)")
     previous = json.loads((out_dir / REPORT_FILE).read_text())
     keys = ("folds", "retrain_epochs", "mtp_history", "history")
-    return HierarchicalScorer.from_pretrained(out_dir), {k: previous[k] for k in keys if k in previous}
+    return load_network(out_dir), {k: previous[k] for k in keys if k in previous}
 
 
 def _held_out_reports(plan: TrainingPlan, calibration_report: dict, scorer: "Scorer", dev) -> dict:
@@ -384,8 +384,7 @@ def fit_calibration(raw: dict[str, np.ndarray], labels: dict[str, np.ndarray], m
         fit_labels = {a: np.concatenate([labels[a], extra[1][a]]) for a in labels}
         weights = {a: np.r_[np.ones(np.size(raw[a])), _extra_weights(raw[a], extra[0][a], extra_weight,
                                                                      support_quantile)]
-                   if a.split("_")[0] in weighted_levels else None for a in raw}
-        weights = {a: w for a, w in weights.items() if w is not None}
+                   for a in raw if a.split("_")[0] in weighted_levels}  # other aspects: every point weighs 1
     calibrator = AspectCalibrator(method=method).fit(fit_raw, fit_labels, weights)
     threshold = _detection_threshold(calibrator.transform(raw)["phone"], labels["phone"])
     return calibrator, threshold, calibration_report_of(raw, labels, calibrator, threshold, method)

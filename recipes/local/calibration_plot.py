@@ -19,6 +19,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from orthoepy.encoder.scorer.calibration import AspectCalibrator  # noqa: E402
+from orthoepy.encoder.scorer.metrics import label_range  # noqa: E402
 from orthoepy.encoder.scorer.pipeline import CALIBRATION_FILE  # noqa: E402
 
 ASPECTS = ("phone", "word_accuracy", "word_total", "sentence_accuracy", "sentence_completeness",
@@ -30,13 +31,13 @@ def main() -> None:
     p.add_argument("--model", action="append", required=True, help="NAME=model directory")
     p.add_argument("--out", required=True)
     args = p.parse_args()
-    models = [pair.split("=", 1) for pair in args.model]
+    calibrators = {name: AspectCalibrator.from_dict(json.loads((Path(directory) / CALIBRATION_FILE).read_text()))
+                   for name, directory in (pair.split("=", 1) for pair in args.model)}
     fig, axes = plt.subplots(2, 4, figsize=(14, 6.5))
     for ax, aspect in zip(axes.flat, ASPECTS):
-        top = 2.0 if aspect == "phone" else 10.0
+        _, top = label_range(aspect)
         grid = np.linspace(0.0, top, 401)
-        for name, directory in models:
-            calibrator = AspectCalibrator.from_dict(json.loads((Path(directory) / CALIBRATION_FILE).read_text()))
+        for name, calibrator in calibrators.items():
             ax.plot(grid, calibrator.transform({aspect: grid})[aspect], label=name, lw=1.2)
         ax.plot([0, top], [0, top], "k:", lw=0.8)
         ax.set(title=aspect, xlim=(0, top), ylim=(0, top), xlabel="raw output", ylabel="calibrated")
