@@ -67,6 +67,12 @@ class VerifierConfig:
     # a text of more phones than this per second of voice activity cannot have been read in the recording (train
     # readings: at most 11.8, median 6.9); the repeated text of a long, repetitive text otherwise looks likely
     max_phones_per_second: float = 25.0
+    # the text detector saw texts of at least this many words (train readings: 4 of 2260 are shorter); a shorter
+    # aligned text is judged word by word by the word detector, where "another text" is "this word not read"
+    min_text_words: int = 3
+    # in such a short text, a word the prompted transcription heard this far (phone edit distance, 0-1) from the
+    # chosen pronunciation is another word: "ask" for "asked" (AE S T) is 0.33, a misheard short word is often 1.0
+    short_text_other_word: float = 0.5
     # a word both transcriptions heard as the same other word is substituted when its forced probability is under this
     agreed_forced: float = 0.01
     squeezed_s: float = 0.045  # a read word aligned to at most this many seconds per phone is...
@@ -190,18 +196,17 @@ def decide(evidence: Evidence, words: list[str], reference: list[tuple[str, ...]
     as read, by the rules.
     """
     forced = list(evidence.forced)
-    if _too_long(reference, evidence.speech_seconds, config):  # Whisper's language model happily "hears" more
-        other_text = True
-    elif detector is not None and forced:
-        other_text = detector.other_text(evidence, reference) >= detector.text.threshold
-    else:
-        other_text = bool(forced) and float(np.median(forced)) < config.mismatch_forced
+    by_word = _judged_word_by_word(reference, config, aligned, detector)
+    # Whisper base's no-speech test fires on many single words read alone; the VAD has found speech by now
+    no_words = evidence.no_words and not by_word
+    other_text = _other_text(evidence, reference, config, by_word, detector)
     strict = replace(config, read_probability=np.inf, substitution_probability=0.0) if other_text else config
     checks, insertions = check_words(reference, list(evidence.heard), forced, strict)
     foreign = evidence.text_language if evidence.text_language and evidence.text_language.foreign else None
     not_english = foreign is not None or _not_english(evidence.language, evidence.language_probability, config)
-    if aligned is not None and detector is not None and not (other_text or not_english or evidence.no_words):
-        checks, insertions = _detected(evidence, words, reference, aligned, detector, checks, insertions, config)
+    if aligned is not None and detector is not None and not (other_text or not_english or no_words):
+        checks, insertions = _detected(evidence, words, reference, aligned, detector, checks, insertions, config,
+                                       by_word)
     elif aligned is not None:
         checks = [_unless_squeezed(c, (end - start) / n, config) for c, (start, end, n) in zip(checks, aligned)]
         insertions = sorted(insertions + _unexplained_speech(aligned, evidence.speech, insertions, config),
@@ -210,24 +215,49 @@ def decide(evidence: Evidence, words: list[str], reference: list[tuple[str, ...]
         checks = [WordCheck(SUBSTITUTED if c.heard else OMITTED, c.heard, c.probability, c.start, c.end)
                   for c in checks]
         insertions = []
-    if evidence.no_words:  # forced probabilities mean nothing on audio the recogniser hears no speech in
+    if no_words:  # forced probabilities mean nothing on audio the recogniser hears no speech in
         checks = [WordCheck(OMITTED, None, c.probability, None, None) for c in checks]
     share, matches, warnings = summarise(checks, insertions, words, evidence.language,
-                                         evidence.language_probability, config, other_text or evidence.no_words,
+                                         evidence.language_probability, config, other_text or no_words,
                                          foreign)
     return Verification(True, evidence.speech_seconds, evidence.language, evidence.language_probability,
                         " ".join(h.text for h in evidence.heard), round(share, 3), matches, tuple(warnings),
                         tuple(checks), tuple(insertions), evidence.pauses, evidence)
 
 
+def _judged_word_by_word(reference: list[tuple[str, ...]], config: VerifierConfig,
+                         aligned: list[tuple[float, float, int]] | None, detector: MiscueDetector | None) -> bool:
+    """A text too short for the whole-text judgements (`min_text_words`), aligned, with a word detector to judge
+    each word: for one word, "another text" and "no words heard" are "this word was not read"."""
+    return aligned is not None and detector is not None and len(reference) < config.min_text_words
+
+
+def _other_text(evidence: Evidence, reference: list[tuple[str, ...]], config: VerifierConfig,
+                by_word: bool, detector: MiscueDetector | None = None) -> bool:
+    """Whether the recording is not a reading of this text at all (then only clearly heard words count as read)."""
+    forced = list(evidence.forced)
+    if _too_long(reference, evidence.speech_seconds, config):  # Whisper's language model happily "hears" more
+        return True
+    if by_word:
+        return False
+    if detector is not None and forced:
+        return detector.other_text(evidence, reference) >= detector.text.threshold
+    return bool(forced) and float(np.median(forced)) < config.mismatch_forced
+
+
 def _detected(evidence: Evidence, words: list[str], reference: list[tuple[str, ...]],
               aligned: list[tuple[float, float, int]], detector: MiscueDetector, checks: list[WordCheck],
-              insertions: list[Insertion], config: VerifierConfig) -> tuple[list[WordCheck], list[Insertion]]:
+              insertions: list[Insertion], config: VerifierConfig,
+              by_word: bool = False) -> tuple[list[WordCheck], list[Insertion]]:
     """The detector's word flags (plus words both transcriptions heard as the same other word) and insertions;
-    the rules' insertions before the first and after the last word stay (the detector looks only between words)."""
+    the rules' insertions before the first and after the last word stay (the detector looks only between words).
+    by_word (a text too short for the text detector): a word the prompted transcription heard as another word
+    is not read either, in place of the whole-text judgement."""
     not_read = detector.not_read(evidence, reference, aligned) >= detector.word.threshold
     prompted = _in_place(reference, list(evidence.prompted))
     agreed = _agreed_substitutions(evidence, words, reference, prompted, config)
+    if by_word:
+        agreed = [a or _heard_other(ref, p, config) for a, ref, p in zip(agreed, reference, prompted)]
     decided = [_flagged(c, w, p) if flag or other else replace(c, status=READ)
                for c, w, p, flag, other in zip(checks, words, prompted, not_read, agreed)]
     extra = detector.extra_read(evidence, reference, aligned) >= detector.gap.threshold
@@ -247,6 +277,10 @@ def _agreed_substitutions(evidence: Evidence, words: list[str], reference: list[
     return [a is not None and b is not None and a.text == b.text != word and forced < config.agreed_forced
             and phone_distance(ref, a.phones) > config.similar_word
             for a, b, word, ref, forced in zip(plain, prompted, words, reference, evidence.forced)]
+
+
+def _heard_other(reference: tuple[str, ...], heard: HeardWord | None, config: VerifierConfig) -> bool:
+    return heard is not None and phone_distance(reference, heard.phones) > config.short_text_other_word
 
 
 def _flagged(check: WordCheck, word: str, in_place: HeardWord | None) -> WordCheck:

@@ -167,3 +167,41 @@ def test_a_word_both_transcriptions_heard_as_another_word_is_substituted():
     assert decide(alone, WORDS, REFERENCE, VerifierConfig(), ALIGNED, quiet).words[1].status == READ
     likely = replace(both, forced=(0.9, 0.2, 0.9))
     assert decide(likely, WORDS, REFERENCE, VerifierConfig(), ALIGNED, quiet).words[1].status == READ
+
+
+ASKED, ASK = ("AE1", "S", "K", "T"), ("AE", "S", "K")
+
+
+def one_word(**changes) -> Evidence:
+    """A single word read alone: Whisper's no-speech test fired and the forced word looks unlikely, as on the
+    field recording of "asked" (its prompted transcription heard ASK)."""
+    base = Evidence(0.5, "en", 0.6, (heard("YEAH", ("Y", "AE"), 0, .16, p=0.04),), (0.001,), (),
+                    no_words=True, speech=((0.0, 0.5),), prompted=(heard("ASK", ASK, 0, .38, p=0.01),))
+    return replace(base, **changes)
+
+
+def _lenient_word_detector() -> MiscueDetector:
+    """A word detector that flags no word, whatever its forced probability."""
+    return replace(_detector("log_forced", "voiced_s"),
+                   word=scorer(WORD_FEATURES, np.zeros(len(WORD_FEATURES)), 0.5, intercept=-10.0))
+
+
+def test_a_text_of_one_word_is_judged_word_by_word_once_aligned():
+    detector, aligned = _lenient_word_detector(), [(0.0, 0.38, 4)]
+    read_alone = decide(one_word(), ["ASKED"], [ASKED], VerifierConfig(), aligned, detector)
+    assert [c.status for c in read_alone.words] == [READ] and read_alone.matches_text
+    # the same evidence on a three-word text keeps the whole-text judgements: no words heard, nothing read
+    three = replace(one_word(), forced=(0.001,) * 3)
+    assert decide(three, WORDS, REFERENCE, VerifierConfig(), ALIGNED, detector).share_read == 0
+    # before the alignment (the first pass, which only cuts chunks) the whole-text rules still decide
+    assert decide(one_word(), ["ASKED"], [ASKED], VerifierConfig(), None, detector).share_read == 0
+
+
+def test_a_short_text_word_heard_as_another_word_is_substituted():
+    detector, aligned = _lenient_word_detector(), [(0.0, 0.38, 4)]
+    other = one_word(prompted=(heard("ORANGE", ("AO", "R", "AH", "N", "JH"), 0, .4),))
+    verdict = decide(other, ["ASKED"], [ASKED], VerifierConfig(), aligned, detector)
+    assert [(c.status, c.heard) for c in verdict.words] == [(SUBSTITUTED, "ORANGE")] and not verdict.matches_text
+    # ASK for ASKED is one phone away (0.25): the same word, misread; the scores say how badly
+    assert decide(one_word(), ["ASKED"], [ASKED], replace(VerifierConfig(), short_text_other_word=0.2), aligned,
+                  detector).words[0].status == SUBSTITUTED

@@ -2,7 +2,8 @@
 """Train the fine-tuned Whisper phone recogniser (encoder/features/whisper_phone_recogniser.py) on train, report dev.
 
 Stages, each cached under OUT so that a rerun continues where it stopped:
-  OUT/align_{split}.json   pocketsphinx forced alignment of the canonical phones (as the front-end aligns)
+  OUT/align_{split}.json   pocketsphinx forced alignment of the canonical phones (as the front-end aligns), or
+                           with --alignments-from the phone spans of an extracted feature store (FEATURES/<split>)
   OUT/states/<utt>.npy     float16 output of the frozen lower encoder layers (unpadded input)
   OUT/checkpoint/          training checkpoint (resumed from)
   OUT/model/               the trained recogniser (upper layers or adapters + head only)
@@ -26,6 +27,7 @@ from orthoepy.encoder.alignment import ForcedAligner
 from orthoepy.encoder.audio import load_audio
 from orthoepy.encoder.corpus import load_corpus
 from orthoepy.encoder.features import gop
+from orthoepy.encoder.features.store import FeatureStore
 from orthoepy.encoder.features.indomain_gop import OUTSIDE, frame_targets, phone_frames
 from orthoepy.encoder.features.whisper_phone_recogniser import (
     PhoneRecogniserConfig, WhisperPhoneRecogniser, log_mel, train_phone_recogniser)
@@ -40,7 +42,7 @@ def main() -> None:
     config = PhoneRecogniserConfig(frozen_layers=args.frozen_layers, lora_rank=args.lora_rank, epochs=args.epochs,
                                    lr=args.lr, seed=args.seed)
     utts = {s: load_corpus(args.corpus, s)[:args.limit] for s in ("train", "dev")}
-    aligned = {s: _alignments(utts[s], out / f"align_{s}.json") for s in utts}
+    aligned = {s: _alignments(utts[s], out / f"align_{s}.json", args.alignments_from, s) for s in utts}
     model = WhisperPhoneRecogniser(load_whisper_encoder(), config)
     states = {s: _states(model, utts[s], out / "states") for s in utts}
     targets = [_targets(states["train"][u.utt_id], aligned["train"][u.utt_id]) for u in utts["train"]]
@@ -56,18 +58,38 @@ def main() -> None:
     print(json.dumps(report["dev"], indent=1))
 
 
-def _alignments(utts, path: Path) -> dict[str, dict]:
+def _alignments(utts, path: Path, features_root: str | None, split: str) -> dict[str, dict]:
     """utt_id -> {phones, starts, ends, scores, fallback}, computed once and stored in `path`."""
     if path.is_file():
         return json.loads(path.read_text())
+    result = _stored_alignments(utts, Path(features_root) / split) if features_root else _aligned(utts, path.stem)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result))
+    return result
+
+
+def _aligned(utts, desc: str) -> dict[str, dict]:
     aligner, result = ForcedAligner(), {}
-    for u in tqdm(utts, desc=f"align {path.stem}"):
+    for u in tqdm(utts, desc=f"align {desc}"):
         phones = u.canonical_phones
         a = aligner.align(load_audio(u.audio_path), phones)
         result[u.utt_id] = {"phones": [p.base for p in phones], "starts": [s.start for s in a.segments],
                             "ends": [s.end for s in a.segments], "scores": u.phone_accuracy, "fallback": a.fallback}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(result))
+    return result
+
+
+def _stored_alignments(utts, root: Path) -> dict[str, dict]:
+    """The same records from a feature store's per-phone spans (the front-end ran the same aligner)."""
+    store = FeatureStore(root)
+    fallbacks, result = set(store.manifest.get("fallbacks", [])), {}
+    for u in tqdm(utts, desc=f"spans {root.name}"):
+        features = store.load(u.utt_id)
+        if len(features.starts) != len(u.canonical_phones):
+            raise SystemExit(f"{root}: {u.utt_id} has {len(features.starts)} phone spans for "
+                             f"{len(u.canonical_phones)} canonical phones; was it extracted from another corpus?")
+        result[u.utt_id] = {"phones": [p.base for p in u.canonical_phones],
+                            "starts": [float(t) for t in features.starts], "ends": [float(t) for t in features.ends],
+                            "scores": u.phone_accuracy, "fallback": u.utt_id in fallbacks}
     return result
 
 
@@ -114,6 +136,8 @@ def _args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--corpus", default=None)
     p.add_argument("--out", required=True)
+    p.add_argument("--alignments-from", default=None, metavar="FEATURES",
+                   help="read phone spans from FEATURES/<split> (an `orthoepy features` output) instead of aligning")
     p.add_argument("--limit", type=int, default=None, help="only the first N utterances of each split")
     p.add_argument("--epochs", type=int, default=PhoneRecogniserConfig.epochs)
     p.add_argument("--frozen-layers", type=int, default=PhoneRecogniserConfig.frozen_layers)
