@@ -15,6 +15,11 @@ MIN_DURATION_S = 0.3
 # documented limit: a read paragraph of up to 5 minutes (aligned in chunks); ORTHOEPY_MAX_AUDIO_S changes it
 MAX_DURATION_S = float(os.environ.get("ORTHOEPY_MAX_AUDIO_S", 300.0))
 SILENCE_PEAK = 1e-4  # peak amplitude (full scale = 1.0) below which a recording counts as silent
+# quality warnings (the recording is scored, with a note): speechocean762's 16 kHz readings peak at 0.06-1.0 with
+# no sample at full scale (525 of them checked)
+QUIET_PEAK = 0.02  # about -34 dBFS
+CLIPPED_LEVEL = 0.999  # a sample at least this loud (full scale = 1.0) is clipped...
+CLIPPED_SHARE = 0.001  # ...and a recording with more than this share of them is
 
 
 class AudioError(ValueError):
@@ -23,10 +28,12 @@ class AudioError(ValueError):
 
 @dataclass(frozen=True)
 class Audio:
-    """Mono float32 samples in [-1, 1] at 16 kHz."""
+    """Mono float32 samples in [-1, 1] at 16 kHz; what the input was like before resampling."""
 
     samples: np.ndarray
     sample_rate: int = SAMPLE_RATE
+    source_rate: int = SAMPLE_RATE  # the input's sample rate, Hz
+    clipped_share: float = 0.0  # share of input samples at full scale (CLIPPED_LEVEL), 0-1
 
     @property
     def duration(self) -> float:
@@ -53,12 +60,27 @@ def from_array(samples: np.ndarray, sample_rate: int) -> Audio:
         raise AudioError(f"sample rate must be positive, got {sample_rate}")
     if not np.all(np.isfinite(samples)):
         raise AudioError("audio contains NaN or infinite samples")
+    clipped = float(np.mean(np.abs(samples) >= CLIPPED_LEVEL))
     if sample_rate != SAMPLE_RATE and samples.size:
         samples = soxr.resample(samples, sample_rate, SAMPLE_RATE, quality="HQ").astype(np.float32)
     _check_duration(samples.size / SAMPLE_RATE)
     if float(np.max(np.abs(samples))) < SILENCE_PEAK:
         raise AudioError("audio is silent (no sample above -80 dBFS)")
-    return Audio(np.clip(samples, -1.0, 1.0).astype(np.float32))
+    return Audio(np.clip(samples, -1.0, 1.0).astype(np.float32), source_rate=int(sample_rate), clipped_share=clipped)
+
+
+def quality_warnings(audio: Audio) -> list[str]:
+    """Properties of a usable recording that make its scores less reliable, in words a learner can act on."""
+    warnings = []
+    if audio.source_rate < SAMPLE_RATE:
+        warnings.append(f"the recording was made at {audio.source_rate / 1000:g} kHz; below 16 kHz some sounds "
+                        f"(S, F, TH) lose what tells them apart, so phone scores are less reliable")
+    if audio.clipped_share > CLIPPED_SHARE:
+        warnings.append(f"the recording is clipped ({100 * audio.clipped_share:.1f}% of samples at full scale): "
+                        f"lower the input level or move away from the microphone and record again")
+    if audio.samples.size and float(np.max(np.abs(audio.samples))) < QUIET_PEAK:
+        warnings.append("the recording is very quiet: move closer to the microphone or raise the input level")
+    return warnings
 
 
 BYTES_LABEL = "the uploaded data"  # how errors name audio given as bytes (callers may put a file name in its place)

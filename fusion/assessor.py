@@ -14,7 +14,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from ..encoder.alignment import word_spans
-from ..encoder.audio import load_audio
+from ..encoder.audio import load_audio, quality_warnings
 from ..encoder.corpus import SENTENCE_ASPECTS, WORD_ASPECTS
 from ..encoder.features.frontend import FrontEnd, FrontEndConfig, PhoneFeatures
 from ..encoder.lexicon import Lexicon, Pronunciation, TextError
@@ -80,6 +80,7 @@ class Assessment:
     rationale: RationaleResult | None = None  # None when the assessor was built without one
     verification: dict | None = None  # encoder.verification.Verification.to_dict(); None when not verified
     insertions: list[InsertionResult] = field(default_factory=list)
+    audio_warnings: list[str] = field(default_factory=list)  # encoder.audio.quality_warnings
 
     def to_dict(self) -> dict:
         return {"schema_version": RESPONSE_SCHEMA_VERSION, **asdict(self)}
@@ -133,6 +134,7 @@ class Assessor:
         timings["scorer"] = time.perf_counter() - mark
         assessment = build_assessment(text, pronunciation.words, features, scored, self.model_name, timings,
                                       pronunciation.punctuation)
+        assessment.audio_warnings = quality_warnings(clip)
         if verification is not None:
             apply_verification(assessment, self._confirmed(verification, pronunciation, features))
         if self.rationale is not None:
@@ -307,6 +309,7 @@ def format_assessment(result: Assessment) -> str:
         lines.append(f"extra word {insertion.text!r} ({insertion.kind}) at {insertion.start:.2f}-{insertion.end:.2f}s")
     if result.verification is not None:
         lines += [f"warning: {w}" for w in result.verification["warnings"]]
+    lines += [f"warning: {w}" for w in result.audio_warnings]
     if result.alignment_fallback:
         lines.append("\nnote: forced alignment failed; phone times are a uniform estimate")
     lines.append(f"\nmodel {result.model}; " + ", ".join(f"{k} {v * 1000:.0f} ms" for k, v in result.timings.items()))

@@ -13,8 +13,8 @@ from ..encoder.corpus import SENTENCE_ASPECTS, WORD_ASPECTS
 from .diagnosis import INSERTION_KINDS, WORD_ERROR_TYPES
 from .rationale import RATIONALE_SOURCES
 
-RESPONSE_SCHEMA_VERSION = "1.4"  # 1.1: words[].error_type; 1.2: rationale; 1.3: verification, insertions, heard_word;
-# 1.4: phones[].heard_nbest
+RESPONSE_SCHEMA_VERSION = "1.5"  # 1.1: words[].error_type; 1.2: rationale; 1.3: verification, insertions, heard_word;
+# 1.4: phones[].heard_nbest; 1.5: audio_warnings
 SCHEMA_ID = f"urn:orthoepy:schema:response:{RESPONSE_SCHEMA_VERSION}"
 
 
@@ -119,6 +119,9 @@ def response_schema() -> dict:
         "rationale": rationale_schema(),
         "verification": verification_schema(),
         "insertions": {"type": "array", "items": insertion_schema()},
+        "audio_warnings": {"type": "array", "items": {"type": "string"},
+                           "description": "what about the recording (sample rate, clipping, level) makes the scores "
+                                          "less reliable; empty when nothing does"},
     }
     return {"$schema": "https://json-schema.org/draft/2020-12/schema", "$id": SCHEMA_ID,
             "title": "orthoepy assessment response", **_closed_object(properties, "one assessed recording")}

@@ -71,3 +71,20 @@ def test_missing_and_empty_files(tmp_path):
     (tmp_path / "empty.wav").write_bytes(b"")
     with pytest.raises(AudioError, match="empty"):
         load_audio(tmp_path / "empty.wav")
+
+
+def test_quality_warnings_name_a_low_rate_clipping_and_a_quiet_level():
+    from orthoepy.encoder.audio import quality_warnings
+
+    assert quality_warnings(load_audio(tone(1.0, amplitude=0.5), sample_rate=SAMPLE_RATE)) == []
+    (low_rate,) = quality_warnings(load_audio(_encoded(tone(1.0, amplitude=0.5, rate=8_000), 8_000, "WAV"), None))
+    assert "8 kHz" in low_rate
+    loud = np.clip(tone(1.0, amplitude=2.0), -1.0, 1.0)  # a sine driven into the rails: about half its samples clipped
+    (clipped,) = quality_warnings(load_audio(loud, sample_rate=SAMPLE_RATE))
+    assert "clipped" in clipped and load_audio(loud, sample_rate=SAMPLE_RATE).clipped_share > 0.3
+    (quiet,) = quality_warnings(load_audio(tone(1.0, amplitude=0.01), sample_rate=SAMPLE_RATE))
+    assert "quiet" in quiet
+    # a handful of samples at full scale is not clipping
+    peaks = tone(1.0, amplitude=0.5)
+    peaks[::4000] = 1.0
+    assert quality_warnings(load_audio(peaks, sample_rate=SAMPLE_RATE)) == []

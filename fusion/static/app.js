@@ -174,6 +174,10 @@ function showResult(result, bands) {
     cell.textContent = value.toFixed(1);
     paint(cell, band(bands, value, "sentence"));
   }
+  const warnings = $("warnings");
+  warnings.replaceChildren();
+  const said = [...(result.verification ? result.verification.warnings : []), ...(result.audio_warnings || [])];
+  for (const text of said) warnings.append(element("li", "", text));
   const rationale = $("rationale");
   rationale.textContent = result.rationale ? result.rationale.text : "";
   rationale.title = result.rationale ? `written by: ${result.rationale.source}` : "";

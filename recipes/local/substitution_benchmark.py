@@ -5,7 +5,9 @@ Each case is a speechocean762 text read by espeak-ng from phoneme input twice: a
 one phone of one word replaced by a typical L2 substitute (TH->S, V->B, L->R, ... SUBSTITUTIONS) or, for
 "deletion" cases, with the word's final consonant left out. Both are scored against the written text with the
 model's own front-end and scorer (no verification stage). At the target phone it reports:
-- heard top-1 / top-3: the CTC recogniser's n-best (the response's `heard_nbest`) names the substitute;
+- heard top-1 / top-3: the CTC recogniser's n-best (the response's `heard_nbest`) names the substitute; with
+  --recogniser, also the fine-tuned Whisper phone recogniser's n-best over the phones (`recogniser_top1/3`) and
+  its LPP (`whisper_recogniser_lpp_below_control`), on the same aligned segment;
 - GOP below the control: the LPP of the canonical phone (posterior_gop, and indomain_gop where the model has it)
   is lower than in the control reading;
 - scores: the target phone below 1.0, the word's other phones at 1.5 or more (in the substituted reading), the
@@ -60,7 +62,7 @@ def main() -> None:
     from orthoepy.encoder.corpus import load_corpus
     utts = load_corpus(args.corpus, args.split)
     cases = build_cases(utts, args.per_pair, args.seed)
-    results = run_cases(cases, args.model)
+    results = run_cases(cases, args.model, args.recogniser)
     report = summarise(results)
     report["setup"] = {"model": str(args.model), "split": args.split, "per_pair": args.per_pair, "seed": args.seed,
                        "n_cases": len(results)}
@@ -144,7 +146,7 @@ def synthesise(codes: str, path: Path) -> None:
                    capture_output=True)
 
 
-def run_cases(cases: list[Case], model: str) -> list[dict]:
+def run_cases(cases: list[Case], model: str, recogniser_dir: str | None = None) -> list[dict]:
     from orthoepy.encoder.audio import load_audio
     from orthoepy.encoder.features.frontend import FrontEnd
     from orthoepy.encoder.phoneset import canonical_phones
@@ -153,6 +155,10 @@ def run_cases(cases: list[Case], model: str) -> list[dict]:
 
     scorer = Scorer.from_pretrained(model, backend="torch")
     frontend = FrontEnd(frontend_config(scorer))
+    recogniser = None
+    if recogniser_dir:
+        from orthoepy.encoder.features.whisper_phone_recogniser import WhisperPhoneRecogniser
+        recogniser = WhisperPhoneRecogniser.from_pretrained(recogniser_dir)
     out = []
     with tempfile.TemporaryDirectory() as folder:
         for case in tqdm(cases, desc="cases", unit="case"):
@@ -161,8 +167,11 @@ def run_cases(cases: list[Case], model: str) -> list[dict]:
             for name, codes in (("control", case.control_codes), ("altered", case.altered_codes)):
                 path = Path(folder) / f"{name}.wav"
                 synthesise(codes, path)
-                features = frontend.extract(load_audio(path), phones)
+                audio = load_audio(path)
+                features = frontend.extract(audio, phones)
                 readings[name] = _at_target(features, scorer.score({case.case_id: features})[0], case.target)
+                if recogniser is not None:
+                    readings[name].update(_recognised(recogniser, audio, features, case.target))
             out.append({"case_id": case.case_id, "kind": case.kind, "utt_id": case.utt_id, "text": case.text,
                         "target": case.target, "canonical": phones[case.target].base, **readings,
                         "codes": {"control": case.control_codes, "altered": case.altered_codes}})
@@ -179,6 +188,20 @@ def _at_target(features, scored, i: int) -> dict:
             "heard_nbest": [[b, round(p, 3)] for b, p in heard.nbest] if heard else [],
             "lpp": {g: round(float(b.values[i, b.names.index("lpp")]), 4)
                     for g, b in features.blocks.items() if "lpp" in b.names}}
+
+
+def _recognised(recogniser, audio, features, i: int) -> dict:
+    """The fine-tuned recogniser's phone n-best and LPP over the target phone's aligned frames."""
+    from orthoepy.encoder.features import gop
+    from orthoepy.encoder.features.indomain_gop import OUTSIDE, phone_frames
+    from orthoepy.encoder.features.whisper_phone_recogniser import log_mel
+    from orthoepy.encoder.phoneset import PHONE_INDEX, PHONES
+
+    log_post = recogniser.predict_log_proba(recogniser.lower_states(log_mel(audio.samples)))
+    frames = phone_frames(float(features.starts[i]), float(features.ends[i]), len(log_post))
+    nbest = gop.heard_nbest(log_post[:, :OUTSIDE], frames.start, frames.stop, 3, labels=PHONES)
+    lpp = gop.gop_vector(log_post, PHONE_INDEX[features.phones[i].base], frames.start, frames.stop)[0]
+    return {"recogniser_nbest": [[b, round(p, 3)] for b, p in nbest], "recogniser_lpp": round(float(lpp), 4)}
 
 
 # ------------------------------------------------------------------------------------------------ summary
@@ -203,6 +226,13 @@ def _outcome(r: dict) -> dict:
     if substitute is not None and heard:
         outcome["heard_top1"] = heard[0] == substitute
         outcome["heard_top3"] = substitute in heard
+    if "recogniser_nbest" in r["altered"]:
+        recognised = [b for b, _ in r["altered"]["recogniser_nbest"]]
+        outcome["whisper_recogniser_lpp_below_control"] = r["altered"]["recogniser_lpp"] < r["control"]["recogniser_lpp"]
+        outcome["recogniser_control_top1_canonical"] = r["control"]["recogniser_nbest"][0][0] == r["canonical"]
+        if substitute is not None:
+            outcome["recogniser_top1"] = recognised[0] == substitute
+            outcome["recogniser_top3"] = substitute in recognised
     return outcome
 
 
@@ -218,6 +248,7 @@ def _args() -> argparse.Namespace:
     p.add_argument("--model", required=True)
     p.add_argument("--per-pair", type=int, default=14, help="cases per substitution (and of deletions)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--recogniser", default=None, help="a fine-tuned Whisper phone recogniser folder to measure too")
     p.add_argument("--out", required=True)
     return p.parse_args()
 
