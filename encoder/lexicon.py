@@ -19,7 +19,12 @@ from .homographs import homograph_phones, is_homograph, tag_context
 from .normalise import TextError, Token, normalise_text, tokenize
 from .phoneset import CanonicalPhone, canonical_phones, split_stress
 
-__all__ = ["Lexicon", "Pronunciation", "TextError", "normalise_text", "read_lexicon", "read_lexicon_variants"]
+__all__ = ["MAX_TEXT_PHONES", "Lexicon", "Pronunciation", "TextError", "check_length", "normalise_text", "read_lexicon",
+           "read_lexicon_variants"]
+
+# the scorer's encoders hold 5000 relative positions (ESPnet's table, frozen in the ONNX graph; measured: 5000 phones
+# or 4996 one-phone words score, more fail); a 5-minute reading has about 2500 phones
+MAX_TEXT_PHONES = 4900
 
 Phones = tuple[str, ...]
 
@@ -146,6 +151,18 @@ class Lexicon:
             return variants, source
         first = same[0] if same else wanted
         return (first,) + tuple(v for v in variants if v != first), source
+
+
+def check_length(candidates: list[Pronunciation]) -> None:
+    """Raises TextError when a reading of the text has more phones than the scorer can take (MAX_TEXT_PHONES).
+
+    candidates: `Lexicon.readings(text)`; a check needing no model, so callers can refuse before loading one.
+    """
+    longest = max(candidates, key=lambda c: sum(map(len, c.phones)))
+    phones = sum(map(len, longest.phones))
+    if phones > MAX_TEXT_PHONES:
+        raise TextError(f"the text is too long to score at once: {len(longest.words)} words, {phones} phones "
+                        f"(at most {MAX_TEXT_PHONES}); split it into parts")
 
 
 def _reading_choices(tokens: list[Token]):

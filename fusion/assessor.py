@@ -17,7 +17,7 @@ from ..encoder.alignment import word_spans
 from ..encoder.audio import load_audio, quality_warnings
 from ..encoder.corpus import SENTENCE_ASPECTS, WORD_ASPECTS
 from ..encoder.features.frontend import FrontEnd, FrontEndConfig, PhoneFeatures
-from ..encoder.lexicon import Lexicon, Pronunciation, TextError
+from ..encoder.lexicon import MAX_TEXT_PHONES, Lexicon, Pronunciation, check_length  # noqa: F401 (re-exported)
 from ..encoder.scorer.pipeline import ModelDirectoryError, Scorer, ScoredUtterance
 from ..encoder.variants import choose_pronunciation
 from ..encoder.miscues import MiscueDetector
@@ -32,9 +32,6 @@ from .schema import RESPONSE_SCHEMA_VERSION
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "models" / "default"
 MODEL_CARD = "README.md"
 LOW_PHONE_SCORE = SCALES["phone"].edges[0]  # below this a phone is reported as mispronounced or missing: "poor"
-# the scorer's encoders hold 5000 relative positions (ESPnet's table, frozen in the ONNX graph; measured: 5000 phones
-# or 4996 one-phone words score, more fail); a 5-minute reading has about 2500 phones
-MAX_TEXT_PHONES = 4900
 
 
 @dataclass
@@ -191,15 +188,6 @@ class Assessor:
         """items: (audio, text) pairs; assessed in order with a progress bar."""
         items = list(items)
         return [self.assess(audio, text) for audio, text in tqdm(items, desc="assess", unit="utt", disable=not progress)]
-
-
-def check_length(candidates: list[Pronunciation]) -> None:
-    """Raises TextError when a reading of the text has more phones than the scorer can take (MAX_TEXT_PHONES)."""
-    longest = max(candidates, key=lambda c: sum(map(len, c.phones)))
-    phones = sum(map(len, longest.phones))
-    if phones > MAX_TEXT_PHONES:
-        raise TextError(f"the text is too long to score at once: {len(longest.words)} words, {phones} phones "
-                        f"(at most {MAX_TEXT_PHONES}); split it into parts")
 
 
 def frontend_config(scorer: Scorer) -> FrontEndConfig:

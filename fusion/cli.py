@@ -16,7 +16,7 @@ from ..encoder.audio import AudioError, load_audio
 from ..encoder.corpus import SPLITS, CorpusError, load_corpus, resolve_corpus_dir
 from ..encoder.features.frontend import OPTIONAL_GROUPS, PHONE_GROUPS, FrontEnd, FrontEndConfig, FrontEndError, PhoneFeatures
 from ..encoder.features.store import extract_utterances
-from ..encoder.lexicon import Lexicon, TextError
+from ..encoder.lexicon import Lexicon, TextError, check_length
 from ..rationalizer.pipeline import RationalizerRecipe
 from .batch import ENGINES, BatchError, EngineOptions
 from .rationale import RATIONALE_MODES
@@ -487,14 +487,15 @@ def format_metrics(table: dict) -> str:
 
 def _run_assess(args: argparse.Namespace) -> int:
     audio_path, text = _frontend_input(args)
-    clip = load_audio(audio_path)  # a missing or undecodable file fails here, in well under a second, before any model
+    load_audio(audio_path)  # a missing or undecodable file fails here, in well under a second, before any model
     lexicon = _lexicon(args)
     lexicon.pronounce(text)  # likewise text without a pronounceable word (TextError)
+    check_length(lexicon.readings(text))  # and a text too long for the scorer
     with library_output_to_stderr():
         from .assessor import Assessor, format_assessment  # torch, sklearn, ESPnet: seconds
 
         assessor = Assessor.from_pretrained(args.model, lexicon=lexicon, rationale=args.rationale)
-        result = assessor.assess(clip.samples, text, sample_rate=clip.sample_rate)
+        result = assessor.assess(audio_path, text)  # decoded again: the response notes the input's own sample rate
     print(result.to_json(indent=1) if args.json else format_assessment(result))
     return 0
 

@@ -173,3 +173,16 @@ def test_assess_json_bug_still_raises_after_an_error_object(refusing_models, cap
     with pytest.raises(KeyError):
         main(["assess", "--demo", "--json"])
     assert json.loads(capsys.readouterr().out) == {"error": "internal error: KeyError: 'phones'"}
+
+
+def test_a_text_too_long_for_the_scorer_is_refused_before_the_model_loads(monkeypatch, capsys):
+    from orthoepy.fusion.assessor import Assessor
+
+    def no_model(*args, **kwargs):
+        raise AssertionError("the model was loaded before the text was checked")
+
+    monkeypatch.setattr(Assessor, "from_pretrained", no_model)
+    long_text = " ".join(["extraordinarily"] * 400)  # 14 phones a word: 5600 phones
+    body, _ = error_json(capsys, ["assess", str(REPO / "fusion" / "samples" / "demo.flac"), "--text", long_text,
+                                  "--json"])
+    assert "too long to score at once" in body["error"] and "at most 4900" in body["error"]
