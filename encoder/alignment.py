@@ -379,12 +379,14 @@ def _noted(alignment: Alignment, note: str) -> Alignment:
 
 
 def _after(segments: list[PhoneSegment], time: float) -> list[PhoneSegment]:
-    """Segments starting no earlier than `time` (a segment that began before it starts at it, or at its end)."""
+    """Segments in order from `time` on: one that began before it starts at it, and one that also ended before
+    it (a widened retry that placed the word inside the previous chunk) is kept as one frame at the seam."""
     out = []
     for s in segments:
-        start = min(max(s.start, time), s.end - FRAME_S)
-        out.append(s if start == s.start else PhoneSegment(s.phone, start, s.end, s.frames, s.path_score))
-        time = out[-1].end
+        start = max(s.start, time)
+        end = max(s.end, start + FRAME_S)
+        out.append(s if (start, end) == (s.start, s.end) else PhoneSegment(s.phone, start, end, s.frames, s.path_score))
+        time = end
     return out
 
 

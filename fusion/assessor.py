@@ -170,9 +170,9 @@ class Assessor:
 
     def _confirmed(self, verification: Verification, pronunciation: Pronunciation,
                    features: PhoneFeatures) -> Verification:
-        """The verification's decisions again with the aligned durations (not on a fallback alignment)."""
-        if features.alignment_fallback:
-            return verification
+        """The verification's decisions again with the aligned durations. On a fallback alignment (spans spread
+        evenly over the speech, so durations say little) the word detector still outweighs the first pass's rules,
+        which count a word read when Whisper's language model merely expects it after what was heard."""
         return self.verifier.confirm(verification, list(pronunciation.words), [tuple(p) for p in pronunciation.phones],
                                      aligned_words(features))
 

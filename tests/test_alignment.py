@@ -122,3 +122,17 @@ def test_word_spans_join_each_words_phones():
     assert word_spans([0, 0, 1, 2, 2, 2], [0.0, 0.1, 0.3, 0.5, 0.6, 0.7], [0.1, 0.2, 0.4, 0.6, 0.7, 0.9]) == [
         (0.0, 0.2, 2), (0.3, 0.4, 1), (0.5, 0.9, 3)]
     assert word_spans([], [], []) == []
+
+
+def test_segments_after_a_seam_stay_in_order():
+    """A widened retry of a failed chunk may place its words inside the previous chunk: they move to the seam."""
+    from orthoepy.encoder.alignment import PhoneSegment, _after
+
+    hh, ae, v, it = canonical_phones([["HH", "AE1", "V"], ["IH1"]])
+    segments = [PhoneSegment(p, a, b, int(round((b - a) * 100)), -1.0)
+                for p, a, b in ((hh, 0.74, 0.75), (ae, 0.75, 0.78), (v, 1.70, 1.78), (it, 1.80, 1.90))]
+    moved = _after(segments, 1.71)
+    starts_ends = [(round(s.start, 2), round(s.end, 2)) for s in moved]
+    assert starts_ends == [(1.71, 1.72), (1.72, 1.73), (1.73, 1.78), (1.80, 1.90)]
+    assert all(b.start >= a.end for a, b in zip(moved, moved[1:]))
+    assert _after(segments[3:], 1.5) == segments[3:]  # nothing before the seam: unchanged
