@@ -24,7 +24,7 @@ from ..encoder.miscues import MiscueDetector
 from ..encoder.verification import Chunk, ReadingVerifier, Verification
 from ..rationalizer.bands import SCALES, band
 from ..rationalizer.data import pool_words
-from .diagnosis import (expects_break, gated_sentence, punctuation_or_blank, verified_error_type,
+from .diagnosis import (expects_break, gated_sentence, monotone, punctuation_or_blank, verified_error_type,
                         word_error_type)
 from .rationale import RationaleGuard, RationaleResult, sheet_from_words
 from .schema import RESPONSE_SCHEMA_VERSION
@@ -215,9 +215,24 @@ def build_assessment(text: str, word_texts, features: PhoneFeatures, scored: Sco
                                 before, bool(j) and expects_break(before))
         words.append(WordResult(word, accuracy, stress, total, error, word_phones))
         previous_end = word_phones[-1].end
+    if _monotone(features, len(words)):
+        for word in words:
+            word.error_type = "Monotone" if word.error_type == "None" else word.error_type
     sentence = {a: round(scored.sentence[a], 2) for a in SENTENCE_ASPECTS}
     return Assessment(text, sentence, words, features.alignment_fallback, model_name,
                       {k: round(v, 3) for k, v in timings.items()})
+
+
+def _monotone(features: PhoneFeatures, n_words: int) -> bool:
+    """diagnosis.monotone on the front-end's utterance pitch summary (no judgement without one)."""
+    names = features.utterance.names if features.utterance is not None else ()
+    wanted = ("prosody_summary_f0_range_st", "prosody_summary_f0_voiced_ratio")
+    if not len(features.starts) or not all(n in names for n in wanted):
+        return False
+    values = features.utterance.values[0]
+    f0_range, voiced_ratio = (float(values[names.index(n)]) for n in wanted)
+    span = float(features.ends[-1] - features.starts[0])
+    return monotone(f0_range, voiced_ratio * span, n_words)
 
 
 def _miscue_detector(directory: Path) -> MiscueDetector | None:

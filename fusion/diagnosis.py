@@ -7,6 +7,8 @@ reading verification (encoder.verification).
   accuracy is low.
 - UnexpectedBreak: a long silence before a word where the text has no punctuation.
 - MissingBreak: no pause at all after a sentence-final punctuation mark inside the text.
+- Monotone: the pitch of the whole reading stayed within a narrow range (`monotone`); set on every word that has
+  no other error, as Azure Pronunciation Assessment does.
 Inserted and repeated words are not words of the text: the response lists them apart (`insertions`).
 
 `apply_verification` makes the scores follow the verification: a word that was not read scores 0 (its phones
@@ -17,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-WORD_ERROR_TYPES = ("None", "Omission", "Mispronunciation", "UnexpectedBreak", "MissingBreak")
+WORD_ERROR_TYPES = ("None", "Omission", "Mispronunciation", "UnexpectedBreak", "MissingBreak", "Monotone")
 INSERTION_KINDS = ("Insertion", "Repetition")
 OMISSION_MEAN_PHONE_SCORE = 0.5  # phones of an omitted word score near 0 ("missing")
 MISPRONOUNCED_WORD_ACCURACY = 6.0
@@ -25,6 +27,12 @@ UNEXPECTED_BREAK_S = 0.5
 MISSING_BREAK_S = 0.05  # less silence than this after a full stop inside the text is no break
 BREAK_PUNCTUATION = frozenset(",;:.!?")  # a pause after these is expected, never unexpected
 SENTENCE_END = frozenset(".!?;")
+# F0 range (5-95 percentile, semitones) under which a reading is monotone: 2% of train readings fall below it;
+# PSOLA-flattened train readings fall below it in 99.5%, readings with their excursions cut to a quarter in 76%
+# (speaker-disjoint CV; `python recipes/local/monotone_threshold.py ... --out docs/monotone.json`)
+MONOTONE_RANGE_ST = 2.93
+MONOTONE_MIN_VOICED_S = 0.5  # less voiced speech than this: no judgement
+MONOTONE_MIN_WORDS = 3  # nor on a text this short
 
 
 def word_error_type(phone_scores: list[float], phone_threshold: float, word_accuracy: float,
@@ -42,6 +50,12 @@ def word_error_type(phone_scores: list[float], phone_threshold: float, word_accu
     if expect_break_before and pause_before_s < MISSING_BREAK_S:
         return "MissingBreak"
     return "None"
+
+
+def monotone(f0_range_st: float, voiced_s: float, n_words: int) -> bool:
+    """Whether a reading's pitch stayed flat: its F0 range (5-95 percentile over the voiced frames, semitones) under
+    MONOTONE_RANGE_ST, judged only on texts of MONOTONE_MIN_WORDS words and MONOTONE_MIN_VOICED_S s of voicing."""
+    return n_words >= MONOTONE_MIN_WORDS and voiced_s >= MONOTONE_MIN_VOICED_S and f0_range_st < MONOTONE_RANGE_ST
 
 
 def expects_break(punctuation: str) -> bool:

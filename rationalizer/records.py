@@ -27,7 +27,7 @@ class WordScore:
     stress: float  # 0-10
     total: float  # 0-10
     phones: tuple[PhoneScore, ...]
-    error_type: str = "None"  # fusion.diagnosis vocabulary: None, Omission, Mispronunciation, UnexpectedBreak
+    error_type: str = "None"  # fusion.diagnosis vocabulary: None, Omission, Mispronunciation, UnexpectedBreak, ...
 
 
 @dataclass(frozen=True)

@@ -91,7 +91,8 @@ def bands_within_tolerance(rubric: Rubric, value: float) -> frozenset[str]:
 
 def is_problem_word(rubric: Rubric, word: WordScore) -> bool:
     # a low phone also makes its word a problem, so every blamed phone has a blamed word to hang on
-    return (min(word.accuracy, word.total) < rubric.word_threshold or word.error_type not in ("None", None)
+    # Monotone belongs to the whole reading (every word carries it): said once, in the prosody judgement
+    return (min(word.accuracy, word.total) < rubric.word_threshold or word.error_type not in ("None", None, "Monotone")
             or any(p.accuracy < rubric.phone_threshold for p in word.phones))
 
 
@@ -243,6 +244,11 @@ NO_PROBLEM_TEMPLATES = ("No word or sound stood out as a problem.", "Every word 
                         "No single word or sound needs extra practice.")
 
 
+def is_monotone(sheet: ScoreSheet) -> bool:
+    """The diagnosis found the reading's pitch flat (error type Monotone on its words)."""
+    return any(w.error_type == "Monotone" for w in sheet.words)
+
+
 def _comment(rng: random.Random, aspect: str, band_name: str, sheet: ScoreSheet) -> str:
     """A short reason after an aspect judgement. Completeness counts the words left out instead of going by
     its band: one word missing of seven is 8.6, an "excellent" band, but not "every word was read"."""
@@ -251,6 +257,8 @@ def _comment(rng: random.Random, aspect: str, band_name: str, sheet: ScoreSheet)
         return f"{len(sheet.words) - omitted} of {len(sheet.words)} words were read"
     if aspect == "completeness" and band_name in ("poor", "fair"):  # low without a word left out: none to count
         return "parts of the text were not clearly read"
+    if aspect == "prosodic" and is_monotone(sheet):
+        return "the pitch stayed flat; let it rise on stressed words and fall at the end"
     return rng.choice(ASPECT_COMMENTS[aspect][band_name])
 
 
@@ -291,8 +299,10 @@ class RubricWriter:
         band_name = sentence_band(self.rubric, value)
         band = rng.choice(WRITER_BAND_WORDS[band_name])
         sentence = rng.choice(ASPECT_TEMPLATES[aspect]).format(band=band, num=self._number(rng, value))
-        if rng.random() < comment_rate:
-            sentence += ": " + _comment(rng, aspect, band_name, sheet)
+        flat = aspect == "prosodic" and is_monotone(sheet)
+        if rng.random() < comment_rate or flat:
+            joint = ", but " if flat and band_name in ("good", "excellent") else ": "
+            sentence += joint + _comment(rng, aspect, band_name, sheet)
         return sentence + "."
 
     def _number(self, rng: random.Random, value: float) -> str:

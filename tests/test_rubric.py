@@ -225,3 +225,21 @@ def test_a_claim_that_every_word_was_read_is_false_when_one_was_left_out():
     report = FaithfulnessEvaluator().evaluate(claimed + " Every word was read.", sheet)
     assert report.false_claims and not report.is_faithful()
     assert not FaithfulnessEvaluator().evaluate("Every word was read.", bear_sheet()).false_claims
+
+
+@pytest.mark.parametrize("prosodic", [3.0, 7.5, 9.5])
+def test_a_monotone_reading_is_said_once_in_the_prosody_judgement(prosodic):
+    from dataclasses import replace
+
+    from orthoepy.rationalizer.rubric import problem_words
+
+    plain = bear_sheet(prosodic=prosodic)
+    sheet = replace(plain, words=tuple(w if w.error_type != "None" else replace(w, error_type="Monotone")
+                                       for w in plain.words))
+    assert [w.text for w in problem_words(Rubric(), sheet)] == ["bear"]  # Monotone alone names no word
+    for k in range(6):
+        text = RubricWriter(seed=k).write(sheet, variant=k)
+        assert text.count("pitch stayed flat") == 1
+        report = FaithfulnessEvaluator().evaluate(text, sheet)
+        assert report.is_faithful(), (text, report.contradictions)
+        assert "pitch stayed flat" not in RubricWriter(seed=k).write(plain, variant=k)
