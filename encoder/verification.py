@@ -103,6 +103,7 @@ class WordCheck:
     probability: float  # forced probability of the reference word given the audio, 0-1
     start: float | None  # the aligned heard word's span (seconds), None when nothing was heard
     end: float | None
+    reversed: bool = False  # read, but in swapped order with a neighbouring word (a reversal miscue)
 
 
 @dataclass(frozen=True)
@@ -211,6 +212,9 @@ def decide(evidence: Evidence, words: list[str], reference: list[tuple[str, ...]
         checks = [_unless_squeezed(c, (end - start) / n, config) for c, (start, end, n) in zip(checks, aligned)]
         insertions = sorted(insertions + _unexplained_speech(aligned, evidence.speech, insertions, config),
                             key=lambda i: i.start)
+    if not (other_text or not_english or no_words):
+        checks, insertions = reversals(words, reference, [list(evidence.heard), list(evidence.prompted)], checks,
+                                       insertions, config)
     if not_english:  # the heard "words" are English guesses at other-language speech: no insertions from them
         checks = [WordCheck(SUBSTITUTED if c.heard else OMITTED, c.heard, c.probability, c.start, c.end)
                   for c in checks]
@@ -277,6 +281,55 @@ def _agreed_substitutions(evidence: Evidence, words: list[str], reference: list[
     return [a is not None and b is not None and a.text == b.text != word and forced < config.agreed_forced
             and phone_distance(ref, a.phones) > config.similar_word
             for a, b, word, ref, forced in zip(plain, prompted, words, reference, evidence.forced)]
+
+
+def reversals(words: list[str], reference: list[tuple[str, ...]], transcriptions: list[list[HeardWord]],
+              checks: list[WordCheck], insertions: list[Insertion],
+              config: VerifierConfig) -> tuple[list[WordCheck], list[Insertion]]:
+    """Two neighbouring words read in swapped order: both count as read and carry `reversed`, and a heard word
+    that had been reported as an insertion for it is no longer one.
+
+    transcriptions: the free one first, then the prompted one (which keeps the text's order more often, so a swap
+    it still hears is strong evidence). A swap is two adjacent heard words that are the text's words k + 1 and k
+    (the same spelling, or within `similar_word` phone distance of the chosen pronunciation), neither aligned (align_words) to a word of the text outside k and
+    k + 1, where words k and k + 1 differ.
+    """
+    checks = list(checks)
+    k = 0
+    while k < len(reference) - 1:
+        pair = next((p for heard in transcriptions if (p := _swapped_pair(k, words, reference, heard, config))), None)
+        if pair is None:
+            k += 1
+            continue
+        first, second = pair
+        checks[k] = replace(checks[k], status=READ, reversed=True, heard=first.text, start=first.start, end=first.end)
+        checks[k + 1] = replace(checks[k + 1], status=READ, reversed=True, heard=second.text, start=second.start,
+                                end=second.end)
+        spans = ((first.start, first.end), (second.start, second.end))
+        insertions = [i for i in insertions if not any(_overlaps((i.start, i.end), s) for s in spans)]
+        k += 2
+    return checks, insertions
+
+
+def _swapped_pair(k: int, words: list[str], reference: list[tuple[str, ...]], heard: list[HeardWord],
+                  config: VerifierConfig) -> tuple[HeardWord, HeardWord] | None:
+    """(the heard word read for text word k, for word k + 1) when the two were read in swapped order, else None."""
+    if words[k] == words[k + 1] or phone_distance(reference[k], reference[k + 1]) <= config.similar_word:
+        return None
+    owner = {h: r for r, h in align_words(reference, [w.phones for w in heard]) if h is not None}
+    is_word = {r: (lambda h, r=r: h.text == words[r] or
+                   phone_distance(reference[r], h.phones) <= config.similar_word) for r in (k, k + 1)}
+    for i in range(len(heard) - 1):
+        later, earlier = heard[i], heard[i + 1]
+        if (is_word[k + 1](later) and is_word[k](earlier)
+                and owner.get(i) in (None, k, k + 1) and owner.get(i + 1) in (None, k, k + 1)
+                and not any(r in is_word and j not in (i, i + 1) and is_word[r](heard[j]) for j, r in owner.items())):
+            return earlier, later  # (the last condition: one of them also heard in its own place is a repetition)
+    return None
+
+
+def _overlaps(a: tuple[float, float], b: tuple[float, float]) -> bool:
+    return min(a[1], b[1]) > max(a[0], b[0])
 
 
 def _heard_other(reference: tuple[str, ...], heard: HeardWord | None, config: VerifierConfig) -> bool:
@@ -500,6 +553,9 @@ def summarise(checks: list[WordCheck], insertions: list[Insertion], words: list[
     unread = [w for w, c in zip(words, checks) if c.status != READ]
     if matches and unread:
         warnings.append("not read as written: " + ", ".join(unread))
+    swapped = [f"{words[k]} {words[k + 1]}" for k in range(len(checks) - 1) if checks[k].reversed and checks[k + 1].reversed]
+    if swapped:
+        warnings.append("read in another order: " + ", ".join(swapped))
     if insertions:
         warnings.append("extra words: " + ", ".join(f"{i.text} ({i.kind.lower()})" for i in insertions))
     return share, matches, warnings

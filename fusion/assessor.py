@@ -244,7 +244,7 @@ def apply_verification(assessment: Assessment, verification: Verification) -> No
     """Make the scores follow what was read (fusion.diagnosis): unread words and their phones score 0,
     completeness is the share read and the other sentence scores are scaled by it; insertions are listed."""
     for word, check in zip(assessment.words, verification.words):
-        word.error_type = verified_error_type(check.status, word.error_type)
+        word.error_type = verified_error_type(check.status, word.error_type, check.reversed)
         if check.status == "read":
             continue
         word.heard_word = check.heard

@@ -7,6 +7,8 @@ reading verification (encoder.verification).
   accuracy is low.
 - UnexpectedBreak: a long silence before a word where the text has no punctuation.
 - MissingBreak: no pause at all after a sentence-final punctuation mark inside the text.
+- Reversal: the word and its neighbour were read in swapped order (both carry it; a miscue in reading research's
+  sense, like Omission and Insertion); their scores are kept, since both were read.
 - Monotone: the pitch of the whole reading stayed within a narrow range (`monotone`); set on every word that has
   no other error, as Azure Pronunciation Assessment does.
 Inserted and repeated words are not words of the text: the response lists them apart (`insertions`).
@@ -19,7 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-WORD_ERROR_TYPES = ("None", "Omission", "Mispronunciation", "UnexpectedBreak", "MissingBreak", "Monotone")
+WORD_ERROR_TYPES = ("None", "Omission", "Mispronunciation", "UnexpectedBreak", "MissingBreak", "Monotone", "Reversal")
 INSERTION_KINDS = ("Insertion", "Repetition")
 OMISSION_MEAN_PHONE_SCORE = 0.5  # phones of an omitted word score near 0 ("missing")
 MISPRONOUNCED_WORD_ACCURACY = 6.0
@@ -62,8 +64,11 @@ def expects_break(punctuation: str) -> bool:
     return any(c in SENTENCE_END for c in punctuation)
 
 
-def verified_error_type(status: str, scored_error: str) -> str:
-    """The word's error type once the verification is known: unread words are Omission or Mispronunciation."""
+def verified_error_type(status: str, scored_error: str, reversed_order: bool = False) -> str:
+    """The word's error type once the verification is known: unread words are Omission or Mispronunciation,
+    words read in swapped order Reversal."""
+    if reversed_order:
+        return "Reversal"
     if status == "omitted":
         return "Omission"
     if status == "substituted":

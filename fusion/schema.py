@@ -14,7 +14,7 @@ from .diagnosis import INSERTION_KINDS, WORD_ERROR_TYPES
 from .rationale import RATIONALE_SOURCES
 
 RESPONSE_SCHEMA_VERSION = "1.5"  # 1.1: words[].error_type; 1.2: rationale; 1.3: verification, insertions, heard_word;
-# 1.4: phones[].heard_nbest; 1.5: audio_warnings, error type Monotone
+# 1.4: phones[].heard_nbest; 1.5: audio_warnings, error types Monotone and Reversal
 SCHEMA_ID = f"urn:orthoepy:schema:response:{RESPONSE_SCHEMA_VERSION}"
 
 

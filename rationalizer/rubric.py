@@ -237,6 +237,8 @@ WORD_ONLY_TEMPLATES = {
     "Omission": ("\"{word}\"{num} was left out; read every word.", "\"{word}\"{num} was missing; say each word."),
     "UnexpectedBreak": ("There was a pause before \"{word}\"{num}; keep going without stopping.",
                         "Avoid the pause before \"{word}\"{num}."),
+    "Reversal": ("\"{word}\"{num} was read out of order; follow the text word by word.",
+                 "\"{word}\"{num} swapped places with its neighbour; keep to the written order."),
     "other": ("\"{word}\"{num} was unclear; say it slowly, then at speed.",
               "\"{word}\"{num} needs work; repeat it slowly."),
 }

@@ -243,3 +243,17 @@ def test_a_monotone_reading_is_said_once_in_the_prosody_judgement(prosodic):
         report = FaithfulnessEvaluator().evaluate(text, sheet)
         assert report.is_faithful(), (text, report.contradictions)
         assert "pitch stayed flat" not in RubricWriter(seed=k).write(plain, variant=k)
+
+
+def test_words_read_in_swapped_order_are_named_as_such():
+    from dataclasses import replace
+
+    plain = bear_sheet(prosodic=8.0)
+    words = list(plain.words)
+    words[1], words[2] = (replace(w, error_type="Reversal") for w in words[1:3])  # CALL IT read as IT CALL
+    sheet = replace(plain, words=tuple(words))
+    for k in range(4):
+        text = RubricWriter(seed=k).write(sheet, variant=k)
+        assert "\"call\"" in text and "\"it\"" in text and ("out of order" in text or "swapped places" in text)
+        report = FaithfulnessEvaluator().evaluate(text, sheet)
+        assert report.is_faithful(), (text, report.contradictions)

@@ -349,3 +349,41 @@ def test_a_text_far_longer_than_the_speech_is_not_read():
     verdict = decide(evidence, words, reference, CONFIG)
     assert not verdict.matches_text and verdict.share_read == pytest.approx(3 / 60)
     assert decide(replace(evidence, speech_seconds=6.0), words, reference, CONFIG).share_read == 1.0
+
+
+# ------------------------------------------------------------------------------ reversals (swapped words)
+
+ONCE, MORE, AT, HOME = ("W", "AH1", "N", "S"), ("M", "AO1", "R"), ("AE1", "T"), ("HH", "OW1", "M")
+
+
+def test_two_words_read_in_swapped_order_are_both_reversals_not_an_omission_and_an_insertion():
+    from orthoepy.encoder.verification import Evidence, decide
+
+    words, reference = ["ONCE", "MORE", "AT", "HOME"], [ONCE, MORE, AT, HOME]
+    swapped = (heard("MORE", MORE, 0.0, .3), heard("ONCE", ONCE, .3, .6), heard("AT", AT, .6, .8),
+               heard("HOME", HOME, .8, 1.1))
+    evidence = Evidence(1.1, "en", 0.9, swapped, (0.01, 0.9, 0.9, 0.9), ())
+    verdict = decide(evidence, words, reference, CONFIG)
+    assert [(c.status, c.reversed) for c in verdict.words] == [(READ, True), (READ, True), (READ, False), (READ, False)]
+    assert verdict.insertions == () and verdict.share_read == 1.0
+    assert (verdict.words[0].start, verdict.words[1].start) == (0.3, 0.0)  # each word where it was heard
+    assert "read in another order: ONCE MORE" in verdict.warnings
+    # read as written: nothing reversed
+    plain = replace(evidence, heard=(swapped[1], swapped[0]) + swapped[2:], forced=(0.9,) * 4)
+    assert not any(c.reversed for c in decide(plain, words, reference, CONFIG).words)
+
+
+def test_a_repeated_word_is_not_a_reversal():
+    from orthoepy.encoder.verification import Evidence, decide
+
+    words, reference = ["ONCE", "MORE", "AT"], [ONCE, MORE, AT]
+    again = (heard("ONCE", ONCE, 0, .3), heard("MORE", MORE, .3, .6), heard("ONCE", ONCE, .6, .9), heard("AT", AT, .9, 1.1))
+    verdict = decide(Evidence(1.1, "en", 0.9, again, (0.9, 0.9, 0.9), ()), words, reference, CONFIG)
+    assert not any(c.reversed for c in verdict.words) and [i.text for i in verdict.insertions] == ["ONCE"]
+
+
+def test_a_reversal_keeps_its_scores_and_says_so():
+    from orthoepy.fusion.diagnosis import verified_error_type
+
+    assert verified_error_type("read", "None", reversed_order=True) == "Reversal"
+    assert verified_error_type("read", "None") == "None"

@@ -46,6 +46,8 @@ from orthoepy.encoder.verification import (Evidence, NoSpeechError, ReadingVerif
 
 CORPUS_KINDS = ("untouched", "other_text", "longer_text", "cut_word", "spliced_word", "repeated_word", "replaced_word")
 SYNTHETIC_KINDS = ("noise", "tone", "silence_noise", "other_language")
+# made after all the others, so that adding them leaves the earlier kinds' cases as they were
+EXTRA_KINDS = ("swapped_words",)
 OTHER_LANGUAGES = {"fr": "Je voudrais une tasse de café, s'il vous plaît.", "de": "Ich möchte bitte eine Tasse Kaffee.",
                    "es": "Me gustaría una taza de café, por favor.", "it": "Vorrei una tazza di caffè, per favore."}
 SR = 16_000
@@ -92,7 +94,30 @@ def build_cases(corpus: str, split: str, per_kind: int, seed: int,
                 made += 1
     for kind in (k for k in SYNTHETIC_KINDS if k in kinds):
         cases += [_synthetic_case(kind, k, rng, utts) for k in range(max(4, per_kind // 4))]
+    for kind in (k for k in EXTRA_KINDS if k in kinds):
+        made = 0
+        while made < per_kind:
+            case = _swapped_case(next(pool), rng, lexicon, aligner)
+            if case is not None:
+                cases.append(case)
+                made += 1
     return cases
+
+
+def _swapped_case(u, rng, lexicon, aligner) -> Case | None:
+    """Two neighbouring words (the first an inner word) swapped at their aligned spans; target_word = the first."""
+    audio = load_audio(u.audio_path)
+    spans = word_spans(aligner, lexicon, audio, u.text)
+    words = lexicon.pronounce(u.text).words
+    if spans is None or len(spans) < 4:
+        return None
+    k = int(rng.integers(1, len(spans) - 2))
+    if words[k] == words[k + 1]:
+        return None
+    (a, b), (c, d) = ((int(t * SR) for t in spans[j]) for j in (k, k + 1))
+    x = audio.samples
+    return Case("swapped_words", u.utt_id, u.speaker, u.text,
+                Audio(np.concatenate([x[:a], x[c:d], x[b:c], x[a:b], x[d:]])), target_word=k)
 
 
 def _corpus_case(kind, u, other, rng, lexicon, aligner) -> Case | None:
@@ -297,6 +322,11 @@ def metrics(outcomes: list[dict]) -> dict:
     for kind in ("spliced_word", "repeated_word"):
         cases = [o for o in by_kind[kind] if not o["refused"]]
         m[f"{kind}_insertion_recall"] = _ratio(sum(bool(o["insertions"]) for o in cases), len(cases))
+    swapped = [o for o in by_kind.get("swapped_words", []) if not o["refused"]]
+    if swapped:
+        targets = [o["error_types"][o["target_word"]:o["target_word"] + 2] for o in swapped]
+        m["reversal_recall"] = _ratio(sum(t == ["Reversal", "Reversal"] for t in targets), len(swapped))
+        m["swapped_flagged"] = _ratio(sum(any(e not in ("None", "Monotone") for e in t) for t in targets), len(swapped))
     mismatch = [o for o in by_kind["other_text"] + by_kind["other_language"]]
     m["mismatch_flag_recall"] = _ratio(sum(o["refused"] or not o["matches_text"] for o in mismatch), len(mismatch))
     if mismatch and any("total" in o for o in mismatch):
@@ -357,7 +387,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--per-kind", type=int, default=40)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", required=True)
-    ap.add_argument("--kinds", default=",".join(CORPUS_KINDS + SYNTHETIC_KINDS),
+    ap.add_argument("--kinds", default=",".join(CORPUS_KINDS + SYNTHETIC_KINDS),  # EXTRA_KINDS only when named
                     help="comma-separated case kinds to build (default: all)")
     ap.add_argument("--select", action="store_true", help="evidence mode: choose thresholds by speaker-disjoint CV")
     ap.add_argument("--reselect", help="evidence JSON from an earlier --mode evidence run: only choose thresholds again")
