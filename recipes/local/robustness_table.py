@@ -51,7 +51,8 @@ def outcome(call: Callable[[], Any]) -> str:
         return cell(f"OK: {len(value.words)} words, {phones} phones, total {value.sentence['total']:.1f}, "
                     f"accuracy {value.sentence['accuracy']:.1f}, completeness {value.sentence['completeness']:.1f}, "
                     f"alignment_fallback={value.alignment_fallback}; flagged: {', '.join(flagged) or 'none'}"
-                    + (f"; warning: {warnings[0]}" if warnings else ""), limit=400)
+                    + (f"; warning: {warnings[0]}" if warnings else "")
+                    + "".join(f"; audio: {w.split(';')[0].split(':')[0]}" for w in value.audio_warnings), limit=460)
     if isinstance(value, Assessor):
         return f"OK: loaded model {value.model_name!r}"
     return f"OK: {cell(repr(value))}"
@@ -120,6 +121,8 @@ def audio_rows(assessor: Assessor) -> list[tuple[str, str, str, str]]:
         ("8 kHz 16-bit WAV (telephone band)", encoded(resampled(samples, rate, 8_000), 8_000, "WAV", "PCM_16")),
         ("MP3 (44.1 kHz)", encoded(at_44k, 44_100, "MP3")),
         ("OGG Vorbis (44.1 kHz)", encoded(at_44k, 44_100, "OGG", "VORBIS")),
+        ("clipped: demo x 4, cut at full scale", encoded(np.clip(samples * 4, -1, 1), rate, "WAV", "FLOAT")),
+        ("very quiet: demo x 0.02", encoded(samples * 0.02, rate, "WAV", "FLOAT")),
     ]
     for name, data in valid:
         rows.append(("audio (valid variant)", name, "`Assessor.assess`", outcome(lambda: assessor.assess(data, DEMO_TEXT))))
