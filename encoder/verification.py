@@ -64,6 +64,9 @@ class VerifierConfig:
     non_english_probability: float = 0.8  # language identification this sure of another language flags the audio
     mismatch_share: float = 0.5  # below this share of words read, the audio does not match the text
     mismatch_forced: float = 0.02  # below this median forced word probability, the audio is of another text
+    # a reading that broke off: this many words or more unread at the end, after a start read this completely
+    stopped_min_words: int = 2
+    stopped_read_share: float = 0.75
     # a text of more phones than this per second of voice activity cannot have been read in the recording (train
     # readings: at most 11.8, median 6.9); the repeated text of a long, repetitive text otherwise looks likely
     max_phones_per_second: float = 25.0
@@ -533,6 +536,16 @@ def _chunks_from_cuts(cuts: list[tuple[int, float]], n_words: int, duration: flo
     return chunks
 
 
+def stopped_after(checks: list[WordCheck], config: VerifierConfig) -> int | None:
+    """The last word read, when the reading stopped there: at least `stopped_min_words` words after it unread, and
+    at least `stopped_read_share` of the words up to it read (else it is not a reading of this text that broke
+    off, but another recording)."""
+    read = [k for k, c in enumerate(checks) if c.status == READ]
+    if not read or len(checks) - 1 - read[-1] < config.stopped_min_words:
+        return None
+    return read[-1] if len(read) >= config.stopped_read_share * (read[-1] + 1) else None
+
+
 def summarise(checks: list[WordCheck], insertions: list[Insertion], words: list[str], language: str,
               language_probability: float, config: VerifierConfig, other_text: bool = False,
               foreign_text: TextLanguage | None = None) -> tuple[float, bool, list[str]]:
@@ -546,11 +559,15 @@ def summarise(checks: list[WordCheck], insertions: list[Insertion], words: list[
     elif not_english:
         warnings.append(f"the speech does not sound like English (language identified: {language}, "
                         f"p={language_probability:.2f}); the text was not recognised in it")
-    matches = not not_english and not other_text and share >= config.mismatch_share
+    stop = None if not_english or other_text else stopped_after(checks, config)
+    matches = not not_english and not other_text and (share >= config.mismatch_share or stop is not None)
     if not not_english and not matches:
         warnings.append(f"the recording does not match the text: only {round(share * len(checks))} of "
                         f"{len(checks)} words were heard")
-    unread = [w for w, c in zip(words, checks) if c.status != READ]
+    if stop is not None:
+        warnings.append(f"the reading stopped after \"{words[stop]}\": {round(share * len(checks))} of "
+                        f"{len(checks)} words were heard")
+    unread = [w for w, c in zip(words[:None if stop is None else stop + 1], checks) if c.status != READ]
     if matches and unread:
         warnings.append("not read as written: " + ", ".join(unread))
     swapped = [f"{words[k]} {words[k + 1]}" for k in range(len(checks) - 1) if checks[k].reversed and checks[k + 1].reversed]

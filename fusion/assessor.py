@@ -11,6 +11,7 @@ import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
+import numpy as np
 from tqdm import tqdm
 
 from ..encoder.alignment import word_spans
@@ -123,21 +124,32 @@ class Assessor:
         check_length(candidates)
         clip = load_audio(audio, sample_rate)
         pronunciation = self._reading(clip, candidates, timings)
-        verification = self._verify(clip, pronunciation, timings)
-        features = self._features(clip, pronunciation, verification, timings)
+        first_pass = self._verify(clip, pronunciation, timings)
+        features = self._features(clip, pronunciation, first_pass, timings)
+        verification = None if first_pass is None else self._confirmed(first_pass, pronunciation, features)
         mark = time.perf_counter()
-        examples = self.scorer.examples({"input": features})
-        (scored,) = self.scorer.score_examples(examples)
+        heard_words = read_words(verification, len(pronunciation.words))
+        examples, scored = self._scores(features, heard_words)
         timings["scorer"] = time.perf_counter() - mark
         assessment = build_assessment(text, pronunciation.words, features, scored, self.model_name, timings,
                                       pronunciation.punctuation)
         assessment.audio_warnings = quality_warnings(clip)
         if verification is not None:
-            apply_verification(assessment, self._confirmed(verification, pronunciation, features))
+            apply_verification(assessment, verification)
         if self.rationale is not None:
-            assessment.rationale = lead_with_mismatch(self._rationale(assessment, features, examples), verification)
+            rationale = self._rationale(assessment, features.select_words(heard_words), heard_words, examples)
+            assessment.rationale = lead_with_mismatch(rationale, verification)
             assessment.timings["rationale"] = round(time.perf_counter() - started - sum(timings.values()), 3)
         return assessment
+
+    def _scores(self, features: PhoneFeatures, heard_words: list[int]) -> tuple[dict, ScoredUtterance]:
+        """Scores of the words that were read, spread over the whole text (0 for the others). The scorer reads each
+        phone in the context of the others, so the squeezed spans of words nobody said stay out of its input."""
+        kept = features if len(heard_words) == len(set(p.word_index for p in features.phones)) \
+            else features.select_words(heard_words)
+        examples = self.scorer.examples({"input": kept})
+        (scored,) = self.scorer.score_examples(examples)
+        return examples, spread_scores(scored, features, heard_words)
 
     def _reading(self, clip, candidates: list[Pronunciation], timings: dict[str, float]) -> Pronunciation:
         """The reading of the text (numbers, variants) that the audio supports best (encoder.variants)."""
@@ -176,18 +188,47 @@ class Assessor:
         return self.verifier.confirm(verification, list(pronunciation.words), [tuple(p) for p in pronunciation.phones],
                                      aligned_words(features))
 
-    def _rationale(self, assessment: Assessment, features: PhoneFeatures, examples) -> RationaleResult:
+    def _rationale(self, assessment: Assessment, scored_features: PhoneFeatures, heard_words: list[int],
+                   examples) -> RationaleResult:
+        """scored_features: what the scorer read (the words in heard_words, renumbered); examples: its input."""
         sheet = sheet_from_words(assessment.text, assessment.sentence, assessment.words)
         word_states = None
         if self.rationale.rationalizer is not None:
             (states,) = self.scorer.phone_states(examples)
-            word_states = pool_words(states, [p.word_index for p in features.phones], len(assessment.words))
+            word_states = pool_words(states, [heard_words[p.word_index] for p in scored_features.phones],
+                                     len(assessment.words))
         return self.rationale.explain(sheet, word_states)
 
     def assess_many(self, items, progress: bool = True) -> list[Assessment]:
         """items: (audio, text) pairs; assessed in order with a progress bar."""
         items = list(items)
         return [self.assess(audio, text) for audio, text in tqdm(items, desc="assess", unit="utt", disable=not progress)]
+
+
+def read_words(verification: Verification | None, n_words: int) -> list[int]:
+    """Indices of the words the scorer should read: all but those the verification found omitted (nothing heard
+    where they should be); all of them without a verification, or when none at all was heard."""
+    if verification is None:
+        return list(range(n_words))
+    heard = [k for k, check in enumerate(verification.words) if check.status != "omitted"]
+    return heard or list(range(n_words))
+
+
+def spread_scores(scored: ScoredUtterance, features: PhoneFeatures, heard_words: list[int]) -> ScoredUtterance:
+    """Scores of the selected words (as `PhoneFeatures.select_words` numbered them) laid over the whole text;
+    the other words and their phones get 0."""
+    n_words = 1 + max((p.word_index for p in features.phones), default=-1)
+    if len(heard_words) == n_words:
+        return scored
+    position = {w: j for j, w in enumerate(heard_words)}
+    rows = [i for i, p in enumerate(features.phones) if p.word_index in position]
+    phone = np.zeros(len(features.phones), dtype=np.asarray(scored.phone).dtype)
+    phone[rows] = scored.phone
+    word = {}
+    for aspect, values in scored.word.items():
+        word[aspect] = np.zeros(n_words, dtype=np.asarray(values).dtype)
+        word[aspect][heard_words] = values
+    return replace(scored, phone=phone, word=word)
 
 
 def frontend_config(scorer: Scorer) -> FrontEndConfig:

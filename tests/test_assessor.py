@@ -74,3 +74,26 @@ def test_assess_many_keeps_order(assessor, fixture_dir):
     utts = load_corpus(fixture_dir, "test")[:2]
     results = assessor.assess_many([(u.audio_path, u.text) for u in utts], progress=False)
     assert [r.text for r in results] == [u.text for u in utts]
+
+
+def test_scores_of_the_words_read_are_spread_over_the_whole_text():
+    import numpy as np
+
+    from orthoepy.encoder.features.frontend import PhoneFeatures
+    from orthoepy.encoder.features.records import FeatureBlock
+    from orthoepy.encoder.phoneset import canonical_phones
+    from orthoepy.encoder.scorer.pipeline import ScoredUtterance
+    from orthoepy.fusion.assessor import read_words, spread_scores
+
+    phones = canonical_phones([["AY1"], ["TH", "IH1", "NG", "K"], ["S", "OW1"]])
+    n = len(phones)
+    features = PhoneFeatures(phones, np.arange(n) * 0.1, np.arange(n) * 0.1 + 0.1, False, "",
+                             {"g": FeatureBlock(("x",), np.arange(n, dtype=np.float32)[:, None])}, None, None, 1.0)
+    kept = features.select_words([0, 2])  # THINK was not read
+    assert [p.symbol for p in kept.phones] == ["AY1", "S", "OW1"] and [p.word_index for p in kept.phones] == [0, 1, 1]
+    assert kept.blocks["g"].values[:, 0].tolist() == [0.0, 5.0, 6.0]
+    scored = ScoredUtterance("u", np.array([1.9, 1.8, 1.7]), {"accuracy": np.array([9.0, 8.0])}, {"total": 7.0}, None)
+    full = spread_scores(scored, features, [0, 2])
+    assert full.phone.tolist() == pytest.approx([1.9, 0, 0, 0, 0, 1.8, 1.7])
+    assert full.word["accuracy"].tolist() == [9.0, 0.0, 8.0] and full.sentence == {"total": 7.0}
+    assert read_words(None, 3) == [0, 1, 2]

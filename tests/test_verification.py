@@ -213,6 +213,8 @@ def test_other_language_and_other_text_get_low_totals_and_a_warning(assessor, fi
 def test_skipped_and_wrong_words_are_flagged(assessor, field_cases):
     skipped = assess(assessor, "skip_football.flac", "My brother plays football every weekend")
     assert [w.text for w in skipped.words if w.error_type == "Omission"] == ["FOOTBALL"]
+    # the words that were read are scored without the skipped word's squeezed span in the scorer's input
+    assert [w.text for w in skipped.words if w.error_type != "None"] == ["FOOTBALL"]
     assert skipped.sentence["completeness"] == pytest.approx(10 * 5 / 6, abs=0.01)
     wrong = assess(assessor, "coffee.flac", "I would like a cup of tea please")
     tea = next(w for w in wrong.words if w.text == "TEA")
@@ -387,3 +389,17 @@ def test_a_reversal_keeps_its_scores_and_says_so():
 
     assert verified_error_type("read", "None", reversed_order=True) == "Reversal"
     assert verified_error_type("read", "None") == "None"
+
+
+def test_a_reading_that_stops_partway_is_said_to_have_stopped_not_to_be_another_text():
+    words = ["I", "THINK", "SO", "I", "THINK", "SO"]
+    checks = [WordCheck(READ, w, 0.9, k * .3, k * .3 + .2) for k, w in enumerate(words[:2])]
+    checks += [WordCheck(OMITTED, None, 0.01, None, None) for _ in words[2:]]
+    share, matches, warnings = summarise(checks, [], words, "en", 0.9, CONFIG)
+    assert share == pytest.approx(2 / 6) and matches
+    assert warnings == ['the reading stopped after "THINK": 2 of 6 words were heard']
+    # words missing all through the reading are not a stop
+    scattered = [checks[0], checks[2], checks[1], checks[3], checks[4], checks[5]]
+    assert not summarise(scattered, [], words, "en", 0.9, CONFIG)[1]
+    # nor is a recording judged another text
+    assert not summarise(checks, [], words, "en", 0.9, CONFIG, other_text=True)[1]

@@ -4,7 +4,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -77,6 +77,16 @@ class PhoneFeatures:
     utterance: FeatureBlock | None  # (1, m) handcrafted utterance-level pool
     duration: float
     timings: dict[str, float] = field(default_factory=dict)  # seconds per stage
+
+    def select_words(self, words: list[int]) -> "PhoneFeatures":
+        """The features of these words only (word indices, ascending), renumbered 0..len(words)-1 in that order.
+        The utterance-level pool is kept as it was computed, over the whole recording."""
+        position = {w: j for j, w in enumerate(words)}
+        rows = [i for i, p in enumerate(self.phones) if p.word_index in position]
+        return replace(self, phones=[replace(self.phones[i], word_index=position[self.phones[i].word_index]) for i in rows],
+                       starts=self.starts[rows], ends=self.ends[rows],
+                       blocks={g: FeatureBlock(b.names, b.values[rows]) for g, b in self.blocks.items()},
+                       heard=None if self.heard is None else [self.heard[i] for i in rows])
 
     def phone_matrix(self, groups: tuple[str, ...] | None = None) -> FeatureBlock:
         """The chosen groups' per-phone features side by side, names prefixed by group."""
