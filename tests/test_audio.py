@@ -73,18 +73,31 @@ def test_missing_and_empty_files(tmp_path):
         load_audio(tmp_path / "empty.wav")
 
 
-def test_quality_warnings_name_a_low_rate_clipping_and_a_quiet_level():
+def _speechlike(seconds: float = 1.0) -> np.ndarray:
+    """A tone plus white noise: power across the whole band, as speech has (a pure tone has none above 4 kHz)."""
+    rng = np.random.default_rng(0)
+    return (0.6 * tone(seconds, hz=300.0) + rng.normal(0, 0.05, int(seconds * SAMPLE_RATE))).astype(np.float32)
+
+
+def test_quality_warnings_name_a_low_rate_clipping_a_quiet_level_and_a_lost_high_band():
+    import soxr
+
     from orthoepy.encoder.audio import quality_warnings
 
-    assert quality_warnings(load_audio(tone(1.0, amplitude=0.5), sample_rate=SAMPLE_RATE)) == []
-    (low_rate,) = quality_warnings(load_audio(_encoded(tone(1.0, amplitude=0.5, rate=8_000), 8_000, "WAV"), None))
+    clean = _speechlike()
+    assert quality_warnings(load_audio(clean, sample_rate=SAMPLE_RATE)) == []
+    (low_rate,) = quality_warnings(load_audio(_encoded(clean[::2], 8_000, "WAV"), None))
     assert "8 kHz" in low_rate
-    loud = np.clip(tone(1.0, amplitude=2.0), -1.0, 1.0)  # a sine driven into the rails: about half its samples clipped
+    loud = np.clip(clean * 8.0, -1.0, 1.0)  # driven into the rails
     (clipped,) = quality_warnings(load_audio(loud, sample_rate=SAMPLE_RATE))
-    assert "clipped" in clipped and load_audio(loud, sample_rate=SAMPLE_RATE).clipped_share > 0.3
-    (quiet,) = quality_warnings(load_audio(tone(1.0, amplitude=0.01), sample_rate=SAMPLE_RATE))
+    assert "clipped" in clipped and load_audio(loud, sample_rate=SAMPLE_RATE).clipped_share > 0.1
+    (quiet,) = quality_warnings(load_audio(clean * 0.02, sample_rate=SAMPLE_RATE))
     assert "quiet" in quiet
+    # 8 kHz audio that reached us resampled to 16 kHz: nothing above 4 kHz
+    band_limited = soxr.resample(soxr.resample(clean, 16_000, 8_000), 8_000, 16_000).astype(np.float32)
+    (telephone,) = quality_warnings(load_audio(band_limited, sample_rate=SAMPLE_RATE))
+    assert "no sound above 4 kHz" in telephone
     # a handful of samples at full scale is not clipping
-    peaks = tone(1.0, amplitude=0.5)
+    peaks = clean.copy()
     peaks[::4000] = 1.0
     assert quality_warnings(load_audio(peaks, sample_rate=SAMPLE_RATE)) == []
