@@ -403,3 +403,13 @@ def test_a_reading_that_stops_partway_is_said_to_have_stopped_not_to_be_another_
     assert not summarise(scattered, [], words, "en", 0.9, CONFIG)[1]
     # nor is a recording judged another text
     assert not summarise(checks, [], words, "en", 0.9, CONFIG, other_text=True)[1]
+
+
+def test_an_extra_word_a_phone_away_from_a_neighbour_is_a_repetition():
+    words, reference = ["THE", "CAT", "SAT"], [("DH", "AH0"), ("K", "AE1", "T"), ("S", "AE1", "T")]
+    heard_words = [heard("THE", ("DH", "AH"), 0, .2), heard("CAT", ("K", "AE", "T"), .2, .5),
+                   heard("CUT", ("K", "AH", "T"), .5, .8), heard("SAT", ("S", "AE", "T"), .8, 1.1)]
+    _, insertions = check_words(reference, heard_words, [0.9] * 3, CONFIG)
+    assert [(i.text, i.kind, i.after_word) for i in insertions] == [("CUT", "Repetition", 1)]
+    far = heard_words[:2] + [heard("DOG", ("D", "AO", "G"), .5, .8)] + heard_words[3:]
+    assert [i.kind for i in check_words(reference, far, [0.9] * 3, CONFIG)[1]] == ["Insertion"]
