@@ -41,6 +41,7 @@ PREVIOUS_TOKENS = 200
 # (their words get miscues.DOUBLED_UNKNOWN)
 DOUBLED_MAX_WORDS = 40
 READ, OMITTED, SUBSTITUTED = "read", "omitted", "substituted"
+MIN_GAP_S = 0.05  # seconds; a gap shorter than this between two aligned words is no span for an insertion
 
 
 class NoSpeechError(AudioError):
@@ -362,11 +363,15 @@ def _in_place(reference: list[tuple[str, ...]], heard: list[HeardWord]) -> list[
 def _gap_insertion(k: int, candidates: list[Insertion], evidence: Evidence, words: list[str],
                    aligned: list[tuple[float, float, int]]) -> Insertion:
     """What was heard in the gap after word k: the free transcription's extra word there, else a neighbour read
-    twice when the forced text says so, else unrecognised speech over the gap."""
+    twice when the forced text says so, else unrecognised speech over the gap. Where the aligner left no gap (it
+    stretched a neighbour over the extra word), the span is the more stretched neighbour's."""
     heard = next((i for i in candidates if i.after_word == k), None)
     if heard is not None:
         return replace(heard, after_word=int(k))
     start, end = round(aligned[k][1], 2), round(aligned[k + 1][0], 2)
+    if end - start < MIN_GAP_S:
+        stretched = max((k, k + 1), key=lambda j: (aligned[j][1] - aligned[j][0]) / max(aligned[j][2], 1))
+        start, end = round(aligned[stretched][0], 2), round(aligned[stretched][1], 2)
     doubled = list(evidence.doubled)
     if len(doubled) == len(words) and max(doubled[k], doubled[k + 1]) > 0:
         again = k if doubled[k] >= doubled[k + 1] else k + 1

@@ -205,3 +205,11 @@ def test_a_short_text_word_heard_as_another_word_is_substituted():
     # ASK for ASKED is one phone away (0.25): the same word, misread; the scores say how badly
     assert decide(one_word(), ["ASKED"], [ASKED], replace(VerifierConfig(), short_text_other_word=0.2), aligned,
                   detector).words[0].status == SUBSTITUTED
+
+
+def test_an_extra_word_where_the_aligner_left_no_gap_spans_the_stretched_neighbour():
+    detector = _detector("log_forced", "doubled_before")
+    again = evidence(doubled=(-9.0, 1.5, -10.0))
+    touching = [(0.0, 0.2, 1), (0.2, 0.9, 4), (0.9, 1.2, 2)]  # THINK stretched over its repeat, SO right after
+    found = decide(again, WORDS, REFERENCE, VerifierConfig(), touching, detector).insertions
+    assert [(i.text, i.kind, i.after_word, i.start, i.end) for i in found] == [("THINK", "Repetition", 1, 0.2, 0.9)]
