@@ -298,13 +298,17 @@ def reversals(words: list[str], reference: list[tuple[str, ...]], transcriptions
 
     transcriptions: the free one first, then the prompted one (which keeps the text's order more often, so a swap
     it still hears is strong evidence). A swap is two adjacent heard words that are the text's words k + 1 and k
-    (the same spelling, or within `similar_word` phone distance of the chosen pronunciation), neither aligned (align_words) to a word of the text outside k and
-    k + 1, where words k and k + 1 differ.
+    (the same spelling, or within `similar_word` phone distance of the chosen pronunciation), neither aligned
+    (align_words) to a word of the text outside k and k + 1, where words k and k + 1 differ.
     """
     checks = list(checks)
+    # each transcription laid over the text once: heard index -> the text word it is aligned to
+    owners = [{h: r for r, h in align_words(reference, [w.phones for w in heard]) if h is not None}
+              for heard in transcriptions]
     k = 0
     while k < len(reference) - 1:
-        pair = next((p for heard in transcriptions if (p := _swapped_pair(k, words, reference, heard, config))), None)
+        pair = next((p for heard, owner in zip(transcriptions, owners)
+                     if (p := _swapped_pair(k, words, reference, heard, owner, config))), None)
         if pair is None:
             k += 1
             continue
@@ -319,11 +323,11 @@ def reversals(words: list[str], reference: list[tuple[str, ...]], transcriptions
 
 
 def _swapped_pair(k: int, words: list[str], reference: list[tuple[str, ...]], heard: list[HeardWord],
-                  config: VerifierConfig) -> tuple[HeardWord, HeardWord] | None:
-    """(the heard word read for text word k, for word k + 1) when the two were read in swapped order, else None."""
+                  owner: dict[int, int], config: VerifierConfig) -> tuple[HeardWord, HeardWord] | None:
+    """(the heard word read for text word k, for word k + 1) when the two were read in swapped order, else None.
+    owner: heard index -> the text word align_words put it on."""
     if words[k] == words[k + 1] or phone_distance(reference[k], reference[k + 1]) <= config.similar_word:
         return None
-    owner = {h: r for r, h in align_words(reference, [w.phones for w in heard]) if h is not None}
     is_word = {r: (lambda h, r=r: h.text == words[r] or
                    phone_distance(reference[r], h.phones) <= config.similar_word) for r in (k, k + 1)}
     for i in range(len(heard) - 1):
