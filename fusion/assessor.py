@@ -129,7 +129,7 @@ class Assessor:
         verification = None if first_pass is None else self._confirmed(first_pass, pronunciation, features)
         mark = time.perf_counter()
         heard_words = read_words(verification, len(pronunciation.words))
-        examples, scored = self._scores(features, heard_words)
+        scored_features, examples, scored = self._scores(features, heard_words)
         timings["scorer"] = time.perf_counter() - mark
         assessment = build_assessment(text, pronunciation.words, features, scored, self.model_name, timings,
                                       pronunciation.punctuation)
@@ -137,19 +137,20 @@ class Assessor:
         if verification is not None:
             apply_verification(assessment, verification)
         if self.rationale is not None:
-            rationale = self._rationale(assessment, features.select_words(heard_words), heard_words, examples)
+            rationale = self._rationale(assessment, scored_features, heard_words, examples)
             assessment.rationale = lead_with_mismatch(rationale, verification)
             assessment.timings["rationale"] = round(time.perf_counter() - started - sum(timings.values()), 3)
         return assessment
 
-    def _scores(self, features: PhoneFeatures, heard_words: list[int]) -> tuple[dict, ScoredUtterance]:
-        """Scores of the words that were read, spread over the whole text (0 for the others). The scorer reads each
-        phone in the context of the others, so the squeezed spans of words nobody said stay out of its input."""
-        kept = features if len(heard_words) == len(set(p.word_index for p in features.phones)) \
-            else features.select_words(heard_words)
+    def _scores(self, features: PhoneFeatures,
+                heard_words: list[int]) -> tuple[PhoneFeatures, dict, ScoredUtterance]:
+        """(what the scorer read, its input, the scores spread over the whole text with 0 for the other words).
+        The scorer reads each phone in the context of the others, so the squeezed spans of words nobody said stay
+        out of its input."""
+        kept = features.select_words(heard_words)
         examples = self.scorer.examples({"input": kept})
         (scored,) = self.scorer.score_examples(examples)
-        return examples, spread_scores(scored, features, heard_words)
+        return kept, examples, spread_scores(scored, features, heard_words)
 
     def _reading(self, clip, candidates: list[Pronunciation], timings: dict[str, float]) -> Pronunciation:
         """The reading of the text (numbers, variants) that the audio supports best (encoder.variants)."""
