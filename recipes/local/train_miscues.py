@@ -96,6 +96,15 @@ def _stack(rows) -> Table:
                  np.concatenate([[r[2]] * len(r[1]) for r in rows]), np.concatenate([[r[3]] * len(r[1]) for r in rows]))
 
 
+def without(t: Table, features: tuple[str, ...], left_out) -> Table:
+    """The table with the columns of `left_out` removed (names of other detectors' features are ignored)."""
+    unknown = set(left_out) - set(WORD_FEATURES) - set(GAP_FEATURES)
+    if unknown:
+        raise SystemExit(f"--without: no such feature {sorted(unknown)}")
+    keep = [i for i, f in enumerate(features) if f not in left_out]
+    return Table(t.x[:, keep], t.y, t.speaker, t.kind)
+
+
 def _pipeline(degree: int = 1):
     """Standardised logistic regression; degree 2 adds every product of two features (the text detector: on
     speaker-disjoint CV it lifted other-text recall at 1.25% false mismatches from 0.79 to 0.96, while words
@@ -184,27 +193,33 @@ def main(argv: list[str] | None = None) -> None:
                     help="records from verification_benchmark.py --mode evidence (train); several files are pooled")
     ap.add_argument("--model", help="model directory to write miscues.json into (omit to measure only)")
     ap.add_argument("--report", required=True)
+    ap.add_argument("--without", nargs="+", default=(), metavar="FEATURE",
+                    help="an ablation: leave these word or gap features out (measure only; not with --model)")
     args = ap.parse_args(argv)
+    if args.without and args.model:
+        ap.error("--without measures an ablation; a detector missing features cannot be shipped (drop --model)")
     records = [r for path in args.evidence for r in json.loads(Path(path).read_text())["records"]]
     words, gaps = tables(records)
+    word_names, gap_names = (tuple(f for f in names if f not in args.without) for names in (WORD_FEATURES, GAP_FEATURES))
+    words, gaps = without(words, WORD_FEATURES, args.without), without(gaps, GAP_FEATURES, args.without)
     texts = text_table(records)
     cv = {share: cross_validate(words, gaps, share) for share in WORD_SHARES}
     share = max(cv, key=lambda s: cv[s]["mean_recall"])
     n_words = int((words.kind == "untouched").sum())
-    detector = MiscueDetector(fit(words, BUDGET * share, n_words, WORD_FEATURES),
-                              fit(gaps, BUDGET * (1 - share), n_words, GAP_FEATURES),
+    detector = MiscueDetector(fit(words, BUDGET * share, n_words, word_names),
+                              fit(gaps, BUDGET * (1 - share), n_words, gap_names),
                               fit(texts, TEXT_BUDGET, int((texts.kind == "untouched").sum()), TEXT_FEATURES),
                               f"recipes/local/train_miscues.py on {' '.join(args.evidence)} ({len(words.y)} words, "
                               f"{len(gaps.y)} gaps, {len(texts.y)} recordings); word share of the {BUDGET:.1%} "
                               f"budget {share}")
-    report = {"evidence": args.evidence, "rows": {"words": len(words.y), "gaps": len(gaps.y), "texts": len(texts.y)},
+    report = {"evidence": args.evidence, "without": list(args.without), "rows": {"words": len(words.y), "gaps": len(gaps.y), "texts": len(texts.y)},
               "budget": BUDGET, "text_budget": TEXT_BUDGET, "chosen_word_share": share,
               "cross_validated_by_word_share": {str(s): m for s, m in cv.items()},
               "text_cross_validated_flag_rate_by_kind": cross_validate_text(texts),
               "thresholds": {"word": detector.word.threshold, "gap": detector.gap.threshold,
                              "text": detector.text.threshold},
-              "coefficients": {"word": dict(zip(WORD_FEATURES, detector.word.coef)),
-                               "gap": dict(zip(GAP_FEATURES, detector.gap.coef)),
+              "coefficients": {"word": dict(zip(word_names, detector.word.coef)),
+                               "gap": dict(zip(gap_names, detector.gap.coef)),
                                "text": dict(zip(TEXT_FEATURES, detector.text.coef))}}
     Path(args.report).write_text(json.dumps(report, indent=1) + "\n")
     print(json.dumps({"words_and_gaps": report["cross_validated_by_word_share"][str(share)],
