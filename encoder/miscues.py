@@ -4,17 +4,15 @@ The verification's thresholds (encoder/verification.py) look at one kind of evid
 regressions (scikit-learn) weigh all of it together once the recording is aligned:
 
 - the **word detector**, per reference word: P(the word was not read), from its forced probability, the free
-  and the prompted transcriptions (did either hear this word, how sure), its aligned duration (a word the
-  aligner squeezed to its minimum was not there), and the gain in the forced text's probability when the word is
-  left out of it (the text without a cut word fits the audio better);
+  and the prompted transcriptions (did either hear this word, how sure), and its aligned duration (a word the
+  aligner squeezed to its minimum was not there);
 - the **text detector**, per recording: P(it is not a reading of this text at all: another sentence, another
   language), from the forced probabilities over the whole text, how much of the text either transcription
   heard, and the language identification;
 - the **gap detector**, per gap between two consecutive reference words: P(an extra word was read there), from
   the voice activity the alignment leaves unexplained in the gap, the words the transcriptions heard there that
-  are not in the text, the gain in the forced text's probability when a neighbouring word is read twice or when
-  the word Whisper's decoder writes after the text up to the gap is put there, and the neighbours' stretched
-  durations.
+  are not in the text, the gain in the forced text's probability when a neighbouring word is read twice, and
+  the neighbours' stretched durations.
 
 Trained by `recipes/local/train_miscues.py` on the verification benchmark's train cases (words cut out of the
 audio, texts longer than what was read, words spliced in from other recordings, repeated words, untouched
@@ -36,20 +34,14 @@ if TYPE_CHECKING:  # the evidence record; imported lazily at run time to keep th
 
 FILE = "miscues.json"
 WORD_FEATURES = ("log_forced", "utterance_log_forced", "plain_distance", "plain_probability", "prompted_distance",
-                 "prompted_probability", "plain_share", "prompted_share", "log_s_per_phone", "log_relative_s_per_phone",
-                 "skipped", "relative_skipped")
+                 "prompted_probability", "plain_share", "prompted_share", "log_s_per_phone", "log_relative_s_per_phone")
 GAP_FEATURES = ("voiced_s", "gap_s", "plain_extra_probability", "prompted_extra_probability", "doubled_before",
-                "doubled_after", "relative_doubled_before", "log_relative_s_per_phone", "low_log_forced",
-                "inserted", "relative_inserted")
+                "doubled_after", "relative_doubled_before", "log_relative_s_per_phone", "low_log_forced")
 TEXT_FEATURES = ("median_log_forced", "mean_log_forced", "plain_share", "prompted_share", "prompted_mean_distance",
                  "english_probability", "log_words")
 SAME_WORD = 0.25  # phone distance up to which a heard word counts as the reference word (as the verifier's default)
 FLOOR = 1e-4  # probabilities are clipped here before the log
 DOUBLED_UNKNOWN = -11.0  # doubled-word gain where it was not computed: the median over words of untouched train readings
-SKIPPED_UNKNOWN = -8.0  # skipped-word gain where it was not computed: about the median over inner words of untouched
-# train readings (-7.7 on 129 words of recipes/local/verification_benchmark.py cases, train, seed 11)
-INSERTED_UNKNOWN = -30.0  # inserted-word gain where the decoder went on with the text (or it was not computed)
-GAIN_CLIP = 30.0  # nats; a forced text's gain beyond this says no more (one improbable token costs about 20)
 
 
 class MiscueModelError(ValueError):
@@ -170,18 +162,10 @@ def word_features(evidence: "Evidence", reference: list[tuple[str, ...]],
     plain, prompted = heard_at(reference, evidence.heard), heard_at(reference, evidence.prompted)
     log_spp = np.log(_seconds_per_phone(aligned))
     n = len(reference)
-    skipped = _skipped(evidence, n)
     columns = (log_forced, np.full(n, np.median(log_forced)), plain.distance, plain.probability,
                prompted.distance, prompted.probability, np.full(n, np.mean(plain.distance <= SAME_WORD)),
-               np.full(n, np.mean(prompted.distance <= SAME_WORD)), log_spp, log_spp - np.median(log_spp),
-               skipped, skipped - np.median(skipped))
+               np.full(n, np.mean(prompted.distance <= SAME_WORD)), log_spp, log_spp - np.median(log_spp))
     return np.stack(columns, axis=1) if len(reference) else np.zeros((0, len(WORD_FEATURES)))
-
-
-def _skipped(evidence: "Evidence", n: int) -> np.ndarray:
-    """(n,) skipped-word gains in nats, SKIPPED_UNKNOWN where not computed, clipped to +-GAIN_CLIP."""
-    gains = np.asarray(evidence.skipped, float) if len(evidence.skipped) == n else np.full(n, SKIPPED_UNKNOWN)
-    return np.clip(gains, -GAIN_CLIP, GAIN_CLIP)
 
 
 def gap_features(evidence: "Evidence", reference: list[tuple[str, ...]],
@@ -195,16 +179,13 @@ def gap_features(evidence: "Evidence", reference: list[tuple[str, ...]],
     doubled = np.asarray(evidence.doubled, float) if len(evidence.doubled) == n else np.full(n, DOUBLED_UNKNOWN)
     log_spp = np.log(_seconds_per_phone(aligned))
     relative = log_spp - np.median(log_spp)
-    inserted = np.full(n - 1, INSERTED_UNKNOWN)
-    if len(evidence.inserted) == n - 1:
-        inserted = np.clip(np.asarray(evidence.inserted, float), -GAIN_CLIP, GAIN_CLIP)
     rows = []
     for k in range(n - 1):
         gap = (aligned[k][1], aligned[k + 1][0])
         voiced = sum(max(0.0, min(gap[1], b) - max(gap[0], a)) for a, b in evidence.speech)
         rows.append((voiced, gap[1] - gap[0], plain.extra[k + 1], prompted.extra[k + 1], doubled[k], doubled[k + 1],
                      doubled[k] - np.median(doubled), max(relative[k], relative[k + 1]),
-                     min(log_forced[k], log_forced[k + 1]), inserted[k], inserted[k] - np.median(inserted)))
+                     min(log_forced[k], log_forced[k + 1])))
     return np.asarray(rows, float)
 
 

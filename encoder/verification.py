@@ -28,7 +28,7 @@ import numpy as np
 
 from .audio import Audio, AudioError
 from .lexicon import Lexicon, TextError, normalise_text
-from .miscues import DOUBLED_UNKNOWN, INSERTED_UNKNOWN, SKIPPED_UNKNOWN, MiscueDetector
+from .miscues import DOUBLED_UNKNOWN, MiscueDetector
 from .phoneset import split_stress
 from .text_language import TextLanguage, identify
 
@@ -40,7 +40,6 @@ PREVIOUS_TOKENS = 200
 # the doubled-word evidence forces the text once per word of a window: skipped for windows of more words than this
 # (their words get miscues.DOUBLED_UNKNOWN)
 DOUBLED_MAX_WORDS = 40
-GUESS_TOKENS = 4  # tokens the decoder may write when asked for the word after a prefix of the text
 READ, OMITTED, SUBSTITUTED = "read", "omitted", "substituted"
 MIN_GAP_S = 0.05  # seconds; a gap shorter than this between two aligned words is no span for an insertion
 
@@ -175,14 +174,6 @@ class Evidence:
     # evidence of a repetition or an extra word next to it
     doubled: tuple[float, ...] = ()
     text_language: TextLanguage | None = None  # the language of the text itself (None: not checked)
-    # per reference word, the gain in the forced text's log-probability (nats) when the word is left out:
-    # evidence that it was not read
-    skipped: tuple[float, ...] = ()
-    # per gap between words k and k + 1: the word Whisper's decoder writes after the text up to word k, and the gain
-    # in the forced text's log-probability (nats) when that word is put into the gap ("" and INSERTED_UNKNOWN where
-    # the decoder's next word is the text's own, or it was not computed): evidence of an extra word read there
-    guessed: tuple[str, ...] = ()
-    inserted: tuple[float, ...] = ()
 
     @classmethod
     def from_dict(cls, e: dict) -> "Evidence":
@@ -193,8 +184,7 @@ class Evidence:
         return cls(e["speech_seconds"], e["language"], e["language_probability"], words("heard"), tuple(e["forced"]),
                    tuple(tuple(p) for p in e["pauses"]), e.get("no_words", False),
                    tuple(tuple(p) for p in e.get("speech", ())), words("prompted"), tuple(e.get("doubled", ())),
-                   TextLanguage(**e["text_language"]) if e.get("text_language") else None,
-                   tuple(e.get("skipped", ())), tuple(e.get("guessed", ())), tuple(e.get("inserted", ())))
+                   TextLanguage(**e["text_language"]) if e.get("text_language") else None)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -377,8 +367,7 @@ def _in_place(reference: list[tuple[str, ...]], heard: list[HeardWord]) -> list[
 def _gap_insertion(k: int, candidates: list[Insertion], evidence: Evidence, words: list[str],
                    aligned: list[tuple[float, float, int]]) -> Insertion:
     """What was heard in the gap after word k: the free transcription's extra word there, else a neighbour read
-    twice when the forced text says so, else the decoder's guess at the gap when the forced text with it is the
-    more likely, else unrecognised speech over the gap. Where the aligner left no gap (it
+    twice when the forced text says so, else unrecognised speech over the gap. Where the aligner left no gap (it
     stretched a neighbour over the extra word), the span is the more stretched neighbour's."""
     heard = next((i for i in candidates if i.after_word == k), None)
     if heard is not None:
@@ -391,18 +380,7 @@ def _gap_insertion(k: int, candidates: list[Insertion], evidence: Evidence, word
     if len(doubled) == len(words) and max(doubled[k], doubled[k + 1]) > 0:
         again = k if doubled[k] >= doubled[k + 1] else k + 1
         return Insertion(words[again], start, end, "Repetition", int(k))
-    guess = _guessed_word(evidence, k, len(words))
-    if guess:
-        return Insertion(guess, start, end, "Repetition" if guess in (words[k], words[k + 1]) else "Insertion", int(k))
     return Insertion("(unrecognised speech)", start, end, "Insertion", int(k))
-
-
-def _guessed_word(evidence: Evidence, k: int, n_words: int) -> str:
-    """The decoder's next word after word k, upper case, where putting it into the gap made the forced text more
-    likely; "" otherwise."""
-    if len(evidence.guessed) != n_words - 1 or not evidence.guessed[k] or evidence.inserted[k] <= 0:
-        return ""
-    return evidence.guessed[k].upper().strip(".,!?;:")
 
 
 def _unexplained_speech(aligned: list[tuple[float, float, int]], speech: tuple[tuple[float, float], ...],
@@ -665,13 +643,11 @@ class ReadingVerifier:
         prompted = [h for k, ((enc, frames), w) in enumerate(zip(encoded, windows))
                     for h in self._transcribe_prompted(enc, frames, w[0], [words[i] for i in range(len(words))
                                                                            if owner[i] == k])]
-        doubled, skipped = self._text_variants(encoded, words, owner)
-        guessed, inserted = self._guessed_insertions(encoded, words, owner)
+        doubled = self._doubled(encoded, words, owner)
         return Evidence(round(speech_seconds, 2), language, round(language_p, 3), tuple(heard), tuple(forced),
                         tuple(_pauses(segments, audio.duration)), silent,
                         tuple((round(a, 2), round(b, 2)) for a, b in segments), tuple(prompted),
-                        tuple(round(d, 3) for d in doubled), identify(words, [self._source(w) for w in words]),
-                        tuple(round(d, 3) for d in skipped), tuple(guessed), tuple(round(g, 3) for g in inserted))
+                        tuple(round(d, 3) for d in doubled), identify(words, [self._source(w) for w in words]))
 
     def confirm(self, verification: Verification, words: list[str], reference: list[tuple[str, ...]],
                 aligned: list[tuple[float, float, int]]) -> Verification:
@@ -733,99 +709,35 @@ class ReadingVerifier:
         tokens = [t for t in result.sequences_ids[0] if t < self._tokenizer.eot]
         return self._timed_words(tokens, encoded, frames, offset)
 
-    def _text_variants(self, encoded, words: list[str], owner: list[int]) -> tuple[list[float], list[float]]:
-        """Per reference word, (doubled, skipped): log P(text with the word read twice) - log P(text), and
-        log P(text without the word) - log P(text), nats, forced per window (in pieces of at most
-        `FORCED_PIECE_TOKENS` tokens, so any text fits the decoder); DOUBLED_UNKNOWN and SKIPPED_UNKNOWN for the
-        words of a window of more than DOUBLED_MAX_WORDS words.
-
-        A word cut from the audio makes the text without it fit better (a read word, skipped, leaves the audio of
-        that word for the next word's tokens to explain); a word read twice makes the doubled text fit better.
-        """
-        doubled, skipped = [DOUBLED_UNKNOWN] * len(words), [SKIPPED_UNKNOWN] * len(words)
+    def _doubled(self, encoded, words: list[str], owner: list[int]) -> list[float]:
+        """Per reference word, log P(text with the word read twice) - log P(text), nats, forced per window
+        (in pieces of at most `FORCED_PIECE_TOKENS` tokens, so any text fits the decoder); DOUBLED_UNKNOWN for the
+        words of a window of more than DOUBLED_MAX_WORDS words."""
+        gains = [DOUBLED_UNKNOWN] * len(words)
         for k, (enc, frames) in enumerate(encoded):
             mine = [i for i in range(len(words)) if owner[i] == k]
-            if len(mine) > DOUBLED_MAX_WORDS:  # two forced passes per word: left out where that costs seconds
+            if len(mine) > DOUBLED_MAX_WORDS:  # one forced pass per word: left out where that costs seconds
                 continue
             tokens = [self._word_tokens(words[i], first=(j == 0)) for j, i in enumerate(mine)]
             done = 0
             for piece in forced_pieces(tokens, FORCED_PIECE_TOKENS):
                 part = mine[done:done + len(piece)]
-                gains = self._variants_piece(enc, frames, piece, [words[i] for i in part], window_start=done == 0)
-                for d, (again, without) in enumerate(gains):
-                    doubled[part[d]], skipped[part[d]] = again, without
+                for d, gain in enumerate(self._doubled_piece(enc, frames, piece, [words[i] for i in part])):
+                    gains[part[d]] = gain
                 done += len(piece)
-        return doubled, skipped
+        return gains
 
-    def _variants_piece(self, enc, frames: int, tokens: list[list[int]], words: list[str],
-                        window_start: bool) -> list[tuple[float, float]]:
+    def _doubled_piece(self, enc, frames: int, tokens: list[list[int]], words: list[str]) -> list[float]:
         import ctranslate2
 
         texts = [[t for p in tokens for t in p]]
         for d, word in enumerate(words):
             again = self._word_tokens(word)[:FORCED_PIECE_TOKENS]
             texts.append([t for j, p in enumerate(tokens) for t in (p + again if j == d else p)])
-        if len(words) > 1:  # a one-word text without its word is no text to force
-            for d in range(len(words)):
-                kept = [p if j != d else [] for j, p in enumerate(tokens)]
-                if d == 0 and window_start:  # the next word now opens the window: capitalised
-                    kept[1] = self._word_tokens(words[1], first=True)
-                texts.append([t for p in kept for t in p])
         batch = ctranslate2.StorageView.from_array(np.repeat(np.asarray(enc), len(texts), axis=0))
         results = self._model.model.align(batch, self._prompt(), texts, [frames] * len(texts))
         logp = [float(np.log(np.maximum(np.asarray(r.text_token_probs, np.float64), 1e-9)).sum()) for r in results]
-        n = len(words)
-        without = [logp[1 + n + d] - logp[0] for d in range(n)] if n > 1 else [SKIPPED_UNKNOWN]
-        return [(logp[1 + d] - logp[0], without[d]) for d in range(n)]
-
-    def _guessed_insertions(self, encoded, words: list[str], owner: list[int]) -> tuple[list[str], list[float]]:
-        """Per gap between words k and k + 1 of one window: the word Whisper's decoder writes after the text up to
-        word k (greedy, one batched pass), and log P(text with that word in the gap) - log P(text), nats.
-
-        Whisper's language model drops an extra word from a transcription, but asked to go on after the word
-        before it, it often writes it. "" and INSERTED_UNKNOWN where the decoder goes on with the text's next word,
-        across windows, and for windows of more than DOUBLED_MAX_WORDS words or FORCED_PIECE_TOKENS tokens.
-        """
-        guessed, gains = [""] * max(0, len(words) - 1), [INSERTED_UNKNOWN] * max(0, len(words) - 1)
-        for k, (enc, frames) in enumerate(encoded):
-            mine = [i for i in range(len(words)) if owner[i] == k]
-            tokens = [self._word_tokens(words[i], first=(j == 0)) for j, i in enumerate(mine)]
-            if len(mine) < 2 or len(mine) > DOUBLED_MAX_WORDS or sum(map(len, tokens)) > FORCED_PIECE_TOKENS:
-                continue
-            for d, (word, gain) in enumerate(self._guessed_window(enc, frames, tokens, [words[i] for i in mine])):
-                if mine[d + 1] == mine[d] + 1:
-                    guessed[mine[d]], gains[mine[d]] = word, gain
-        return guessed, gains
-
-    def _guessed_window(self, enc, frames: int, tokens: list[list[int]], words: list[str]) -> list[tuple[str, float]]:
-        import ctranslate2
-
-        n = len(tokens)
-        prompts = [self._prompt() + [t for p in tokens[:d + 1] for t in p] for d in range(n - 1)]
-        repeated = ctranslate2.StorageView.from_array(np.repeat(np.asarray(enc), n - 1, axis=0))
-        longest = max(map(len, prompts))
-        results = self._model.model.generate(repeated, prompts, beam_size=1, max_length=longest + GUESS_TOKENS,
-                                             suppress_blank=False)
-        # the results repeat the text prefix given in the prompt
-        nexts = [self._first_word([t for t in r.sequences_ids[0][len(p) - len(self._prompt()):]
-                                   if t < self._tokenizer.eot]) for r, p in zip(results, prompts)]
-        texts = [[t for p in tokens for t in p]]
-        texts += [[t for j, p in enumerate(tokens) for t in (p + nexts[d] if j == d else p)] for d in range(n - 1)]
-        repeated = ctranslate2.StorageView.from_array(np.repeat(np.asarray(enc), len(texts), axis=0))
-        results = self._model.model.align(repeated, self._prompt(), texts, [frames] * len(texts))
-        logp = [float(np.log(np.maximum(np.asarray(r.text_token_probs, np.float64), 1e-9)).sum()) for r in results]
-        guesses = [self._tokenizer.decode(t).strip() for t in nexts]
-        return [("", INSERTED_UNKNOWN) if _goes_on(guesses[d], words[d + 1]) else (guesses[d], logp[1 + d] - logp[0])
-                for d in range(n - 1)]
-
-    def _first_word(self, tokens: list[int]) -> list[int]:
-        """The tokens of the first word of a continuation (up to the next token that starts with a space)."""
-        word = []
-        for t in tokens:
-            if word and self._tokenizer.decode([t]).startswith(" "):
-                break
-            word.append(t)
-        return word
+        return [lp - logp[0] for lp in logp[1:]]
 
     def _timed_words(self, tokens: list[int], encoded, frames: int, offset: float) -> list[HeardWord]:
         if not tokens:
@@ -915,13 +827,6 @@ class ReadingVerifier:
             if head is not None:
                 return [head] + ids[2:]
         return ids
-
-
-def _goes_on(guess: str, word: str) -> bool:
-    """Whether the decoder's guess for the next word is the text's next word (or its first token, "week" for
-    "weekend"), not an extra word."""
-    guess, word = guess.lower().strip(".,!?;:"), word.lower()
-    return not guess or guess == word or (len(guess) >= 3 and word.startswith(guess))
 
 
 def _windows(segments: list[tuple[float, float]], duration: float) -> list[tuple[float, float]]:

@@ -7,7 +7,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from orthoepy.encoder.miscues import (DOUBLED_UNKNOWN, GAP_FEATURES, INSERTED_UNKNOWN, SKIPPED_UNKNOWN, TEXT_FEATURES, WORD_FEATURES, LogisticScorer,
+from orthoepy.encoder.miscues import (DOUBLED_UNKNOWN, GAP_FEATURES, TEXT_FEATURES, WORD_FEATURES, LogisticScorer,
                                       MiscueDetector, MiscueModelError, gap_features, heard_at, text_features,
                                       word_features)
 from orthoepy.encoder.verification import OMITTED, READ, SUBSTITUTED, Evidence, HeardWord, VerifierConfig, decide
@@ -25,7 +25,7 @@ def evidence(**changes) -> Evidence:
     base = Evidence(1.5, "en", 0.9, (heard("I", I, 0, .2), heard("THINK", THINK, .2, .6), heard("SO", SO, 1.2, 1.5)),
                     (0.9, 0.8, 0.9), (), speech=((0.0, 0.6), (0.7, 1.1), (1.2, 1.5)),
                     prompted=(heard("I", I, 0, .2), heard("THINK", THINK, .2, .6), heard("SO", SO, 1.2, 1.5)),
-                    doubled=(-9.0, -8.0, -10.0), skipped=(-12.0, 3.0, -9.0))
+                    doubled=(-9.0, -8.0, -10.0))
     return replace(base, **changes)
 
 
@@ -47,10 +47,6 @@ def test_features_follow_the_evidence():
     assert words.shape == (3, len(WORD_FEATURES))
     log_forced = words[:, WORD_FEATURES.index("log_forced")]
     assert log_forced[1] == pytest.approx(np.log(1e-4)) and log_forced[0] == pytest.approx(np.log(0.9))
-    assert words[:, WORD_FEATURES.index("skipped")] == pytest.approx([-12.0, 3.0, -9.0])
-    assert words[:, WORD_FEATURES.index("relative_skipped")] == pytest.approx([-3.0, 12.0, 0.0])
-    unknown = word_features(evidence(skipped=()), REFERENCE, ALIGNED)[:, WORD_FEATURES.index("skipped")]
-    assert unknown == pytest.approx([SKIPPED_UNKNOWN] * 3)
     gaps = gap_features(evidence(), REFERENCE, ALIGNED)
     assert gaps.shape == (2, len(GAP_FEATURES))
     assert gaps[:, GAP_FEATURES.index("voiced_s")] == pytest.approx([0.0, 0.4])  # speech 0.7-1.1 s in the THINK|SO gap
@@ -59,11 +55,6 @@ def test_features_follow_the_evidence():
     assert gaps[:, GAP_FEATURES.index("doubled_after")] == pytest.approx([-8.0, -10.0])
     unknown = gap_features(evidence(doubled=()), REFERENCE, ALIGNED)[:, GAP_FEATURES.index("doubled_before")]
     assert unknown == pytest.approx([DOUBLED_UNKNOWN] * 2)
-    guessed = gap_features(evidence(inserted=(-30.0, 4.0)), REFERENCE, ALIGNED)
-    assert guessed[:, GAP_FEATURES.index("inserted")] == pytest.approx([-30.0, 4.0])
-    assert guessed[:, GAP_FEATURES.index("relative_inserted")] == pytest.approx([-17.0, 17.0])  # median -13
-    unknown = gap_features(evidence(inserted=()), REFERENCE, ALIGNED)[:, GAP_FEATURES.index("inserted")]
-    assert unknown == pytest.approx([INSERTED_UNKNOWN] * 2)
     assert gap_features(evidence(), [I], ALIGNED[:1]).shape == (0, len(GAP_FEATURES))
 
 
@@ -118,16 +109,6 @@ def test_repetition_named_from_the_doubled_text():
     again = evidence(doubled=(-9.0, 1.5, -10.0))  # THINK read twice makes the forced text more likely
     found = decide(again, WORDS, REFERENCE, VerifierConfig(), ALIGNED, detector).insertions
     assert [(i.text, i.kind, i.after_word, i.start, i.end) for i in found] == [("THINK", "Repetition", 1, 0.6, 1.2)]
-
-
-def test_an_extra_word_is_named_by_the_decoders_guess_when_the_forced_text_prefers_it():
-    detector = _detector("log_forced", "voiced_s")
-    guessed = evidence(guessed=("", "really"), inserted=(-30.0, 2.5))  # "I think really so" fits the audio better
-    found = decide(guessed, WORDS, REFERENCE, VerifierConfig(), ALIGNED, detector).insertions
-    assert [(i.text, i.kind, i.after_word) for i in found] == [("REALLY", "Insertion", 1)]
-    unlikely = evidence(guessed=("", "really"), inserted=(-30.0, -4.0))  # the guess does not fit: unnamed
-    assert [i.text for i in decide(unlikely, WORDS, REFERENCE, VerifierConfig(), ALIGNED, detector).insertions] == [
-        "(unrecognised speech)"]
 
 
 def test_text_features_and_the_text_detector():
@@ -237,8 +218,7 @@ def test_an_extra_word_where_the_aligner_left_no_gap_spans_the_stretched_neighbo
 def test_evidence_survives_its_json_record_and_older_records_default():
     from dataclasses import asdict
 
-    full = evidence(inserted=(-30.0, 4.0), guessed=("", "ball"))
+    full = evidence()
     assert Evidence.from_dict(json.loads(json.dumps(asdict(full)))) == full
-    older = {k: v for k, v in json.loads(json.dumps(asdict(full))).items()
-             if k not in ("skipped", "guessed", "inserted")}
-    assert Evidence.from_dict(older) == replace(full, skipped=(), guessed=(), inserted=())
+    older = {k: v for k, v in json.loads(json.dumps(asdict(full))).items() if k not in ("prompted", "doubled")}
+    assert Evidence.from_dict(older) == replace(full, prompted=(), doubled=())

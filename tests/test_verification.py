@@ -13,7 +13,6 @@ from orthoepy.encoder.verification import (
     OMITTED, READ, SUBSTITUTED, Chunk, HeardWord, VerifierConfig, WordCheck, align_words, check_words,
     chunks_at_pauses, phone_distance, spare_cuts, summarise,
 )
-from orthoepy.encoder.miscues import INSERTED_UNKNOWN
 from orthoepy.fusion.diagnosis import gated_sentence, word_error_type
 
 FIELD_DIR = Path(__file__).resolve().parents[2] / "shared" / "field"
@@ -414,65 +413,3 @@ def test_an_extra_word_a_phone_away_from_a_neighbour_is_a_repetition():
     assert [(i.text, i.kind, i.after_word) for i in insertions] == [("CUT", "Repetition", 1)]
     far = heard_words[:2] + [heard("DOG", ("D", "AO", "G"), .5, .8)] + heard_words[3:]
     assert [i.kind for i in check_words(reference, far, [0.9] * 3, CONFIG)[1]] == ["Insertion"]
-
-
-class FakeBatchDecoder:
-    """`model.align` over a batch of texts (each forced token p = 0.5) and `model.generate` that repeats its
-    prompt's text and goes on with `following[last token of the prompt]` (CTranslate2 returns the prefix too)."""
-
-    def __init__(self, prompt_length: int, following: dict[int, int]):
-        self.texts: list[list[int]] = []
-        self.prompt_length, self.following = prompt_length, following
-
-    def align(self, encoded, prompt, texts, frames):
-        self.texts += [list(t) for t in texts]
-        return [SimpleNamespace(text_token_probs=[0.5] * len(t)) for t in texts]
-
-    def generate(self, encoded, prompts, **options):
-        return [SimpleNamespace(sequences_ids=[p[self.prompt_length:] + [self.following[p[-1]], 50257]])
-                for p in prompts]
-
-
-def batch_verifier(words: list[str], following: dict[int, int] | None = None):
-    """fake_verifier with the batch decoder; a word's capitalised form is token 2000 + its index."""
-    verifier = fake_verifier(words)
-    verifier._vocabulary.update({"\u0120" + w.capitalize(): 2000 + k for k, w in enumerate(words)})
-    names = {v: k[1:] for k, v in verifier._vocabulary.items()}
-    verifier._tokenizer = SimpleNamespace(**vars(verifier._tokenizer), eot=50257,
-                                          decode=lambda ids: "".join(" " + names.get(i, "?") for i in ids))
-    verifier._model = SimpleNamespace(model=FakeBatchDecoder(len(verifier._prompt()), following or {}))
-    return verifier
-
-
-def test_each_word_is_forced_again_doubled_and_left_out():
-    words = ["my", "brother", "plays"]
-    verifier = batch_verifier(words)
-    encoded = [(np.zeros((1, 2, 2), np.float32), 300)]
-    doubled, skipped = verifier._text_variants(encoded, words, [0, 0, 0])
-    assert verifier._model.model.texts == [
-        [2000, 1001, 1002],
-        [2000, 1000, 1001, 1002], [2000, 1001, 1001, 1002], [2000, 1001, 1002, 1002],  # each word twice
-        [2001, 1002], [2000, 1002], [2000, 1001]]  # each left out; BROTHER then opens the text, capitalised
-    assert doubled == pytest.approx([np.log(0.5)] * 3)  # one forced token more at p = 0.5
-    assert skipped == pytest.approx([-np.log(0.5)] * 3)  # one fewer
-
-
-def test_the_decoders_next_word_is_tried_in_each_gap_unless_it_is_the_texts_own():
-    words = ["my", "brother", "plays"]
-    # after MY the decoder goes on with "brother" (the text's own), after BROTHER with "ball" (an extra word)
-    verifier = batch_verifier(words + ["ball"], following={2000: 1001, 1001: 1003, 2001: 1003})
-    encoded = [(np.zeros((1, 2, 2), np.float32), 300)]
-    guessed, inserted = verifier._guessed_insertions(encoded, words, [0, 0, 0])
-    assert guessed == ["", "ball"]
-    assert inserted[1] == pytest.approx(np.log(0.5)) and inserted[0] == INSERTED_UNKNOWN
-    assert [2000, 1001, 1003, 1002] in verifier._model.model.texts  # BALL forced between BROTHER and PLAYS
-    across = [(np.zeros((1, 2, 2), np.float32), 300)] * 2
-    guessed, inserted = verifier._guessed_insertions(across, words, [0, 1, 1])  # MY alone in the first window
-    assert guessed == ["", "ball"] and inserted[0] == INSERTED_UNKNOWN
-
-
-def test_a_guess_that_starts_the_next_word_is_not_an_extra_word():
-    from orthoepy.encoder.verification import _goes_on
-
-    assert _goes_on("week", "WEEKEND") and _goes_on("Every.", "EVERY") and _goes_on("", "A")
-    assert not _goes_on("a", "APPLE") and not _goes_on("coffee", "TEA")

@@ -4,8 +4,7 @@
     python recipes/local/verification_latency.py [--fixture ../shared/data/speechocean762/fixture] [--out F.json]
 
 Stages of `ReadingVerifier.gather`: VAD + Whisper encoder + language ID, free transcription, forced text,
-prompted transcription, doubled- and skipped-word forcing, the decoder's guesses at the gaps. Run on an idle
-machine; median and p95 per stage are printed.
+prompted transcription, doubled-word forcing. Run on an idle machine; median and p95 per stage are printed.
 """
 from __future__ import annotations
 
@@ -44,10 +43,8 @@ def stages(verifier: ReadingVerifier, audio, words, reference) -> dict[str, floa
     for k, ((enc, frames), w) in enumerate(zip(encoded, windows)):
         verifier._transcribe_prompted(enc, frames, w[0], [words[i] for i in range(len(words)) if owner[i] == k])
     mark("prompted_transcription")
-    verifier._text_variants(encoded, words, owner)
-    mark("doubled_and_skipped_words")
-    verifier._guessed_insertions(encoded, words, owner)
-    mark("guessed_insertions")
+    verifier._doubled(encoded, words, owner)
+    mark("doubled_words")
     return marks
 
 
