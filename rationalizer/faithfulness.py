@@ -12,7 +12,10 @@ of the sheet:
 - numbers: every "x/10" or "x out of 10" against the score of the aspect or word it belongs to;
 - heard: every "sounded like /S/" against what the sheet says was heard for that phone;
 - claims: sentences that state something about the whole reading ("every word was read") against the sheet
-  (no word left out); a false claim makes the text unfaithful.
+  (no word left out); a false claim makes the text unfaithful;
+- extra words: every quoted word (blamed or praised) that is not a word of the text (issue 13 asks for none);
+- the worst: whether the text blames the sheet's worst word (lowest of accuracy and total among the problem
+  words) and, where a phone scores below WORST_PHONE_BELOW, the lowest such phone.
 
 Self-consistency is evaluate(text, sheet_given_to_the_model); agreement with the gold labels is
 evaluate(text, sheet_from_labels(utterance)); summarize() turns either list of reports into corpus numbers.
@@ -59,6 +62,9 @@ class MentionCheck:
         return _f1(self.precision, self.recall)
 
 
+WORST_PHONE_BELOW = 1.0  # phone accuracy (0-2) under which the worst phone should be named (issue 13)
+
+
 @dataclass(frozen=True)
 class ValueCheck:
     """A claim with a checkable value: a quoted number, or a phone said to be heard."""
@@ -90,6 +96,10 @@ class FaithfulnessReport:
     heard: tuple[ValueCheck, ...]
     contradictions: tuple[str, ...] = field(default=())
     false_claims: tuple[str, ...] = field(default=())  # whole-reading statements the sheet contradicts
+    named_words: int = 0  # quoted words, blamed or praised, counted once each
+    extra_words: tuple[str, ...] = field(default=())  # ...of them, those not in the text
+    names_worst_word: bool | None = None  # None: the sheet has no problem word
+    names_worst_phone: bool | None = None  # None: no phone below WORST_PHONE_BELOW
 
     @property
     def sentence_consistency(self) -> float:
@@ -131,7 +141,23 @@ class FaithfulnessEvaluator:
         heard = self._heard_checks(parsed, sheet, notes)
         claims = false_claims(text or "", sheet)
         notes.extend(claims)
-        return FaithfulnessReport(sentence, words, phones, numbers, heard, tuple(notes), claims)
+        named = tuple(dict.fromkeys(w.word for w in parsed.words))
+        in_text = {word_key(w.text) for w in sheet.words}
+        return FaithfulnessReport(sentence, words, phones, numbers, heard, tuple(notes), claims, len(named),
+                                  tuple(w for w in named if w not in in_text), *self._worst_named(parsed, sheet))
+
+    def _worst_named(self, parsed: ParsedRationale, sheet: ScoreSheet) -> tuple[bool | None, bool | None]:
+        """(the worst problem word is blamed, the lowest phone under WORST_PHONE_BELOW is blamed); None: none."""
+        problems = problem_words(self.rubric, sheet, capped=False)
+        blamed = {w.word for w in parsed.blamed_words}
+        word = word_key(problems[0].word.text) in blamed if problems else None
+        low = [(p.accuracy, i, base_phone(p.symbol).upper()) for i, w in enumerate(sheet.words)
+               for p in w.phones if p.accuracy < WORST_PHONE_BELOW and w.error_type != "Omission"]
+        if not low:
+            return word, None
+        _, index, phone = min(low)
+        key = word_key(sheet.words[index].text)
+        return word, any(p.phone == phone and p.word in (key, None) for p in parsed.blamed_phones)
 
     def _sentence_checks(self, parsed: ParsedRationale, sheet: ScoreSheet, notes: list[str]) -> dict[str, AspectCheck]:
         checks = {}
@@ -236,7 +262,10 @@ def summarize(reports: list[FaithfulnessReport]) -> dict:
 
     sentence: fraction of aspect judgements consistent with the score band (coverage: fraction of aspects
     judged); word and phone: micro-averaged precision, recall and F1 (agreement = F1; a rationale that names
-    nothing where nothing is a problem counts as perfect); numbers and heard: fraction of claims that agree.
+    nothing where nothing is a problem counts as perfect); numbers and heard: fraction of claims that agree;
+    extra_words: quoted words not in the text over all quoted words (and the share of texts with any); worst:
+    the share of texts naming the worst word (over texts with a problem word) and the lowest phone under
+    WORST_PHONE_BELOW (over texts with one).
     """
     judged = [c for r in reports for c in r.sentence.values() if c.mentioned]
     per_aspect = {a: {"consistency": _ratio(sum(bool(r.sentence[a].consistent) for r in reports if r.sentence[a].mentioned),
@@ -255,7 +284,18 @@ def summarize(reports: list[FaithfulnessReport]) -> dict:
         "numbers": {"agreement": _ratio(sum(n.agrees for n in numbers), len(numbers)), "n": len(numbers)},
         "heard": {"agreement": _ratio(sum(h.agrees for h in heard), len(heard)), "n": len(heard)},
         "faithful_fraction": _ratio(sum(r.is_faithful() for r in reports), len(reports)),
+        "extra_words": {"ratio": _ratio(sum(len(r.extra_words) for r in reports), sum(r.named_words for r in reports),
+                                        empty=0.0),
+                        "texts_with_extra": _ratio(sum(bool(r.extra_words) for r in reports), len(reports))},
+        "worst": {"word_named": _share([r.names_worst_word for r in reports]),
+                  "phone_named": _share([r.names_worst_phone for r in reports])},
     }
+
+
+def _share(flags: list[bool | None]) -> dict:
+    """Share of True among the decided (not None) flags, and how many were decided."""
+    decided = [f for f in flags if f is not None]
+    return {"share": _ratio(sum(decided), len(decided)), "n": len(decided)}
 
 
 def _micro(checks: list[MentionCheck]) -> dict:
@@ -271,8 +311,9 @@ def _pair_label(word: str | None, phone: str) -> str:
     return f"{word} /{phone}/" if word else f"/{phone}/"
 
 
-def _ratio(num: float, den: float) -> float:
-    return num / den if den else 1.0
+def _ratio(num: float, den: float, empty: float = 1.0) -> float:
+    """num / den; `empty` when there is nothing to count (nothing asked of a text is, by default, all met)."""
+    return num / den if den else empty
 
 
 def _f1(precision: float, recall: float) -> float:

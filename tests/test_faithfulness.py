@@ -134,3 +134,27 @@ def test_markdown_bullets_and_example_words():
     report = EVALUATOR.evaluate(text, bear_sheet())
     assert report.is_faithful(), report.contradictions
     assert report.words.named == ("bear",) and report.sentence["prosodic"].said == {"poor", "fair"}
+
+
+def test_words_named_outside_the_text_are_counted_praised_or_blamed():
+    text = ("Accuracy is good. \"river\" was unclear, but you said 'bridge' well and 'we' too. "
+            "In \"bear\", /EH/ sounded like /AE/.")
+    report = EVALUATOR.evaluate(text, bear_sheet())
+    assert report.named_words == 4 and report.extra_words == ("river", "bridge")
+    assert EVALUATOR.evaluate(FAITHFUL, bear_sheet()).extra_words == ()
+    summary = summarize([report, EVALUATOR.evaluate(FAITHFUL, bear_sheet())])
+    assert summary["extra_words"] == {"ratio": pytest.approx(2 / 7), "texts_with_extra": 0.5}
+
+
+def test_the_worst_word_and_the_lowest_phone_under_1_must_be_named():
+    faithful = EVALUATOR.evaluate(FAITHFUL, bear_sheet())  # blames BEAR and its /EH/ (0.6, the lowest)
+    assert faithful.names_worst_word is True and faithful.names_worst_phone is True
+    only_r = EVALUATOR.evaluate("\"bear\" was unclear: the /R/ was weak.", bear_sheet())
+    assert only_r.names_worst_word is True and only_r.names_worst_phone is False  # /EH/ (0.6) is lower than /R/
+    other = EVALUATOR.evaluate("\"call\" was a little off.", bear_sheet())
+    assert other.names_worst_word is False and other.names_worst_phone is False
+    clean = ScoreSheet("We", bear_sheet().sentence, (WordScore("WE", 10, 10, 10, (PhoneScore("W", 2.0),)),))
+    assert EVALUATOR.evaluate("Well read.", clean).names_worst_word is None
+    assert EVALUATOR.evaluate("Well read.", clean).names_worst_phone is None
+    assert summarize([faithful, only_r, other])["worst"] == {"word_named": {"share": pytest.approx(2 / 3), "n": 3},
+                                                             "phone_named": {"share": pytest.approx(1 / 3), "n": 3}}
