@@ -15,7 +15,8 @@ of the sheet:
   (no word left out); a false claim makes the text unfaithful;
 - extra words: every quoted word (blamed or praised) that is not a word of the text (issue 13 asks for none);
 - the worst: whether the text blames the sheet's worst word (lowest of accuracy and total among the problem
-  words) and, where a phone scores below WORST_PHONE_BELOW, the lowest such phone.
+  words) and, where a phone scores below WORST_PHONE_BELOW, the lowest such phone (phones of omitted words
+  aside: a missing word is named as missing, not sound by sound).
 
 Self-consistency is evaluate(text, sheet_given_to_the_model); agreement with the gold labels is
 evaluate(text, sheet_from_labels(utterance)); summarize() turns either list of reports into corpus numbers.

@@ -198,3 +198,29 @@ def test_repeated_sentences_are_dropped():
 
     looped = 'Fluency is fair. "will" needs work. "not" needs work. "will" needs work. "will" needs work. "'
     assert without_repeated_sentences(looped) == 'Fluency is fair. "will" needs work. "not" needs work.'
+
+
+def test_open_quotes_are_found_as_the_rationale_parser_reads_them():
+    from orthoepy.rationalizer.constraints import open_quote
+
+    assert open_quote('Work on "ca') == ("ca", '"')
+    assert open_quote('Work on "call" and') is None
+    assert open_quote("You said 'we") == ("we", "'") and open_quote("You didn't say") is None
+    assert open_quote("Then “it") == ("it", "”") and open_quote("Then “it” was") is None
+    assert open_quote('Say "it\nnow') is None  # a quote does not run over a line
+
+
+def test_a_quoted_word_can_only_be_a_word_of_the_text(tiny_base):
+    from peft import get_peft_model
+
+    from orthoepy.rationalizer.training import lora_config
+
+    model, tokenizer = load_compact_base(AUDIO_DIM, tiny_base)
+    rationalizer = Rationalizer(get_peft_model(model, lora_config(RationalizerTrainingPlan())), tokenizer,
+                                RationalizerSettings(audio_dim=AUDIO_DIM, max_new_tokens=12))
+    states = np.random.default_rng(0).normal(size=(3, AUDIO_DIM)).astype(np.float32)
+    free = rationalizer.explain(_sheet(), states, prefix='Work on "', quoted_words=False).text
+    constrained = rationalizer.explain(_sheet(), states, prefix='Work on "', quoted_words=True).text
+    quoted = constrained[len('Work on "'):].split('"')
+    assert len(quoted) > 1 and quoted[0].lower() in {"we", "call", "it"}, constrained  # the quote closed on a word
+    assert free != constrained  # the random model alone writes bytes, not a word of the text

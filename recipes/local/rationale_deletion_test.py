@@ -74,7 +74,11 @@ def main(argv: list[str] | None = None) -> None:
     rows = []
     for u in tqdm(sample_utterances(load_corpus(args.corpus, args.split), args.limit, args.seed), unit="utt"):
         audio = load_audio(u.audio_path)
-        first = with_rationale.assess(audio.samples, u.text, sample_rate=audio.sample_rate)
+        try:
+            first = with_rationale.assess(audio.samples, u.text, sample_rate=audio.sample_rate)
+        except NoSpeechError:  # refused as it stands: nothing to blame
+            rows.append({"utt_id": u.utt_id, "source": None, "blamed": None, "refused": True})
+            continue
         k = blamed_index(first)
         row = {"utt_id": u.utt_id, "source": first.rationale.source if first.rationale else None, "blamed": k}
         if k is not None:
