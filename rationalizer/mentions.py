@@ -60,7 +60,8 @@ _PHONE_RE = re.compile(r"/([A-Za-z]{1,2})[012]?/")
 _QUOTED_RE = re.compile(r"\"([^\"\n]{1,40})\"|“([^”\n]{1,40})”|(?<![\w])'([A-Za-z][A-Za-z'-]{0,30}?)'(?![\w])")
 _EXAMPLE_BEFORE_RE = re.compile(r"\b(?:as in|like in|e\.g\.|for example|such as)\s*$", re.IGNORECASE)
 _EXAMPLE_AFTER_RE = re.compile(r"\s*(?:sound|vowel|consonant|letter|spelling)s?\b", re.IGNORECASE)
-_THE_WORD_RE = re.compile(r"\bthe words?\s+([A-Za-z][A-Za-z'-]*)", re.IGNORECASE)
+# "the word bear" names a word; "the words and sounds" does not (a list is quoted: 'the words "we" and "call"')
+_THE_WORD_RE = re.compile(r"\bthe word\s+([A-Za-z][A-Za-z'-]*)", re.IGNORECASE)
 _SENTENCE_END_RE = re.compile(r"[.!?]+(?=[\s\"'”)]*(?:\s|$))|\n+")
 _CLAUSE_SEP_RE = re.compile(
     r";|,\s*(?:and\s+)?(?:but|while|whereas|although|though|yet)\b|\s(?:but|while|whereas|although|yet)\s",

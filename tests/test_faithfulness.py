@@ -158,3 +158,9 @@ def test_the_worst_word_and_the_lowest_phone_under_1_must_be_named():
     assert EVALUATOR.evaluate("Well read.", clean).names_worst_phone is None
     assert summarize([faithful, only_r, other])["worst"] == {"word_named": {"share": pytest.approx(2 / 3), "n": 3},
                                                              "phone_named": {"share": pytest.approx(1 / 3), "n": 3}}
+
+
+def test_the_words_and_sounds_is_no_word_mention():
+    text = 'Work on the words and sounds: "bear" needs work, /EH/ sounded like /AE/. The word bear again.'
+    report = EVALUATOR.evaluate(text, bear_sheet())
+    assert report.extra_words == () and report.words.named == ("bear",)
