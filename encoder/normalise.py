@@ -92,9 +92,11 @@ def normalise_text(text: str) -> list[str]:
 
 
 def _plain(text: str) -> str:
-    """Accents stripped, typographic apostrophes straightened, hyphens between words made spaces."""
+    """Accents stripped, typographic apostrophes straightened, hyphens between words made spaces, invisible
+    format characters (zero-width space and joiners, soft hyphen, direction marks: Unicode category Cf) dropped,
+    so that text pasted with them keeps its words whole."""
     text = unicodedata.normalize("NFKD", text.translate(_APOSTROPHES))
-    text = "".join(c for c in text if unicodedata.category(c) != "Mn")
+    text = "".join(c for c in text if unicodedata.category(c) not in ("Mn", "Cf"))
     return re.sub(r"(?<=\w)-(?=\w)", " ", text)
 
 

@@ -253,7 +253,8 @@ def _run_assess_batch(args: argparse.Namespace) -> int:
 def _add_rationale_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rationale", choices=RATIONALE_MODES, default="auto",
                         help="auto: the model directory's rationalizer when it loads, else the rubric text; "
-                             "model: the rationalizer or an error; rubric; none (default: auto)")
+                             "model: the rationalizer, or an error when it cannot load (its texts still pass the "
+                             "faithfulness guard, which may return the rubric text); rubric; none (default: auto)")
 
 
 def _add_rationalizer_commands(sub) -> None:
@@ -551,8 +552,12 @@ def _frontend_input(args: argparse.Namespace) -> tuple[Path | str, str]:
         sample = resources.files("orthoepy.fusion") / "samples"
         meta = json.loads((sample / "demo.json").read_text())
         return Path(str(sample / meta["audio"])), meta["text"]
-    if not args.audio or not args.text:
+    if not args.audio:
         raise FrontEndError("give an audio file and --text \"...\" (or --demo)")
+    if args.text is None:
+        raise FrontEndError(f"give the sentence read in {args.audio} with --text \"...\"")
+    if not args.text.strip():
+        raise FrontEndError("the text is empty: give the sentence that was read with --text \"...\"")
     return args.audio, args.text
 
 

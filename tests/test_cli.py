@@ -125,6 +125,8 @@ def error_json(capsys, argv: list[str]) -> tuple[dict, str]:
     (["assess", "missing.wav", "--text", "hello"], "audio file not found: missing.wav"),
     (["assess", str(REPO / "fusion" / "samples" / "demo.flac"), "--text", "?!"], "no pronounceable English word"),
     (["assess", "--text", "hello"], "give an audio file"),
+    (["assess", str(REPO / "fusion" / "samples" / "demo.flac"), "--text", ""], "the text is empty"),
+    (["assess", str(REPO / "fusion" / "samples" / "demo.flac")], "give the sentence read in"),
 ])
 def test_assess_json_errors_are_one_json_object_on_stdout(argv, message, capsys):
     body, err = error_json(capsys, argv + ["--json"])

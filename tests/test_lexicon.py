@@ -164,3 +164,8 @@ def test_an_initialism_is_read_as_its_letters_and_its_dots_end_no_sentence():
     reading = Lexicon().pronounce("Dr. Smith lives in the U.S.A. The U.K. is small.")
     assert reading.words == ("DOCTOR", "SMITH", "LIVES", "IN", "THE", "U", "S", "A", "THE", "U", "K", "IS", "SMALL")
     assert reading.punctuation == ("",) * 12 + (".",)
+
+
+def test_invisible_format_characters_do_not_split_words():
+    pasted = "She sells fre\u200bsh bre\u00adad\u200d every\ufeff morning\u200f"
+    assert normalise_text(pasted) == ["SHE", "SELLS", "FRESH", "BREAD", "EVERY", "MORNING"]
