@@ -34,10 +34,11 @@ class RationaleResult:
 
 def sheet_from_words(text: str, sentence: dict[str, float], words) -> ScoreSheet:
     """A ScoreSheet from an assessment's sentence scores and WordResults (duck-typed: text, accuracy, stress,
-    total, error_type, phones[].phone / .score / .heard)."""
+    total, error_type, phones[].phone / .score / .heard, and heard_word when it has one)."""
     return ScoreSheet(text, dict(sentence), tuple(
         WordScore(w.text, w.accuracy, w.stress, w.total,
-                  tuple(PhoneScore(p.phone, p.score, p.heard) for p in w.phones), w.error_type) for w in words))
+                  tuple(PhoneScore(p.phone, p.score, p.heard) for p in w.phones), w.error_type,
+                  getattr(w, "heard_word", None)) for w in words))
 
 
 class RationaleGuard:

@@ -28,6 +28,7 @@ class WordScore:
     total: float  # 0-10
     phones: tuple[PhoneScore, ...]
     error_type: str = "None"  # fusion.diagnosis vocabulary: None, Omission, Mispronunciation, UnexpectedBreak, ...
+    heard_word: str | None = None  # another word the verification heard in this word's place (read as another word)
 
 
 @dataclass(frozen=True)

@@ -105,8 +105,8 @@ def problem_phones(rubric: Rubric, sheet: ScoreSheet, capped: bool = True) -> li
 
 def problem_words(rubric: Rubric, sheet: ScoreSheet, capped: bool = True) -> list[ProblemWord]:
     """Problem words, worst (lowest of accuracy and total) first; capped: at most max_words."""
-    # an omitted word is named as missing, not sound by sound
-    found = [ProblemWord(i, w, () if w.error_type == "Omission" else
+    # an omitted word is named as missing, and a word read as another word as such, not sound by sound
+    found = [ProblemWord(i, w, () if w.error_type == "Omission" or w.heard_word else
                          tuple(_word_problem_phones(rubric, i, w, rubric.max_phones_per_word)))
              for i, w in enumerate(sheet.words) if is_problem_word(rubric, w)]
     found.sort(key=lambda p: (min(p.word.accuracy, p.word.total), p.index))
@@ -237,6 +237,9 @@ WORD_ONLY_TEMPLATES = {
     "Omission": ("\"{word}\"{num} was left out; read every word.", "\"{word}\"{num} was missing; say each word."),
     "UnexpectedBreak": ("There was a pause before \"{word}\"{num}; keep going without stopping.",
                         "Avoid the pause before \"{word}\"{num}."),
+    # the other word is not quoted: a quoted word of a rationale is a word of the text
+    "read_as": ("\"{word}\"{num} was heard as another word, {heard}; say it as written.",
+                "\"{word}\"{num} came out as {heard}, a different word; read it as written."),
     "Reversal": ("\"{word}\"{num} was read out of order; follow the text word by word.",
                  "\"{word}\"{num} swapped places with its neighbour; keep to the written order."),
     "other": ("\"{word}\"{num} was unclear; say it slowly, then at speed.",
@@ -316,7 +319,10 @@ class RubricWriter:
         num = f" ({format_score(problem.word.accuracy)}/10)" if rng.random() < self.number_rate else ""
         if not problem.phones:
             kind = problem.word.error_type if problem.word.error_type in WORD_ONLY_TEMPLATES else "other"
-            return rng.choice(WORD_ONLY_TEMPLATES[kind]).format(word=problem.text, num=num)
+            if problem.word.heard_word and problem.word.error_type != "Omission":
+                kind = "read_as"
+            heard = word_key(problem.word.heard_word or "")
+            return rng.choice(WORD_ONLY_TEMPLATES[kind]).format(word=problem.text, num=num, heard=heard)
         lead = rng.choice(WORD_LEAD_TEMPLATES).format(word=problem.text, num=num)
         return lead + "; ".join(self._phone_clause(rng, p) for p in problem.phones) + "."
 

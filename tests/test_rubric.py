@@ -257,3 +257,20 @@ def test_words_read_in_swapped_order_are_named_as_such():
         assert "\"call\"" in text and "\"it\"" in text and ("out of order" in text or "swapped places" in text)
         report = FaithfulnessEvaluator().evaluate(text, sheet)
         assert report.is_faithful(), (text, report.contradictions)
+
+
+def test_a_word_read_as_another_word_is_said_so_not_sound_by_sound():
+    from dataclasses import replace
+
+    sheet = bear_sheet()
+    milk = replace(sheet.words[3], heard_word="MILK")
+    sheet = replace(sheet, words=sheet.words[:3] + (milk,))
+    writer, evaluator = RubricWriter(seed=0), FaithfulnessEvaluator()
+    for variant in range(4):
+        text = writer.write(sheet, variant=variant)
+        assert "milk" in text and "/EH/" not in text and "/R/" not in text, text
+        report = evaluator.evaluate(text, sheet)
+        assert report.is_faithful(), report.contradictions
+        assert report.extra_words == ()  # the heard word is not quoted: it is not a word of the text
+    # a sound-by-sound text is no longer what the sheet asks for
+    assert not evaluator.evaluate('"bear" needs work: /EH/ sounded like /AE/.', sheet).is_faithful()
