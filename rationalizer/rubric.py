@@ -247,6 +247,9 @@ WORD_ONLY_TEMPLATES = {
 }
 NO_PROBLEM_TEMPLATES = ("No word or sound stood out as a problem.", "Every word and sound was clear; keep it up.",
                         "No single word or sound needs extra practice.")
+# no problem word, but a word or sound in the "fair" band (amber on the page): not "every sound was clear"
+NOTHING_POOR_TEMPLATES = ("No word or sound fell below fair; the ones marked fair are worth another try.",
+                          "Nothing scored poor; a few sounds were only fair, so listen to them again.")
 
 
 def is_monotone(sheet: ScoreSheet) -> bool:
@@ -254,7 +257,14 @@ def is_monotone(sheet: ScoreSheet) -> bool:
     return any(w.error_type == "Monotone" for w in sheet.words)
 
 
-def _comment(rng: random.Random, aspect: str, band_name: str, sheet: ScoreSheet) -> str:
+def _no_problem_templates(sheet: ScoreSheet) -> tuple[str, ...]:
+    """What to say when no word is a problem: all clear, or nothing poor when something is only fair."""
+    fair = any(band(w.total, "word").name == "fair" or any(band(p.accuracy, "phone").name == "fair" for p in w.phones)
+               for w in sheet.words)
+    return NOTHING_POOR_TEMPLATES if fair else NO_PROBLEM_TEMPLATES
+
+
+def _comment(rng: random.Random, aspect: str, band_name: str, sheet: ScoreSheet, rubric: Rubric) -> str:
     """A short reason after an aspect judgement. Completeness counts the words left out instead of going by
     its band: one word missing of seven is 8.6, an "excellent" band, but not "every word was read"."""
     omitted = sum(w.error_type == "Omission" for w in sheet.words)
@@ -262,9 +272,16 @@ def _comment(rng: random.Random, aspect: str, band_name: str, sheet: ScoreSheet)
         return f"{len(sheet.words) - omitted} of {len(sheet.words)} words were read"
     if aspect == "completeness" and band_name in ("poor", "fair"):  # low without a word left out: none to count
         return "parts of the text were not clearly read"
+    if aspect in ("fluency", "prosodic") and band_name in ("poor", "fair") and len(sheet.words) < SHORT_TEXT_WORDS:
+        return "a text this short says little about it"  # no pauses or restarts to count in one or two words
+    if aspect == "total" and band_name == "fair" and not any(is_problem_word(rubric, w) for w in sheet.words):
+        return "keep practising"  # "the sounds below" would point at a list that is not there
     if aspect == "prosodic" and is_monotone(sheet):
         return "the pitch stayed flat; let it rise on stressed words and fall at the end"
     return rng.choice(ASPECT_COMMENTS[aspect][band_name])
+
+
+SHORT_TEXT_WORDS = 3  # fewer words than this: fluency and prosody reasons would describe what is not there
 
 
 class RubricWriter:
@@ -286,7 +303,7 @@ class RubricWriter:
         rng = random.Random(f"{self.seed}:{variant}:{sheet.text}")
         problems = problem_words(self.rubric, sheet)
         parts = self._judgements(rng, sheet, problems)
-        parts += [self._word_sentence(rng, p) for p in problems] or [rng.choice(NO_PROBLEM_TEMPLATES)]
+        parts += [self._word_sentence(rng, p) for p in problems] or [rng.choice(_no_problem_templates(sheet))]
         return " ".join(parts)
 
     def write_judgements(self, sheet: ScoreSheet, variant: int | None = None) -> str:
@@ -307,7 +324,7 @@ class RubricWriter:
         flat = aspect == "prosodic" and is_monotone(sheet)
         if rng.random() < comment_rate or flat:
             joint = ", but " if flat and band_name in ("good", "excellent") else ": "
-            sentence += joint + _comment(rng, aspect, band_name, sheet)
+            sentence += joint + _comment(rng, aspect, band_name, sheet, self.rubric)
         return sentence + "."
 
     def _number(self, rng: random.Random, value: float) -> str:

@@ -274,3 +274,24 @@ def test_a_word_read_as_another_word_is_said_so_not_sound_by_sound():
         assert report.extra_words == ()  # the heard word is not quoted: it is not a word of the text
     # a sound-by-sound text is no longer what the sheet asks for
     assert not evaluator.evaluate('"bear" needs work: /EH/ sounded like /AE/.', sheet).is_faithful()
+
+
+def test_no_problem_word_but_a_fair_sound_is_not_all_clear():
+    scores = {"accuracy": 8.0, "completeness": 10.0, "fluency": 8.0, "prosodic": 7.0, "total": 7.5}
+    fair = ScoreSheet("We call", scores, (WordScore("WE", 9, 10, 9, (PhoneScore("W", 1.9), PhoneScore("IY0", 1.15))),
+                                          WordScore("CALL", 9, 10, 9, (PhoneScore("K", 2.0),))))
+    clear = ScoreSheet("We call", scores, (WordScore("WE", 9, 10, 9, (PhoneScore("W", 1.9),)),
+                                           WordScore("CALL", 9, 10, 9, (PhoneScore("K", 2.0),))))
+    for variant in range(4):
+        said = RubricWriter().write(fair, variant=variant)
+        assert "fair" in said.split(".")[-2] and "clear" not in said, said  # the last sentence, about the sounds
+        assert FaithfulnessEvaluator().evaluate(said, fair).is_faithful()
+        assert "fair" not in RubricWriter().write(clear, variant=variant).split(".")[-2]
+
+
+def test_a_one_word_reading_gets_no_reasons_about_pauses_or_a_list_below():
+    one = ScoreSheet("Yes", {"accuracy": 8.0, "completeness": 10.0, "fluency": 3.0, "prosodic": 3.5, "total": 6.0},
+                     (WordScore("YES", 9, 10, 9, (PhoneScore("Y", 1.8),)),))
+    for variant in range(4):
+        said = RubricWriter(comment_rate=1.0).write(one, variant=variant)
+        assert "pauses" not in said and "below" not in said and "a text this short" in said, said
