@@ -221,8 +221,7 @@ def spread_scores(scored: ScoredUtterance, features: PhoneFeatures, heard_words:
     n_words = 1 + max((p.word_index for p in features.phones), default=-1)
     if len(heard_words) == n_words:
         return scored
-    position = {w: j for j, w in enumerate(heard_words)}
-    rows = [i for i, p in enumerate(features.phones) if p.word_index in position]
+    rows = features.rows_of(heard_words)
     phone = np.zeros(len(features.phones), dtype=np.asarray(scored.phone).dtype)
     phone[rows] = scored.phone
     word = {}

@@ -82,11 +82,16 @@ class PhoneFeatures:
         """The features of these words only (word indices, ascending), renumbered 0..len(words)-1 in that order.
         The utterance-level pool is kept as it was computed, over the whole recording."""
         position = {w: j for j, w in enumerate(words)}
-        rows = [i for i, p in enumerate(self.phones) if p.word_index in position]
+        rows = self.rows_of(words)
         return replace(self, phones=[replace(self.phones[i], word_index=position[self.phones[i].word_index]) for i in rows],
                        starts=self.starts[rows], ends=self.ends[rows],
                        blocks={g: FeatureBlock(b.names, b.values[rows]) for g, b in self.blocks.items()},
                        heard=None if self.heard is None else [self.heard[i] for i in rows])
+
+    def rows_of(self, words) -> list[int]:
+        """Indices of the phones (rows of every per-phone array) that belong to these words, in phone order."""
+        wanted = set(words)
+        return [i for i, p in enumerate(self.phones) if p.word_index in wanted]
 
     def phone_matrix(self, groups: tuple[str, ...] | None = None) -> FeatureBlock:
         """The chosen groups' per-phone features side by side, names prefixed by group."""
