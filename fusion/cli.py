@@ -268,6 +268,9 @@ def _add_rationalizer_commands(sub) -> None:
     train.add_argument("--n-pairs", type=int, default=recipe.n_pairs, help="preference pairs (other utterances)")
     train.add_argument("--sft-variants", type=int, default=recipe.sft_variants,
                        help="SFT examples per utterance (phrasings and sheet draws)")
+    train.add_argument("--phrasing", choices=("plain", "varied"), default=recipe.phrasing,
+                       help="target wording: plain (one fixed, short wording, no numbers: faster generation) "
+                            "or varied (several wordings, some numbers; v0.3's targets)")
     train.add_argument("--preference", default=",".join(recipe.preference),
                        help="comma-separated preference stages after SFT: bounded_dpo, simpo (or empty)")
     train.add_argument("--base-model", help="a save_pretrained Llama folder instead of SmolLM2-135M-Instruct; "
@@ -306,7 +309,7 @@ def _run_train_rationalizer(args: argparse.Namespace) -> int:
         base_model = str(save_tiny_compact_base(Path(args.out) / TINY_BASE, seed=args.seed).resolve())
     recipe = RationalizerRecipe(n_sft=args.n_sft, n_pairs=args.n_pairs, sft_variants=args.sft_variants,
                                 preference=preference, base_model=base_model, threads=args.threads,
-                                seed=args.seed)
+                                seed=args.seed, phrasing=args.phrasing)
     sft_ids, pair_ids = choose_utterances(labelled_train_ids(args.features, args.corpus), recipe)
     sources = training_sources(args.features, args.corpus, args.scorer, sft_ids + pair_ids)
     from ..encoder.scorer.pipeline import network_fingerprint

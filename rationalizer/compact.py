@@ -53,7 +53,9 @@ class AudioPrefixLlamaModel(LlamaModel):
     def forward(self, input_ids=None, inputs_embeds=None, audio_features=None, audio_mask=None, **kwargs):
         if audio_features is not None and input_ids is not None and inputs_embeds is None:
             placeholders = input_ids == self.config.audio_token_id
-            if placeholders.any():  # only the prompt pass; later generation steps carry no placeholders
+            # only the prompt pass holds audio slots; a placeholder token in a later step is a candidate that
+            # prompt-lookup decoding copied from the prompt, and is embedded as the plain token it is
+            if placeholders.any() and _is_prompt_pass(kwargs.get("past_key_values")):
                 inputs_embeds = self._embed_with_audio(input_ids, placeholders, audio_features, audio_mask)
                 input_ids = None
         return super().forward(input_ids=input_ids, inputs_embeds=inputs_embeds, **kwargs)
@@ -70,6 +72,10 @@ class AudioPrefixLlamaModel(LlamaModel):
                 raise ValueError(f"row {row}: {int(placeholders[row].sum())} audio placeholders in the prompt but "
                                  f"{int(audio_mask[row].sum())} audio feature vectors")
         return embeds.masked_scatter(placeholders[..., None], projected[audio_mask].to(embeds.dtype))
+
+
+def _is_prompt_pass(past_key_values) -> bool:
+    return past_key_values is None or past_key_values.get_seq_length() == 0
 
 
 class AudioPrefixLlamaForCausalLM(LlamaForCausalLM):

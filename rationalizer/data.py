@@ -79,14 +79,16 @@ class ExampleSource:
 
 def corpus_examples(sources: Sequence[ExampleSource], tokenizer: "PreTrainedTokenizerBase", rubric: Rubric = Rubric(),
                     noise_std: float = 0.0, predicted_rate: float = 0.0, with_rejected: bool = False,
-                    variants: int = 1, seed: int = 0, progress: bool = False) -> list[RationaleExample]:
+                    variants: int = 1, seed: int = 0, progress: bool = False, phrasing: str = "varied"
+                    ) -> list[RationaleExample]:
     """Examples from labelled utterances; targets = the rubric writer's text for the sheet the prompt shows.
 
     The sheet is the scorer's (`source.predicted`, what inference shows) with probability predicted_rate, else the
     labels with Gaussian noise. variants > 1 writes several phrasings (and sheet draws) per utterance.
+    phrasing: the RubricWriter's ("plain": one fixed wording, no numbers; "varied").
     """
     rng = random.Random(seed)
-    writer = RubricWriter(rubric, seed=seed)
+    writer = RubricWriter(rubric, seed=seed, phrasing=phrasing)
     examples = []
     for source in tqdm(sources, desc="rationale examples", unit="utt", disable=not progress):
         for variant in range(variants):

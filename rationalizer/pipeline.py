@@ -26,6 +26,7 @@ class RationalizerRecipe:
     sft_variants: int = 1  # phrasings (and sheet draws) per SFT utterance
     noise_std: float = 0.5  # label noise (0-10 scale) on the sheets drawn from labels
     predicted_rate: float = 0.5  # share of sheets from the scorer's own output (what inference shows)
+    phrasing: str = "plain"  # targets' wording (RubricWriter): "plain" is short and fixed, "varied" as in v0.3
     preference: tuple[str, ...] = PREFERENCE_METHODS
     base_model: str | None = None
     threads: int | None = None
@@ -52,7 +53,7 @@ def train_rationalizer(sft_sources: Sequence, pair_sources: Sequence, out_dir: s
     out_dir.mkdir(parents=True, exist_ok=True)
     audio_dim = int(sft_sources[0].phone_states.shape[1])
     model, tokenizer = load_compact_base(audio_dim, recipe.base_model, seed=recipe.seed)
-    options = dict(noise_std=recipe.noise_std, predicted_rate=recipe.predicted_rate)
+    options = dict(noise_std=recipe.noise_std, predicted_rate=recipe.predicted_rate, phrasing=recipe.phrasing)
     sft_examples = corpus_examples(sft_sources, tokenizer, variants=recipe.sft_variants, seed=recipe.seed, **options)
     pairs = corpus_examples(pair_sources, tokenizer, with_rejected=True, seed=recipe.seed + 1, **options)
     report = {"recipe": asdict(recipe), "plan": asdict(plan), "n_sft": len(sft_examples), "n_pairs": len(pairs),

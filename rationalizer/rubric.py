@@ -282,6 +282,15 @@ def _comment(rng: random.Random, aspect: str, band_name: str, sheet: ScoreSheet,
 
 
 SHORT_TEXT_WORDS = 3  # fewer words than this: fluency and prosody reasons would describe what is not there
+PHRASINGS = ("varied", "plain")
+
+
+def _informative(aspect: str, band_name: str, sheet: ScoreSheet) -> bool:
+    """Whether _comment says something the band word does not: words left out, or why a short text's fluency or
+    prosody is low (a flat pitch is always said)."""
+    if aspect == "completeness":
+        return any(w.error_type == "Omission" for w in sheet.words) or band_name in ("poor", "fair")
+    return aspect in ("fluency", "prosodic") and band_name in ("poor", "fair") and len(sheet.words) < SHORT_TEXT_WORDS
 
 
 class RubricWriter:
@@ -290,20 +299,30 @@ class RubricWriter:
     write(sheet) picks its phrasing from (seed, sheet text); write(sheet, variant=k) from (seed, k, text), so
     several distinct targets per sheet are available for augmentation. Numbers are quoted for some aspects and
     words only (number_rate), always as the score rounded to one decimal; comment_rate: share of aspect
-    judgements followed by a short reason.
+    judgements followed by a short reason. phrasing="plain": one fixed wording, no numbers, and reasons only
+    where they carry information (words left out, a flat pitch, a very short text): the shortest faithful text,
+    for fast generation (the compact rationalizer's training targets).
     """
 
-    def __init__(self, rubric: Rubric = Rubric(), seed: int = 0, number_rate: float = 0.3, comment_rate: float = 0.3):
+    def __init__(self, rubric: Rubric = Rubric(), seed: int = 0, number_rate: float = 0.3, comment_rate: float = 0.3,
+                 phrasing: str = "varied"):
+        if phrasing not in PHRASINGS:
+            raise ValueError(f"phrasing must be one of {PHRASINGS}, not {phrasing!r}")
         self.rubric = rubric
         self.seed = seed
-        self.number_rate = number_rate
-        self.comment_rate = comment_rate
+        self.plain = phrasing == "plain"
+        self.number_rate = 0.0 if self.plain else number_rate
+        self.comment_rate = 0.0 if self.plain else comment_rate
+
+    def _choice(self, rng: random.Random, options):
+        # plain phrasing: always the first (shortest) template, so a model learns content, not wording
+        return options[0] if self.plain else rng.choice(options)
 
     def write(self, sheet: ScoreSheet, variant: int | None = None) -> str:
         rng = random.Random(f"{self.seed}:{variant}:{sheet.text}")
         problems = problem_words(self.rubric, sheet)
         parts = self._judgements(rng, sheet, problems)
-        parts += [self._word_sentence(rng, p) for p in problems] or [rng.choice(_no_problem_templates(sheet))]
+        parts += [self._word_sentence(rng, p) for p in problems] or [self._choice(rng, _no_problem_templates(sheet))]
         return " ".join(parts)
 
     def write_judgements(self, sheet: ScoreSheet, variant: int | None = None) -> str:
@@ -319,10 +338,10 @@ class RubricWriter:
     def _aspect_sentence(self, rng: random.Random, aspect: str, sheet: ScoreSheet, comment_rate: float) -> str:
         value = sheet.sentence[aspect]
         band_name = sentence_band(self.rubric, value)
-        band = rng.choice(WRITER_BAND_WORDS[band_name])
-        sentence = rng.choice(ASPECT_TEMPLATES[aspect]).format(band=band, num=self._number(rng, value))
+        band = self._choice(rng, WRITER_BAND_WORDS[band_name])
+        sentence = self._choice(rng, ASPECT_TEMPLATES[aspect]).format(band=band, num=self._number(rng, value))
         flat = aspect == "prosodic" and is_monotone(sheet)
-        if rng.random() < comment_rate or flat:
+        if rng.random() < comment_rate or flat or (self.plain and _informative(aspect, band_name, sheet)):
             joint = ", but " if flat and band_name in ("good", "excellent") else ": "
             sentence += joint + _comment(rng, aspect, band_name, sheet, self.rubric)
         return sentence + "."
@@ -339,15 +358,16 @@ class RubricWriter:
             if problem.word.heard_word and problem.word.error_type != "Omission":
                 kind = "read_as"
             heard = word_key(problem.word.heard_word or "")
-            return rng.choice(WORD_ONLY_TEMPLATES[kind]).format(word=problem.text, num=num, heard=heard)
-        lead = rng.choice(WORD_LEAD_TEMPLATES).format(word=problem.text, num=num)
+            return self._choice(rng, WORD_ONLY_TEMPLATES[kind]).format(word=problem.text, num=num, heard=heard)
+        leads = WORD_LEAD_TEMPLATES[1:2] if self.plain else WORD_LEAD_TEMPLATES  # plain: the shortest, "In ..."
+        lead = self._choice(rng, leads).format(word=problem.text, num=num)
         return lead + "; ".join(self._phone_clause(rng, p) for p in problem.phones) + "."
 
     def _phone_clause(self, rng: random.Random, phone: ProblemPhone) -> str:
         if phone.heard:
-            said = rng.choice(PHONE_HEARD_TEMPLATES).format(phone=phone.phone, heard=phone.heard)
+            said = self._choice(rng, PHONE_HEARD_TEMPLATES).format(phone=phone.phone, heard=phone.heard)
         else:
-            said = rng.choice(PHONE_UNCLEAR_TEMPLATES).format(phone=phone.phone)
+            said = self._choice(rng, PHONE_UNCLEAR_TEMPLATES).format(phone=phone.phone)
         return f"{said} ({tip(phone.phone, phone.heard).text})"
 
 

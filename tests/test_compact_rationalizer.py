@@ -1,6 +1,7 @@
 """The compact rationalizer on a tiny random Llama: audio injection, SFT / Bounded DPO / SimPO steps, save/load."""
 from __future__ import annotations
 
+import copy
 import random
 
 import numpy as np
@@ -72,6 +73,29 @@ def test_placeholder_count_must_match_the_audio(tiny_base):
     model, tokenizer = load_compact_base(AUDIO_DIM, tiny_base)
     with pytest.raises(ValueError, match="3 audio placeholders .* 2 audio feature vectors"):
         model(**_prompt_inputs(tokenizer, 3), audio_features=torch.zeros(1, 2, AUDIO_DIM))
+
+
+def test_a_placeholder_after_the_prompt_pass_is_a_plain_token(tiny_base):
+    # prompt-lookup decoding copies prompt tokens, placeholders included, into later steps as candidates
+    model, tokenizer = load_compact_base(AUDIO_DIM, tiny_base)
+    inputs = _prompt_inputs(tokenizer, 3)
+    audio = torch.randn(1, 3, AUDIO_DIM)
+    copied = torch.tensor([[model.config.audio_token_id] * 2])
+    with torch.no_grad():
+        past = model(**inputs, audio_features=audio, use_cache=True).past_key_values
+        with_audio = model(input_ids=copied, audio_features=audio, past_key_values=copy.deepcopy(past)).logits
+        plain = model(input_ids=copied, past_key_values=copy.deepcopy(past)).logits
+    assert torch.equal(with_audio, plain)
+
+
+def test_prompt_lookup_decoding_gives_the_greedy_text(tiny_base):
+    model, tokenizer = load_compact_base(AUDIO_DIM, tiny_base)
+    sheet, states = _sheet(), np.random.default_rng(0).normal(size=(3, AUDIO_DIM)).astype(np.float32)
+    greedy = Rationalizer(model, tokenizer, RationalizerSettings(audio_dim=AUDIO_DIM, max_new_tokens=12,
+                                                                 quoted_words=False))
+    lookup = Rationalizer(model, tokenizer, RationalizerSettings(audio_dim=AUDIO_DIM, max_new_tokens=12,
+                                                                 quoted_words=False, prompt_lookup_tokens=4))
+    assert lookup.explain(sheet, states).text == greedy.explain(sheet, states).text
 
 
 def test_generate_passes_the_audio_on(tiny_base):

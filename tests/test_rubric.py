@@ -295,3 +295,30 @@ def test_a_one_word_reading_gets_no_reasons_about_pauses_or_a_list_below():
     for variant in range(4):
         said = RubricWriter(comment_rate=1.0).write(one, variant=variant)
         assert "pauses" not in said and "below" not in said and "a text this short" in said, said
+
+
+def test_plain_phrasing_is_one_fixed_wording_without_numbers_and_faithful():
+    sheet = bear_sheet()
+    texts = {RubricWriter(seed=s, phrasing="plain").write(sheet, variant=k) for s in range(3) for k in range(4)}
+    assert len(texts) == 1
+    text = texts.pop()
+    assert "/10" not in text and "out of 10" not in text
+    assert "\"bear\"" in text and "/EH/" in text and "/AE/" in text
+    varied = [len(RubricWriter(seed=0).write(sheet, variant=k).split()) for k in range(20)]
+    assert len(text.split()) <= min(varied)
+    rng, evaluator = random.Random(5), FaithfulnessEvaluator()
+    for i in range(200):
+        random_case = random_sheet(rng)
+        report = evaluator.evaluate(RubricWriter(seed=i, phrasing="plain").write(random_case), random_case)
+        assert report.is_faithful(), report.contradictions
+
+
+def test_plain_phrasing_keeps_the_reasons_that_carry_information():
+    omitted = WordScore("BEAR", 0, 10, 0, (PhoneScore("B", 0.0), PhoneScore("EH0", 0.0), PhoneScore("R", 0.0)),
+                        "Omission")
+    sheet = ScoreSheet("We call it bear", {**bear_sheet().sentence, "completeness": 8.6},
+                       bear_sheet().words[:3] + (omitted,))
+    assert "3 of 4 words were read" in RubricWriter(phrasing="plain").write(sheet)
+    assert "every word was read" not in RubricWriter(phrasing="plain").write(bear_sheet(completeness=10.0))
+    with pytest.raises(ValueError, match="phrasing"):
+        RubricWriter(phrasing="terse")
