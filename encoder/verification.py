@@ -552,11 +552,14 @@ def _chunks_from_cuts(cuts: list[tuple[int, float]], n_words: int, duration: flo
 
 
 def stopped_after(checks: list[WordCheck], config: VerifierConfig) -> int | None:
-    """The last word read, when the reading stopped there: at least `stopped_min_words` words after it unread, and
-    at least `stopped_read_share` of the words up to it read (else it is not a reading of this text that broke
-    off, but another recording)."""
+    """The last word read, when the reading stopped there: at least `stopped_min_words` words after it unread with
+    nothing heard in their place (a word heard as another word was still read out), and at least
+    `stopped_read_share` of the words up to it read (else it is not a reading of this text that broke off, but
+    another recording)."""
     read = [k for k, c in enumerate(checks) if c.status == READ]
     if not read or len(checks) - 1 - read[-1] < config.stopped_min_words:
+        return None
+    if any(c.heard for c in checks[read[-1] + 1:]):
         return None
     return read[-1] if len(read) >= config.stopped_read_share * (read[-1] + 1) else None
 

@@ -405,6 +405,16 @@ def test_a_reading_that_stops_partway_is_said_to_have_stopped_not_to_be_another_
     assert not summarise(checks, [], words, "en", 0.9, CONFIG, other_text=True)[1]
 
 
+def test_words_heard_as_other_words_at_the_end_are_not_a_stop():
+    # "I was born in twenty twenty" for "I was born in nineteen ninety": the reader went on
+    words = ["I", "WAS", "BORN", "IN", "NINETEEN", "NINETY"]
+    checks = [WordCheck(READ, w, 0.9, k * .3, k * .3 + .2) for k, w in enumerate(words[:4])]
+    checks += [WordCheck(SUBSTITUTED, "TWENTY", 0.01, 1.2 + k * .4, 1.5 + k * .4) for k in range(2)]
+    share, matches, warnings = summarise(checks, [], words, "en", 0.9, CONFIG)
+    assert matches and not any("stopped" in w for w in warnings)
+    assert "not read as written: NINETEEN, NINETY" in warnings
+
+
 def test_an_extra_word_a_phone_away_from_a_neighbour_is_a_repetition():
     words, reference = ["THE", "CAT", "SAT"], [("DH", "AH0"), ("K", "AE1", "T"), ("S", "AE1", "T")]
     heard_words = [heard("THE", ("DH", "AH"), 0, .2), heard("CAT", ("K", "AE", "T"), .2, .5),
