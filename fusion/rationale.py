@@ -50,6 +50,9 @@ class RationaleGuard:
         self.rubric = rubric or (rationalizer.rubric if rationalizer is not None else Rubric())
         self.evaluator = FaithfulnessEvaluator(self.rubric)
         self.writer = RubricWriter(self.rubric)
+        # a regeneration's forced opening is worded as the model's own training targets were
+        phrasing = getattr(getattr(rationalizer, "settings", None), "phrasing", "varied")
+        self.prefix_writer = RubricWriter(self.rubric, phrasing=phrasing)
         self.thresholds = thresholds
         self.unavailable_note = unavailable_note
 
@@ -78,7 +81,7 @@ class RationaleGuard:
         report = self.evaluator.evaluate(first.text, sheet)
         if report.is_faithful(self.thresholds):
             return self._result(first.text, "model", report, "", first.seconds, ["model"])
-        constrained = self.rationalizer.explain(sheet, word_states, prefix=self.writer.write_judgements(sheet) + " ",
+        constrained = self.rationalizer.explain(sheet, word_states, prefix=self.prefix_writer.write_judgements(sheet) + " ",
                                                 banned=self._innocent_words(sheet))
         seconds = first.seconds + constrained.seconds
         reason = "; ".join(report.contradictions[:3]) or "incomplete"

@@ -53,6 +53,11 @@ class RationalizerSettings:
     def rubric_object(self) -> Rubric:
         return Rubric(**{k: tuple(v) if isinstance(v, list) else v for k, v in self.rubric.items()})
 
+    @property
+    def phrasing(self) -> str:
+        """The wording of the targets it was trained on (RubricWriter's phrasing; "varied" before v2 recorded it)."""
+        return self.training.get("recipe", {}).get("phrasing", "varied")
+
 
 @dataclass(frozen=True)
 class Generation:

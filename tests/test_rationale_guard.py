@@ -65,6 +65,17 @@ def test_a_contradiction_is_regenerated_under_constraints():
     assert constraints["banned"] == ['"we"', '"it"']  # the words that are not problems
 
 
+def test_the_forced_opening_is_worded_as_the_model_was_trained():
+    from orthoepy.rationalizer.model import RationalizerSettings
+
+    model = ScriptedRationalizer(UNFAITHFUL, UNFAITHFUL)
+    model.settings = RationalizerSettings(audio_dim=4, training={"recipe": {"phrasing": "plain"}})
+    RationaleGuard(model).explain(_sheet(), np.zeros((3, 4)))
+    plain = RubricWriter(phrasing="plain").write_judgements(_sheet())
+    assert model.calls[1]["prefix"] == plain + " " and plain != RubricWriter().write_judgements(_sheet())
+    assert RationalizerSettings(audio_dim=4).phrasing == "varied"  # v0.3's directories record none
+
+
 def test_persistent_contradictions_fall_back_to_the_rubric():
     result = RationaleGuard(ScriptedRationalizer(UNFAITHFUL, UNFAITHFUL)).explain(_sheet(), np.zeros((3, 4)))
     assert result.source == "rubric" and result.faithful
