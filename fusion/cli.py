@@ -290,6 +290,9 @@ def _add_rationalizer_commands(sub) -> None:
     evaluate.add_argument("--limit", type=int, default=100, help="a seeded sample of this many utterances (default 100)")
     evaluate.add_argument("--seed", type=int, default=0)
     evaluate.add_argument("--nj", type=int, default=1, help="feature extraction workers when --features is absent")
+    evaluate.add_argument("--exclude", help="utterances to leave out before sampling: a rationalizer directory's "
+                                            "training_report.json (its training utterances) or a file of ids, "
+                                            "one per line")
     evaluate.add_argument("--out", required=True, help="JSON file to write")
     evaluate.set_defaults(run=_run_evaluate_rationales)
 
@@ -327,9 +330,25 @@ def _run_evaluate_rationales(args: argparse.Namespace) -> int:
     systems = dict(_named_directory(item) for item in args.rationalizer) or {
         "model": str(Path(args.model) / RATIONALIZER_DIR), RUBRIC_SYSTEM: RUBRIC_SYSTEM}
     result = evaluate_rationales(args.corpus, args.split, args.model, systems, args.out, args.features,
-                                 args.limit, args.seed, nj=args.nj)
+                                 args.limit, args.seed, nj=args.nj, exclude=_excluded_ids(args.exclude))
     print(format_rationale_table(result))
     return 0
+
+
+def _excluded_ids(path: str | None) -> list[str]:
+    if path is None:
+        return []
+    file = Path(path)
+    if not file.is_file():
+        raise UsageError(f"--exclude: no such file: {path}")
+    text = file.read_text()
+    if file.suffix == ".json":
+        report = json.loads(text)
+        if "utterances" not in report:
+            raise UsageError(f"--exclude: {path} lists no training utterances (a training report written before "
+                             f"they were recorded?)")
+        return [u for ids in report["utterances"].values() for u in ids]
+    return [line.strip() for line in text.splitlines() if line.strip()]
 
 
 def _named_directory(item: str) -> tuple[str, str]:

@@ -29,12 +29,17 @@ RUBRIC_SYSTEM = "rubric"  # the deterministic writer, as a reference row
 
 def evaluate_rationales(corpus_dir: str | Path | None, split: str, model_dir: str | Path,
                         systems: dict[str, str | Path], out: str | Path, features_dir: str | Path | None = None,
-                        limit: int | None = 100, seed: int = 0, progress: bool = True, nj: int = 1) -> dict:
-    """systems: name -> rationalizer directory (or RUBRIC_SYSTEM for the rubric writer)."""
+                        limit: int | None = 100, seed: int = 0, progress: bool = True, nj: int = 1,
+                        exclude: Sequence[str] = ()) -> dict:
+    """systems: name -> rationalizer directory (or RUBRIC_SYSTEM for the rubric writer).
+    exclude: utterance ids left out before sampling (a rationalizer's own training utterances, for a held-out
+    evaluation on train)."""
     scorer = Scorer.from_pretrained(model_dir)
-    utterances = sample_utterances(load_corpus(corpus_dir, split), limit, seed)
+    left_out = set(exclude)
+    utterances = sample_utterances([u for u in load_corpus(corpus_dir, split) if u.utt_id not in left_out], limit, seed)
     cases = rationale_cases(scorer, utterances, features_dir, Path(model_dir).name, nj)
-    result = {"split": split, "n": len(cases), "seed": seed, "utt_ids": [c.utterance.utt_id for c in cases],
+    result = {"split": split, "n": len(cases), "seed": seed, "excluded": len(left_out),
+              "utt_ids": [c.utterance.utt_id for c in cases],
               "systems": {}, "examples": {}}
     for name, directory in systems.items():
         guard = _guard(directory, network_fingerprint(model_dir))

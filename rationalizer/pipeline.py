@@ -57,7 +57,9 @@ def train_rationalizer(sft_sources: Sequence, pair_sources: Sequence, out_dir: s
     sft_examples = corpus_examples(sft_sources, tokenizer, variants=recipe.sft_variants, seed=recipe.seed, **options)
     pairs = corpus_examples(pair_sources, tokenizer, with_rejected=True, seed=recipe.seed + 1, **options)
     report = {"recipe": asdict(recipe), "plan": asdict(plan), "n_sft": len(sft_examples), "n_pairs": len(pairs),
-              "threads": torch.get_num_threads(), "minutes": {}}
+              "threads": torch.get_num_threads(), "minutes": {},
+              "utterances": {"sft": sorted({e.utt_id for e in sft_examples}),
+                             "pairs": sorted({e.utt_id for e in pairs})}}
     settings = RationalizerSettings(audio_dim=audio_dim, base_model=recipe.base_model,
                                     training={"recipe": asdict(recipe), "plan": asdict(plan)},
                                     scorer_fingerprint=scorer_fingerprint)

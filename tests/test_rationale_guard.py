@@ -130,3 +130,24 @@ def test_evaluate_rationales_command_with_the_rubric(fixture_dir, tmp_path, caps
     assert rubric["guard"]["rubric"] == 3
     assert 0.0 <= rubric["gold"]["phone"]["agreement"] <= 1.0
     assert "rubric" in capsys.readouterr().out
+
+
+def test_evaluate_rationales_leaves_out_the_excluded_utterances(fixture_dir, tmp_path):
+    model_dir = str(Assessor.from_pretrained.__globals__["DEFAULT_MODEL_DIR"])
+    ids = [u.utt_id for u in load_corpus(fixture_dir, "test")]
+    report = tmp_path / "training_report.json"
+    report.write_text(json.dumps({"utterances": {"sft": ids[:-3], "pairs": ids[-3:-2]}}))
+    out = tmp_path / "held_out.json"
+    assert main(["evaluate-rationales", "--corpus", str(fixture_dir), "--split", "test", "--limit", "5",
+                 "--model", model_dir, "--rationalizer", "rubric", "--exclude", str(report), "--out", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert sorted(result["utt_ids"]) == sorted(ids[-2:]) and result["excluded"] == len(ids) - 2
+    listed = tmp_path / "ids.txt"
+    listed.write_text("\n".join(ids[1:]) + "\n")
+    assert main(["evaluate-rationales", "--corpus", str(fixture_dir), "--split", "test", "--model", model_dir,
+                 "--rationalizer", "rubric", "--exclude", str(listed), "--out", str(out)]) == 0
+    assert json.loads(out.read_text())["utt_ids"] == ids[:1]
+    old_report = tmp_path / "old.json"
+    old_report.write_text("{}")
+    assert main(["evaluate-rationales", "--corpus", str(fixture_dir), "--split", "test", "--model", model_dir,
+                 "--rationalizer", "rubric", "--exclude", str(old_report), "--out", str(out)]) == 2
