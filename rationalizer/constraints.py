@@ -1,10 +1,15 @@
-"""Constrained decoding for rationales: a quoted word must be a word of the text (issue 13).
+"""Constrained decoding for rationales: a quoted word must be a word of the text, a phone a phone of its word
+(issue 13).
 
 `QuotedWords` is a transformers LogitsProcessor. While the answer has an open quote ("..., “..., or '... opened
 after a space), only tokens that keep the quoted text a prefix of one of the allowed words, or that close the quote
 right after a whole allowed word, keep their scores; the rest get -inf. Outside quotes it changes nothing. The
 faithfulness evaluator (rationalizer.faithfulness) counts a quoted word that is not in the text as an extra word;
 with this processor the model cannot write one.
+
+`PhoneSymbols` does the same for phone mentions ("/TH/"): inside an open slash, only an ARPAbet symbol of the
+word quoted last (else of any word of the text) can follow, then the closing slash; after "like" or "as" (what was
+heard instead, "/TH/ sounded like /S/") any ARPAbet symbol can.
 """
 from __future__ import annotations
 
@@ -14,6 +19,7 @@ from collections import defaultdict
 import torch
 from transformers import LogitsProcessor
 
+from .mentions import ARPABET
 from .rubric import word_key
 
 _CLOSERS = {'"': '"', "“": "”", "'": "'"}
@@ -21,15 +27,18 @@ _SINGLE_OPENER = re.compile(r"(?:^|(?<=[^\w']))'")
 
 
 class TokenPieces:
-    """Every token's decoded text, lower case, indexed by its first character (built once per tokenizer)."""
+    """Every token's decoded text, lower case (by_first) and as written (cased), indexed by its first character
+    (built once per tokenizer)."""
 
     def __init__(self, tokenizer):
         pieces = tokenizer.batch_decode([[i] for i in range(len(tokenizer))])
         special = set(tokenizer.all_special_ids)
         self.by_first: dict[str, list[tuple[int, str]]] = defaultdict(list)
+        self.cased: dict[str, list[tuple[int, str]]] = defaultdict(list)
         for i, piece in enumerate(pieces):
             if piece and i not in special:
                 self.by_first[piece[0].lower()].append((i, piece.lower()))
+                self.cased[piece[0]].append((i, piece))
 
 
 class QuotedWords(LogitsProcessor):
@@ -83,3 +92,60 @@ def open_quote(answer: str) -> tuple[str, str] | None:
     start, opener = max(candidates)
     content = answer[start + 1:]
     return (content, _CLOSERS[opener]) if "\n" not in content else None
+
+
+_PHONE_OPEN = re.compile(r"(?:^|(?<=[\s(]))/([A-Za-z]{0,2})$")
+_HEARD_SLOT = re.compile(r"\b(?:like|as)\s*$", re.IGNORECASE)
+_LAST_QUOTED = re.compile(r"[\"“']([^\"“”']+)[\"”']")
+
+
+class PhoneSymbols(LogitsProcessor):
+    """Inside an open "/" phone mention of the generated answer, only continuations towards an allowed ARPAbet
+    symbol and then "/" keep their scores. word_phones: {word as rationales quote it (rubric.word_key): its
+    canonical phones}; prompt_length and prefix as QuotedWords'."""
+
+    def __init__(self, tokenizer, pieces: TokenPieces, prompt_length: int, word_phones: dict[str, tuple[str, ...]],
+                 prefix: str = ""):
+        self.tokenizer, self.pieces, self.prompt_length, self.prefix = tokenizer, pieces, prompt_length, prefix
+        self.word_phones = {word_key(w): {_base(p) for p in phones} & set(ARPABET) for w, phones in word_phones.items()}
+        self.any_word = set().union(*self.word_phones.values()) if self.word_phones else set(ARPABET)
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        for row in range(input_ids.shape[0]):
+            answer = self.prefix + self.tokenizer.decode(input_ids[row, self.prompt_length:], skip_special_tokens=True)
+            state = open_phone(answer)
+            if state is None:
+                continue
+            allowed = self.allowed(state[0], self.symbols(answer[:state[1]]))
+            if allowed:
+                keep = torch.full_like(scores[row], float("-inf"))
+                keep[allowed] = scores[row, allowed]
+                scores[row] = keep
+        return scores
+
+    def symbols(self, before: str) -> set[str]:
+        """The symbols allowed in a mention that opens after `before`."""
+        if _HEARD_SLOT.search(before):
+            return set(ARPABET)
+        quoted = _LAST_QUOTED.findall(before)
+        return self.word_phones.get(word_key(quoted[-1]), self.any_word) if quoted else self.any_word
+
+    def allowed(self, content: str, symbols: set[str]) -> list[int]:
+        remainders = [s[len(content):] + "/" for s in symbols if s.startswith(content)]  # ARPAbet is upper case
+        found = []
+        for first in {r[0] for r in remainders}:
+            for token, piece in self.pieces.cased.get(first, ()):
+                if any(r.startswith(piece) or piece.startswith(r) for r in remainders):
+                    found.append(token)
+        return found
+
+
+def open_phone(answer: str) -> tuple[str, int] | None:
+    """(the symbol written so far, where its slash is) when the answer ends inside a phone mention, else None.
+    A slash opens a mention only after a space, "(" or at the start ("7.5/10" is a number)."""
+    match = _PHONE_OPEN.search(answer)
+    return (match.group(1), match.start()) if match else None
+
+
+def _base(phone: str) -> str:
+    return phone.rstrip("012").upper()

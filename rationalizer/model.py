@@ -18,7 +18,7 @@ from peft import PeftModel
 from transformers import LogitsProcessorList, StoppingCriteria, StoppingCriteriaList
 
 from .compact import load_compact_base
-from .constraints import QuotedWords, TokenPieces
+from .constraints import PhoneSymbols, QuotedWords, TokenPieces
 from .data import render_prompt
 from .records import ScoreSheet
 from .rubric import Rubric
@@ -43,6 +43,8 @@ class RationalizerSettings:
     # constrained decoding: a quoted word must be a word of the text (rationalizer.constraints); on 60 train
     # utterances it removed every quoted word outside the text and kept or raised faithfulness (docs/rationales.md)
     quoted_words: bool = True
+    # constrained decoding: a phone mention is an ARPAbet symbol of the word quoted last (rationalizer.constraints)
+    phone_symbols: bool = False
 
     @classmethod
     def from_json(cls, text: str) -> "RationalizerSettings":
@@ -74,7 +76,7 @@ class Rationalizer:
         self.rubric = settings.rubric_object()
         # every token's text, for the quoted-word constraint (about 0.6 s for SmolLM2): built at load when the
         # settings ask for the constraint, else on the first generation that does
-        self._pieces = TokenPieces(tokenizer) if settings.quoted_words else None
+        self._pieces = TokenPieces(tokenizer) if settings.quoted_words or settings.phone_symbols else None
 
     @classmethod
     def from_pretrained(cls, directory: str | Path, threads: int | None = None, merge: bool = True,
@@ -108,12 +110,14 @@ class Rationalizer:
 
     @torch.no_grad()
     def explain(self, sheet: ScoreSheet, word_states: np.ndarray, max_new_tokens: int | None = None,
-                prefix: str = "", banned: Sequence[str] = (), quoted_words: bool | None = None) -> Generation:
+                prefix: str = "", banned: Sequence[str] = (), quoted_words: bool | None = None,
+                phone_symbols: bool | None = None) -> Generation:
         """word_states: (n_words, audio_dim), one row per word of the sheet.
 
         Constraints for a regeneration: `prefix` starts the answer (the model continues it); `banned` strings
         are never generated (each in the spellings a tokenizer gives it inside a sentence). quoted_words: a quoted
-        word must be a word of the sheet's text (rationalizer.constraints; None: the settings' `quoted_words`).
+        word must be a word of the sheet's text (rationalizer.constraints; None: the settings' `quoted_words`);
+        phone_symbols: a phone mention must be a phone of the word quoted last (None: the settings').
         """
         if len(word_states) != len(sheet.words):
             raise ValueError(f"{len(word_states)} word states for {len(sheet.words)} words")
@@ -128,8 +132,13 @@ class Rationalizer:
             options["bad_words_ids"] = self._token_sequences(banned)
         prompt_length = encoded["input_ids"].shape[1]
         options["stopping_criteria"] = StoppingCriteriaList([_RepeatedSentenceStop(self.tokenizer, prompt_length)])
+        processors = []
         if self.settings.quoted_words if quoted_words is None else quoted_words:
-            options["logits_processor"] = LogitsProcessorList([self._quoted_words(prompt_length, sheet, prefix)])
+            processors.append(self._quoted_words(prompt_length, sheet, prefix))
+        if self.settings.phone_symbols if phone_symbols is None else phone_symbols:
+            processors.append(self._phone_symbols(prompt_length, sheet, prefix))
+        if processors:
+            options["logits_processor"] = LogitsProcessorList(processors)
         output = self.model.generate(**encoded, audio_features=audio,
                                      audio_mask=torch.ones(audio.shape[:2], dtype=torch.bool), **options)
         new = output[0, prompt_length:]
@@ -139,6 +148,11 @@ class Rationalizer:
     def _quoted_words(self, prompt_length: int, sheet: ScoreSheet, prefix: str) -> QuotedWords:
         self._pieces = self._pieces or TokenPieces(self.tokenizer)
         return QuotedWords(self.tokenizer, self._pieces, prompt_length, [w.text for w in sheet.words], prefix)
+
+    def _phone_symbols(self, prompt_length: int, sheet: ScoreSheet, prefix: str) -> PhoneSymbols:
+        self._pieces = self._pieces or TokenPieces(self.tokenizer)
+        phones = {w.text: tuple(p.symbol for p in w.phones) for w in sheet.words}
+        return PhoneSymbols(self.tokenizer, self._pieces, prompt_length, phones, prefix)
 
     def _token_sequences(self, strings: Sequence[str]) -> list[list[int]]:
         sequences = []

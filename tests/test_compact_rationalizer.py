@@ -17,6 +17,9 @@ from orthoepy.rationalizer.rubric import Rubric, RubricWriter, perturb
 from orthoepy.rationalizer.training import RationalizerTrainingPlan, pad_audio, train_preference, train_sft
 
 AUDIO_DIM = 8
+PHONE_SET = ("AA", "AE", "AH", "AO", "AW", "AY", "B", "CH", "D", "DH", "EH", "ER", "EY", "F", "G", "HH", "IH", "IY",
+             "JH", "K", "L", "M", "N", "NG", "OW", "OY", "P", "R", "S", "SH", "T", "TH", "UH", "UW", "V", "W", "Y",
+             "Z", "ZH")
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -248,3 +251,34 @@ def test_a_quoted_word_can_only_be_a_word_of_the_text(tiny_base):
     quoted = constrained[len('Work on "'):].split('"')
     assert len(quoted) > 1 and quoted[0].lower() in {"we", "call", "it"}, constrained  # the quote closed on a word
     assert free != constrained  # the random model alone writes bytes, not a word of the text
+
+
+def test_open_phone_mentions_are_found_and_numbers_are_not_phones():
+    from orthoepy.rationalizer.constraints import PhoneSymbols, open_phone
+
+    assert open_phone('In "call", /K') == ("K", 11)
+    assert open_phone('In "call", /K/ sounded like /') == ("", 28)
+    assert open_phone("Accuracy (3/") is None and open_phone("/K/") is None and open_phone("a/b") is None
+    symbols = PhoneSymbols.symbols
+    processor = PhoneSymbols.__new__(PhoneSymbols)
+    processor.word_phones, processor.any_word = {"call": {"K", "AO", "L"}, "it": {"IH", "T"}}, {"K", "AO", "L", "IH", "T"}
+    assert symbols(processor, 'In "call", ') == {"K", "AO", "L"}
+    assert symbols(processor, 'In "call", /K/ sounded like ') == set(PHONE_SET)  # what was heard: any phone
+    assert symbols(processor, "Accuracy is fair. ") == {"K", "AO", "L", "IH", "T"}
+
+
+def test_a_phone_mention_can_only_be_a_phone_of_the_quoted_word(tiny_base):
+    from peft import get_peft_model
+
+    from orthoepy.rationalizer.training import lora_config
+
+    model, tokenizer = load_compact_base(AUDIO_DIM, tiny_base)
+    rationalizer = Rationalizer(get_peft_model(model, lora_config(RationalizerTrainingPlan())), tokenizer,
+                                RationalizerSettings(audio_dim=AUDIO_DIM, max_new_tokens=6, quoted_words=False))
+    states = np.random.default_rng(0).normal(size=(3, AUDIO_DIM)).astype(np.float32)
+    prefix = 'In "call", /'
+    free = rationalizer.explain(_sheet(), states, prefix=prefix, phone_symbols=False).text
+    constrained = rationalizer.explain(_sheet(), states, prefix=prefix, phone_symbols=True).text
+    symbol = constrained[len(prefix):].split("/")[0]
+    assert symbol == "K" and constrained[len(prefix) + 1] == "/", constrained  # call's only phone in the sheet
+    assert free != constrained
