@@ -9,7 +9,8 @@ with this processor the model cannot write one.
 
 `PhoneSymbols` does the same for phone mentions ("/TH/"): inside an open slash, only an ARPAbet symbol of the
 word quoted last (else of any word of the text) can follow, then the closing slash; after "like" or "as" (what was
-heard instead, "/TH/ sounded like /S/") any ARPAbet symbol can.
+heard instead, "/TH/ sounded like /S/") only what the sheet says was heard for that phone of that word, or any
+ARPAbet symbol when the sheet has nothing.
 """
 from __future__ import annotations
 
@@ -96,19 +97,22 @@ def open_quote(answer: str) -> tuple[str, str] | None:
 
 _PHONE_OPEN = re.compile(r"(?:^|(?<=[\s(]))/([A-Za-z]{0,2})$")
 _HEARD_SLOT = re.compile(r"\b(?:like|as)\s*$", re.IGNORECASE)
-_LAST_QUOTED = re.compile(r"[\"“']([^\"“”']+)[\"”']")
+_LAST_QUOTED = re.compile(r"[\"“]([^\"“”]+)[\"”]")
+_LAST_PHONE = re.compile(r"(?:^|(?<=[\s(]))/([A-Z]{1,2})/")
 
 
 class PhoneSymbols(LogitsProcessor):
     """Inside an open "/" phone mention of the generated answer, only continuations towards an allowed ARPAbet
     symbol and then "/" keep their scores. word_phones: {word as rationales quote it (rubric.word_key): its
-    canonical phones}; prompt_length and prefix as QuotedWords'."""
+    canonical phones}; heard: {(word, canonical base phone): what the sheet says was heard}; prompt_length and
+    prefix as QuotedWords'."""
 
     def __init__(self, tokenizer, pieces: TokenPieces, prompt_length: int, word_phones: dict[str, tuple[str, ...]],
-                 prefix: str = ""):
+                 prefix: str = "", heard: dict[tuple[str, str], str] | None = None):
         self.tokenizer, self.pieces, self.prompt_length, self.prefix = tokenizer, pieces, prompt_length, prefix
         self.word_phones = {word_key(w): {_base(p) for p in phones} & set(ARPABET) for w, phones in word_phones.items()}
         self.any_word = set().union(*self.word_phones.values()) if self.word_phones else set(ARPABET)
+        self.heard = {(word_key(w), _base(p)): _base(h) for (w, p), h in (heard or {}).items() if _base(h) in ARPABET}
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
         for row in range(input_ids.shape[0]):
@@ -125,10 +129,13 @@ class PhoneSymbols(LogitsProcessor):
 
     def symbols(self, before: str) -> set[str]:
         """The symbols allowed in a mention that opens after `before`."""
-        if _HEARD_SLOT.search(before):
-            return set(ARPABET)
         quoted = _LAST_QUOTED.findall(before)
-        return self.word_phones.get(word_key(quoted[-1]), self.any_word) if quoted else self.any_word
+        word = word_key(quoted[-1]) if quoted else None
+        if _HEARD_SLOT.search(before):
+            mentioned = _LAST_PHONE.findall(before)
+            heard = self.heard.get((word, mentioned[-1])) if word and mentioned else None
+            return {heard} if heard else set(ARPABET)
+        return self.word_phones.get(word, self.any_word) if word else self.any_word
 
     def allowed(self, content: str, symbols: set[str]) -> list[int]:
         remainders = [s[len(content):] + "/" for s in symbols if s.startswith(content)]  # ARPAbet is upper case

@@ -152,7 +152,10 @@ class Rationalizer:
     def _phone_symbols(self, prompt_length: int, sheet: ScoreSheet, prefix: str) -> PhoneSymbols:
         self._pieces = self._pieces or TokenPieces(self.tokenizer)
         phones = {w.text: tuple(p.symbol for p in w.phones) for w in sheet.words}
-        return PhoneSymbols(self.tokenizer, self._pieces, prompt_length, phones, prefix)
+        # the worst instance of a phone in a word last, as the rubric names it (rubric.problem_phones)
+        heard = {(w.text, p.symbol.rstrip("012")): p.heard for w in sheet.words
+                 for p in sorted(w.phones, key=lambda p: -p.accuracy) if p.heard}
+        return PhoneSymbols(self.tokenizer, self._pieces, prompt_length, phones, prefix, heard)
 
     def _token_sequences(self, strings: Sequence[str]) -> list[list[int]]:
         sequences = []

@@ -262,8 +262,10 @@ def test_open_phone_mentions_are_found_and_numbers_are_not_phones():
     symbols = PhoneSymbols.symbols
     processor = PhoneSymbols.__new__(PhoneSymbols)
     processor.word_phones, processor.any_word = {"call": {"K", "AO", "L"}, "it": {"IH", "T"}}, {"K", "AO", "L", "IH", "T"}
+    processor.heard = {("call", "K"): "G"}
     assert symbols(processor, 'In "call", ') == {"K", "AO", "L"}
-    assert symbols(processor, 'In "call", /K/ sounded like ') == set(PHONE_SET)  # what was heard: any phone
+    assert symbols(processor, 'In "call", /K/ sounded like ') == {"G"}  # what the sheet says was heard
+    assert symbols(processor, 'In "call", /L/ came out as ') == set(PHONE_SET)  # the sheet has nothing: any
     assert symbols(processor, "Accuracy is fair. ") == {"K", "AO", "L", "IH", "T"}
 
 
@@ -282,3 +284,6 @@ def test_a_phone_mention_can_only_be_a_phone_of_the_quoted_word(tiny_base):
     symbol = constrained[len(prefix):].split("/")[0]
     assert symbol == "K" and constrained[len(prefix) + 1] == "/", constrained  # call's only phone in the sheet
     assert free != constrained
+    heard_prefix = 'In "call", /K/ sounded like /'
+    heard = rationalizer.explain(_sheet(), states, prefix=heard_prefix, phone_symbols=True).text
+    assert heard[len(heard_prefix):].startswith("G/"), heard  # what the sheet says was heard for call's /K/
