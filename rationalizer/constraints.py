@@ -21,6 +21,7 @@ import torch
 from transformers import LogitsProcessor
 
 from .mentions import ARPABET
+from .records import base_phone
 from .rubric import word_key
 
 _CLOSERS = {'"': '"', "“": "”", "'": "'"}
@@ -42,37 +43,55 @@ class TokenPieces:
                 self.cased[piece[0]].append((i, piece))
 
 
-class QuotedWords(LogitsProcessor):
-    """Inside an open quote of the generated answer, only continuations towards one of `words` (then the closing
-    quote) are allowed. prompt_length: tokens of the prompt (the answer starts after them); prefix: the answer's
-    start when it was given in the prompt (a constrained regeneration's)."""
+class _AnswerConstraint(LogitsProcessor):
+    """Masks, row by row, every token but those `allowed_for(answer)` returns (None or []: no constraint there, so
+    a row is never left with nothing to generate). The answer is decoded after prompt_length tokens; prefix: the
+    answer's start when it was given in the prompt (a constrained regeneration's)."""
 
-    def __init__(self, tokenizer, pieces: TokenPieces, prompt_length: int, words, prefix: str = ""):
+    def __init__(self, tokenizer, pieces: TokenPieces, prompt_length: int, prefix: str = ""):
         self.tokenizer, self.pieces, self.prompt_length, self.prefix = tokenizer, pieces, prompt_length, prefix
-        self.words = sorted({word_key(w) for w in words if word_key(w)})
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
         for row in range(input_ids.shape[0]):
             answer = self.prefix + self.tokenizer.decode(input_ids[row, self.prompt_length:], skip_special_tokens=True)
-            state = open_quote(answer)
-            if state is None:
-                continue
-            allowed = self.allowed(*state)
-            if allowed:  # never leave a row with nothing to generate
+            allowed = self.allowed_for(answer)
+            if allowed:
                 keep = torch.full_like(scores[row], float("-inf"))
                 keep[allowed] = scores[row, allowed]
                 scores[row] = keep
         return scores
 
+    def allowed_for(self, answer: str) -> list[int] | None:
+        raise NotImplementedError
+
+
+def continuations(by_first: dict[str, list[tuple[int, str]]], remainders: list[str]) -> list[int]:
+    """Token ids whose piece (TokenPieces.by_first or .cased) starts one of the remainders or runs past its end."""
+    found = []
+    for first in {r[0] for r in remainders}:
+        for token, piece in by_first.get(first, ()):
+            if any(r.startswith(piece) or piece.startswith(r) for r in remainders):
+                found.append(token)
+    return found
+
+
+class QuotedWords(_AnswerConstraint):
+    """Inside an open quote of the generated answer, only continuations towards one of `words` (then the closing
+    quote) are allowed. prompt_length: tokens of the prompt (the answer starts after them); prefix: the answer's
+    start when it was given in the prompt (a constrained regeneration's)."""
+
+    def __init__(self, tokenizer, pieces: TokenPieces, prompt_length: int, words, prefix: str = ""):
+        super().__init__(tokenizer, pieces, prompt_length, prefix)
+        self.words = sorted({word_key(w) for w in words if word_key(w)})
+
+    def allowed_for(self, answer: str) -> list[int] | None:
+        state = open_quote(answer)
+        return self.allowed(*state) if state is not None else None
+
     def allowed(self, content: str, closer: str) -> list[int]:
         """Token ids that continue `content` (the open quote's text so far) towards an allowed word + closer."""
         remainders = [w[len(content):] + closer for w in self.words if w.startswith(content.lower())]
-        found = []
-        for first in {r[0] for r in remainders}:
-            for token, piece in self.pieces.by_first.get(first, ()):
-                if any(r.startswith(piece) or piece.startswith(r) for r in remainders):
-                    found.append(token)
-        return found
+        return continuations(self.pieces.by_first, remainders)
 
 
 def open_quote(answer: str) -> tuple[str, str] | None:
@@ -101,7 +120,7 @@ _LAST_QUOTED = re.compile(r"[\"“]([^\"“”]+)[\"”]")
 _LAST_PHONE = re.compile(r"(?:^|(?<=[\s(]))/([A-Z]{1,2})/")
 
 
-class PhoneSymbols(LogitsProcessor):
+class PhoneSymbols(_AnswerConstraint):
     """Inside an open "/" phone mention of the generated answer, only continuations towards an allowed ARPAbet
     symbol and then "/" keep their scores. word_phones: {word as rationales quote it (rubric.word_key): its
     canonical phones}; heard: {(word, canonical base phone): what the sheet says was heard}; prompt_length and
@@ -109,23 +128,14 @@ class PhoneSymbols(LogitsProcessor):
 
     def __init__(self, tokenizer, pieces: TokenPieces, prompt_length: int, word_phones: dict[str, tuple[str, ...]],
                  prefix: str = "", heard: dict[tuple[str, str], str] | None = None):
-        self.tokenizer, self.pieces, self.prompt_length, self.prefix = tokenizer, pieces, prompt_length, prefix
+        super().__init__(tokenizer, pieces, prompt_length, prefix)
         self.word_phones = {word_key(w): {_base(p) for p in phones} & set(ARPABET) for w, phones in word_phones.items()}
         self.any_word = set().union(*self.word_phones.values()) if self.word_phones else set(ARPABET)
         self.heard = {(word_key(w), _base(p)): _base(h) for (w, p), h in (heard or {}).items() if _base(h) in ARPABET}
 
-    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
-        for row in range(input_ids.shape[0]):
-            answer = self.prefix + self.tokenizer.decode(input_ids[row, self.prompt_length:], skip_special_tokens=True)
-            state = open_phone(answer)
-            if state is None:
-                continue
-            allowed = self.allowed(state[0], self.symbols(answer[:state[1]]))
-            if allowed:
-                keep = torch.full_like(scores[row], float("-inf"))
-                keep[allowed] = scores[row, allowed]
-                scores[row] = keep
-        return scores
+    def allowed_for(self, answer: str) -> list[int] | None:
+        state = open_phone(answer)
+        return self.allowed(state[0], self.symbols(answer[:state[1]])) if state is not None else None
 
     def symbols(self, before: str) -> set[str]:
         """The symbols allowed in a mention that opens after `before`."""
@@ -139,12 +149,7 @@ class PhoneSymbols(LogitsProcessor):
 
     def allowed(self, content: str, symbols: set[str]) -> list[int]:
         remainders = [s[len(content):] + "/" for s in symbols if s.startswith(content)]  # ARPAbet is upper case
-        found = []
-        for first in {r[0] for r in remainders}:
-            for token, piece in self.pieces.cased.get(first, ()):
-                if any(r.startswith(piece) or piece.startswith(r) for r in remainders):
-                    found.append(token)
-        return found
+        return continuations(self.pieces.cased, remainders)
 
 
 def open_phone(answer: str) -> tuple[str, int] | None:
@@ -155,4 +160,4 @@ def open_phone(answer: str) -> tuple[str, int] | None:
 
 
 def _base(phone: str) -> str:
-    return phone.rstrip("012").upper()
+    return base_phone(phone).upper()

@@ -20,7 +20,7 @@ from transformers import LogitsProcessorList, StoppingCriteria, StoppingCriteria
 from .compact import load_compact_base
 from .constraints import PhoneSymbols, QuotedWords, TokenPieces
 from .data import render_prompt
-from .records import ScoreSheet
+from .records import ScoreSheet, base_phone
 from .rubric import Rubric
 
 SETTINGS_FILE, ADAPTER_DIR = "rationalizer.json", "adapter"
@@ -154,7 +154,7 @@ class Rationalizer:
         self._pieces = self._pieces or TokenPieces(self.tokenizer)
         phones = {w.text: tuple(p.symbol for p in w.phones) for w in sheet.words}
         # the worst instance of a phone in a word last, as the rubric names it (rubric.problem_phones)
-        heard = {(w.text, p.symbol.rstrip("012")): p.heard for w in sheet.words
+        heard = {(w.text, base_phone(p.symbol)): p.heard for w in sheet.words
                  for p in sorted(w.phones, key=lambda p: -p.accuracy) if p.heard}
         return PhoneSymbols(self.tokenizer, self._pieces, prompt_length, phones, prefix, heard)
 
