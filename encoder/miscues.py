@@ -4,15 +4,17 @@ The verification's thresholds (encoder/verification.py) look at one kind of evid
 regressions (scikit-learn) weigh all of it together once the recording is aligned:
 
 - the **word detector**, per reference word: P(the word was not read), from its forced probability, the free
-  and the prompted transcriptions (did either hear this word, how sure), and its aligned duration (a word the
-  aligner squeezed to its minimum was not there);
+  and the prompted transcriptions (did either hear this word, how sure), its aligned duration (a word the
+  aligner squeezed to its minimum was not there), and the phone recogniser's skip gain (encoder/phone_gains.py:
+  how much likelier the text's phones are without the word, with no language model to fill it in);
 - the **text detector**, per recording: P(it is not a reading of this text at all: another sentence, another
   language), from the forced probabilities over the whole text, how much of the text either transcription
   heard, and the language identification;
 - the **gap detector**, per gap between two consecutive reference words: P(an extra word was read there), from
   the voice activity the alignment leaves unexplained in the gap, the words the transcriptions heard there that
-  are not in the text, the gain in the forced text's probability when a neighbouring word is read twice, and
-  the neighbours' stretched durations.
+  are not in the text, the gain in the forced text's probability when a neighbouring word is read twice, the
+  neighbours' stretched durations, and the phone recogniser's repeat gains of both neighbours and insert gain
+  of the gap (unknown phones there).
 
 Trained by `recipes/local/train_miscues.py` on the verification benchmark's train cases (words cut out of the
 audio, texts longer than what was read, words spliced in from other recordings, repeated words, untouched
@@ -30,13 +32,16 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 if TYPE_CHECKING:  # the evidence record; imported lazily at run time to keep this module model-free
+    from .phone_gains import PhoneGains
     from .verification import Evidence
 
 FILE = "miscues.json"
 WORD_FEATURES = ("log_forced", "utterance_log_forced", "plain_distance", "plain_probability", "prompted_distance",
-                 "prompted_probability", "plain_share", "prompted_share", "log_s_per_phone", "log_relative_s_per_phone")
+                 "prompted_probability", "plain_share", "prompted_share", "log_s_per_phone", "log_relative_s_per_phone",
+                 "skip_gain", "relative_skip_gain")
 GAP_FEATURES = ("voiced_s", "gap_s", "plain_extra_probability", "prompted_extra_probability", "doubled_before",
-                "doubled_after", "relative_doubled_before", "log_relative_s_per_phone", "low_log_forced")
+                "doubled_after", "relative_doubled_before", "log_relative_s_per_phone", "low_log_forced",
+                "repeat_gain_before", "repeat_gain_after", "insert_gain", "relative_insert_gain")
 TEXT_FEATURES = ("median_log_forced", "mean_log_forced", "plain_share", "prompted_share", "prompted_mean_distance",
                  "english_probability", "log_words")
 SAME_WORD = 0.25  # phone distance up to which a heard word counts as the reference word (as the verifier's default)
@@ -162,9 +167,11 @@ def word_features(evidence: "Evidence", reference: list[tuple[str, ...]],
     plain, prompted = heard_at(reference, evidence.heard), heard_at(reference, evidence.prompted)
     log_spp = np.log(_seconds_per_phone(aligned))
     n = len(reference)
+    skip = np.asarray(_phone_gains(evidence, n).skip, float)
     columns = (log_forced, np.full(n, np.median(log_forced)), plain.distance, plain.probability,
                prompted.distance, prompted.probability, np.full(n, np.mean(plain.distance <= SAME_WORD)),
-               np.full(n, np.mean(prompted.distance <= SAME_WORD)), log_spp, log_spp - np.median(log_spp))
+               np.full(n, np.mean(prompted.distance <= SAME_WORD)), log_spp, log_spp - np.median(log_spp),
+               skip, skip - np.median(skip))
     return np.stack(columns, axis=1) if len(reference) else np.zeros((0, len(WORD_FEATURES)))
 
 
@@ -179,14 +186,25 @@ def gap_features(evidence: "Evidence", reference: list[tuple[str, ...]],
     doubled = np.asarray(evidence.doubled, float) if len(evidence.doubled) == n else np.full(n, DOUBLED_UNKNOWN)
     log_spp = np.log(_seconds_per_phone(aligned))
     relative = log_spp - np.median(log_spp)
+    phone = _phone_gains(evidence, n)
+    repeat, insert = np.asarray(phone.repeat, float), np.asarray(phone.insert, float)
     rows = []
     for k in range(n - 1):
         gap = (aligned[k][1], aligned[k + 1][0])
         voiced = sum(max(0.0, min(gap[1], b) - max(gap[0], a)) for a, b in evidence.speech)
         rows.append((voiced, gap[1] - gap[0], plain.extra[k + 1], prompted.extra[k + 1], doubled[k], doubled[k + 1],
                      doubled[k] - np.median(doubled), max(relative[k], relative[k + 1]),
-                     min(log_forced[k], log_forced[k + 1])))
+                     min(log_forced[k], log_forced[k + 1]), repeat[k], repeat[k + 1], insert[k],
+                     insert[k] - np.median(insert[:-1])))
     return np.asarray(rows, float)
+
+
+def _phone_gains(evidence: "Evidence", n_words: int) -> "PhoneGains":
+    """The evidence's phone-recogniser gains, or the unknown values where they were not computed (older records)."""
+    from .phone_gains import PhoneGains
+
+    gains = evidence.phone_gains
+    return gains if gains is not None and len(gains.skip) == n_words else PhoneGains.unknown(n_words)
 
 
 def text_features(evidence: "Evidence", reference: list[tuple[str, ...]]) -> np.ndarray:

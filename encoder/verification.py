@@ -29,6 +29,7 @@ import numpy as np
 from .audio import Audio, AudioError
 from .lexicon import Lexicon, TextError, normalise_text
 from .miscues import DOUBLED_UNKNOWN, MiscueDetector
+from .phone_gains import PhoneGains, phone_ids, window_gains
 from .phoneset import split_stress
 from .text_language import TextLanguage, identify
 
@@ -174,6 +175,9 @@ class Evidence:
     # evidence of a repetition or an extra word next to it
     doubled: tuple[float, ...] = ()
     text_language: TextLanguage | None = None  # the language of the text itself (None: not checked)
+    # the phone recogniser's likelihood ratios of the text with a word skipped, repeated, or unknown phones inserted
+    # after it (encoder/phone_gains.py; no language model); None: not computed
+    phone_gains: PhoneGains | None = None
 
     @classmethod
     def from_dict(cls, e: dict) -> "Evidence":
@@ -184,7 +188,8 @@ class Evidence:
         return cls(e["speech_seconds"], e["language"], e["language_probability"], words("heard"), tuple(e["forced"]),
                    tuple(tuple(p) for p in e["pauses"]), e.get("no_words", False),
                    tuple(tuple(p) for p in e.get("speech", ())), words("prompted"), tuple(e.get("doubled", ())),
-                   TextLanguage(**e["text_language"]) if e.get("text_language") else None)
+                   TextLanguage(**e["text_language"]) if e.get("text_language") else None,
+                   PhoneGains(**{k: tuple(v) for k, v in e["phone_gains"].items()}) if e.get("phone_gains") else None)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -607,7 +612,9 @@ class ReadingVerifier:
     """
 
     def __init__(self, config: VerifierConfig | None = None, lexicon: Lexicon | None = None, cpu_threads: int = 1,
-                 detector: MiscueDetector | None = None):
+                 detector: MiscueDetector | None = None, phone_recogniser=None):
+        """phone_recogniser: anything with `frame_posteriors(audio)` as encoder.features.posterior_gop.PosteriorGOP
+        (the front end's, to load the model once); None loads one."""
         from faster_whisper import WhisperModel
         from faster_whisper.tokenizer import Tokenizer
 
@@ -620,6 +627,11 @@ class ReadingVerifier:
                                    compute_type="int8", cpu_threads=cpu_threads)
         self._tokenizer = Tokenizer(self._model.hf_tokenizer, True, task="transcribe", language="en")
         self._vocabulary = self._model.hf_tokenizer.get_vocab()
+        if phone_recogniser is None:
+            from .features.posterior_gop import PosteriorGOP
+
+            phone_recogniser = PosteriorGOP()
+        self._phone_recogniser = phone_recogniser
 
     def verify(self, audio: Audio, words: list[str], reference: list[tuple[str, ...]]) -> Verification:
         """words: the text's normalised words; reference: their canonical phones (one tuple per word).
@@ -650,7 +662,9 @@ class ReadingVerifier:
         return Evidence(round(speech_seconds, 2), language, round(language_p, 3), tuple(heard), tuple(forced),
                         tuple(_pauses(segments, audio.duration)), silent,
                         tuple((round(a, 2), round(b, 2)) for a, b in segments), tuple(prompted),
-                        tuple(round(d, 3) for d in doubled), identify(words, [self._source(w) for w in words]))
+                        tuple(round(d, 3) for d in doubled), identify(words, [self._source(w) for w in words]),
+                        self._phone_gains(audio, reference, owner, windows,
+                                          word_times(reference, [heard, prompted], audio.duration)))
 
     def confirm(self, verification: Verification, words: list[str], reference: list[tuple[str, ...]],
                 aligned: list[tuple[float, float, int]]) -> Verification:
@@ -711,6 +725,15 @@ class ReadingVerifier:
                                             no_repeat_ngram_size=4)[0]
         tokens = [t for t in result.sequences_ids[0] if t < self._tokenizer.eot]
         return self._timed_words(tokens, encoded, frames, offset)
+
+    def _phone_gains(self, audio: Audio, reference: list[tuple[str, ...]], owner: list[int],
+                     windows: list[tuple[float, float]], times: list[tuple[float, float]]) -> PhoneGains:
+        from .features.posterior_gop import FRAME_SECONDS
+        from .phone_gains import ctc_log_probs
+
+        post = self._phone_recogniser.frame_posteriors(audio)
+        return window_gains(ctc_log_probs(post.phone, post.blank, post.other), phone_ids(reference), owner, windows,
+                            times, FRAME_SECONDS)
 
     def _doubled(self, encoded, words: list[str], owner: list[int]) -> list[float]:
         """Per reference word, log P(text with the word read twice) - log P(text), nats, forced per window
@@ -863,6 +886,29 @@ def _window_of_words(reference, heard: list[HeardWord], windows) -> list[int]:
             owner[i] = last
         last = owner[i]
     return [int(o) for o in owner]
+
+
+def word_times(reference: list[tuple[str, ...]], transcriptions: list[list[HeardWord]],
+               duration: float) -> list[tuple[float, float]]:
+    """Per reference word, the span (s) of the heard word aligned to it in the transcription that matches most
+    words; a word heard nowhere gets the stretch between its neighbours' spans (the recording's start or end at
+    the edges)."""
+    best: list[tuple[float, float] | None] = [None] * len(reference)
+    for heard in transcriptions:
+        spans: list[tuple[float, float] | None] = [None] * len(reference)
+        for r, h in align_words(reference, [w.phones for w in heard]):
+            if r is not None and h is not None and phone_distance(reference[r], heard[h].phones) <= 0.5:
+                spans[r] = (heard[h].start, heard[h].end)
+        if sum(s is not None for s in spans) > sum(s is not None for s in best):
+            best = spans
+    spans, times = best, []
+    for i, span in enumerate(spans):
+        if span is None:
+            before = next((spans[j][1] for j in range(i - 1, -1, -1) if spans[j] is not None), 0.0)
+            after = next((spans[j][0] for j in range(i + 1, len(spans)) if spans[j] is not None), duration)
+            span = (before, max(before, after))
+        times.append(span)
+    return times
 
 
 def forced_pieces(tokens: list[list[int]], limit: int) -> list[list[list[int]]]:

@@ -96,7 +96,8 @@ class Assessor:
         self.lexicon = lexicon or Lexicon()
         self.frontend = FrontEnd(frontend_config(scorer))
         self.rationale = rationale
-        self.verifier = ReadingVerifier(lexicon=self.lexicon, detector=miscues) if verify else None
+        self.verifier = ReadingVerifier(lexicon=self.lexicon, detector=miscues,
+                                        phone_recogniser=self.frontend.groups.get("posterior_gop")) if verify else None
 
     @classmethod
     def from_pretrained(cls, path: str | Path | None = None, backend: str = "auto", lexicon: Lexicon | None = None,

@@ -7,6 +7,7 @@ and a few shape features. The most likely phone in each segment is reported as w
 """
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -54,6 +55,7 @@ class PosteriorGOP:
         self._tokens: list[str] = list(self._model.decoder_tokens)
         self._blank_id = self._tokens.index("<blank>")
         self._token_to_phone = _token_phone_matrix(self._tokens)
+        self._last: tuple[bytes, FramePosteriors] | None = None
 
     def names(self) -> tuple[str, ...]:
         return (
@@ -77,7 +79,15 @@ class PosteriorGOP:
         return GroupOutput(FeatureBlock(self.names(), values), heard=heard, frame_summary=summary)
 
     def frame_posteriors(self, audio: Audio) -> FramePosteriors:
+        """The recogniser's posteriors over the whole recording. The last recording's are kept, keyed by a digest of
+        its samples: the verification and the front end both need them (the result does not depend on the cache)."""
         wav = np.ascontiguousarray(audio.samples, dtype=np.float32)
+        digest = hashlib.blake2b(wav.tobytes(), digest_size=16).digest()
+        if self._last is None or self._last[0] != digest:
+            self._last = (digest, self._posteriors(wav))
+        return self._last[1]
+
+    def _posteriors(self, wav: np.ndarray) -> FramePosteriors:
         log_probs, out_lengths = self._model.session.run(
             ["log_probs", "out_lengths"],
             {"waveform": wav[None], "waveform_lengths": np.array([wav.size], dtype=np.int64)},

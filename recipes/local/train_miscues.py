@@ -19,7 +19,7 @@ cross-validated recall.
 
     python recipes/local/train_miscues.py --evidence /work/exp/verif/train80c.json /work/exp/verif/train80s2.json \
         /work/exp/verif/train_replaced.json \
-        --model fusion/models/default --report docs/miscues_cv.json
+        --word-share 0.5 --model fusion/models/default --report docs/miscues_cv.json
 """
 from __future__ import annotations
 
@@ -193,6 +193,9 @@ def main(argv: list[str] | None = None) -> None:
                     help="records from verification_benchmark.py --mode evidence (train); several files are pooled")
     ap.add_argument("--model", help="model directory to write miscues.json into (omit to measure only)")
     ap.add_argument("--report", required=True)
+    ap.add_argument("--word-share", type=float, choices=WORD_SHARES, default=None,
+                    help="the word detector's share of the false-flag budget (default: the one of WORD_SHARES with the "
+                         "highest cross-validated mean recall)")
     ap.add_argument("--without", nargs="+", default=(), metavar="FEATURE",
                     help="an ablation: leave these word or gap features out (measure only; not with --model)")
     args = ap.parse_args(argv)
@@ -204,7 +207,7 @@ def main(argv: list[str] | None = None) -> None:
     words, gaps = without(words, WORD_FEATURES, args.without), without(gaps, GAP_FEATURES, args.without)
     texts = text_table(records)
     cv = {share: cross_validate(words, gaps, share) for share in WORD_SHARES}
-    share = max(cv, key=lambda s: cv[s]["mean_recall"])
+    share = args.word_share if args.word_share is not None else max(cv, key=lambda s: cv[s]["mean_recall"])
     n_words = int((words.kind == "untouched").sum())
     detector = MiscueDetector(fit(words, BUDGET * share, n_words, word_names),
                               fit(gaps, BUDGET * (1 - share), n_words, gap_names),

@@ -4,7 +4,8 @@
     python recipes/local/verification_latency.py [--fixture ../shared/data/speechocean762/fixture] [--out F.json]
 
 Stages of `ReadingVerifier.gather`: VAD + Whisper encoder + language ID, free transcription, forced text,
-prompted transcription, doubled-word forcing. Run on an idle machine; median and p95 per stage are printed.
+prompted transcription, doubled-word forcing, the phone recogniser's posteriors (shared with the front end in the
+Assessor) and its CTC gains (encoder/phone_gains.py). Run on an idle machine; median and p95 per stage are printed.
 """
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ import numpy as np
 
 from orthoepy.encoder.audio import load_audio
 from orthoepy.encoder.lexicon import Lexicon
-from orthoepy.encoder.verification import ReadingVerifier, _window_of_words, _windows
+from orthoepy.encoder.verification import ReadingVerifier, _window_of_words, _windows, word_times
 
 DEFAULT_FIXTURE = Path(__file__).resolve().parents[3] / "shared" / "data" / "speechocean762" / "fixture"
 
@@ -45,6 +46,10 @@ def stages(verifier: ReadingVerifier, audio, words, reference) -> dict[str, floa
     mark("prompted_transcription")
     verifier._doubled(encoded, words, owner)
     mark("doubled_words")
+    verifier._phone_recogniser.frame_posteriors(audio)
+    mark("phone_posteriors")  # in the Assessor the front end reuses them (one cached pass)
+    verifier._phone_gains(audio, reference, owner, windows, word_times(reference, [heard], audio.duration))
+    mark("phone_gains")
     return marks
 
 

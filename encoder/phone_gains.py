@@ -1,0 +1,163 @@
+"""Miscue evidence without a language model: CTC likelihood ratios of edited texts under the phone recogniser.
+
+Most of the verification's evidence comes from Whisper (encoder/verification.py), whose language model writes a
+function word that was never said and finds "a a" unlikely however clearly it was said. The phone recogniser
+(hama's waveform-to-IPA CTC model, folded onto ARPAbet by encoder/features/posterior_gop.py) has no language
+model, so comparing the likelihood of the text's phones with that of an edited phone sequence is acoustic evidence
+alone (all in nats, over the frames of one verification window; the forward algorithm is torch's `ctc_loss`):
+
+- **skip gain**, per word: log P(the phones without the word) - log P(the phones). High: the word was not said.
+- **repeat gain**, per word: log P(the phones with the word said twice) - log P(the phones). High: it was repeated.
+- **insert gain**, per gap after a word: the largest, over m = 1..3, of log P(the phones with m unknown phones in
+  the gap) - log P(the phones), where an unknown phone's probability in a frame is the frame's whole phone mass
+  (any phone). High: something was said there that the text does not have.
+
+On the verification benchmark's train cases (speaker-disjoint CV, docs/verification.md) these lifted the miscue
+detectors' mean recall at the same false-flag budget from 0.58 to 0.69.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .phoneset import PHONE_INDEX, split_stress
+
+INSERTED_PHONES = (1, 2, 3)  # lengths of the unknown stretch tried in each gap
+GAIN_CLIP = 100.0  # nats; an edit the frames cannot hold at all (too few frames) has gain -inf, clipped here
+LOG_FLOOR = 1e-8
+# Gains where they were not computed (a word of a window with more than MAX_WORDS words; the gap between two
+# windows): the medians over the words of untouched train readings (recipes/local/verification_benchmark.py evidence).
+SKIP_UNKNOWN, REPEAT_UNKNOWN, INSERT_UNKNOWN = -9.0, -14.0, -3.0
+MAX_WORDS = 200  # per window (Whisper's windows are at most 30 s: far fewer words in practice)
+CONTEXT_WORDS = 4  # words either side of an edit over whose frames it is compared with the text
+MARGIN_S = 0.3  # seconds added either side of a block's approximate span
+
+
+@dataclass(frozen=True)
+class PhoneGains:
+    """Per reference word (n_words,), nats; insert[k] is the gap after word k (the last word's is unknown)."""
+
+    skip: tuple[float, ...]
+    repeat: tuple[float, ...]
+    insert: tuple[float, ...]
+
+    @classmethod
+    def unknown(cls, n_words: int) -> "PhoneGains":
+        return cls((SKIP_UNKNOWN,) * n_words, (REPEAT_UNKNOWN,) * n_words, (INSERT_UNKNOWN,) * n_words)
+
+
+def ctc_log_probs(phone: np.ndarray, blank: np.ndarray, other: np.ndarray) -> np.ndarray:
+    """(T, 41) log-probabilities for the CTC forward pass: column 0 blank (with the recogniser's word-boundary and
+    unmapped tokens, which no ARPAbet sequence can take), 1..39 the ARPAbet phones (phoneset.PHONES order), 40 the
+    unknown phone (the frame's total phone mass). phone: (T, 39), blank and other: (T,), probabilities."""
+    probs = np.concatenate([(blank + other)[:, None], phone, phone.sum(axis=1, keepdims=True)], axis=1)
+    return np.log(np.clip(probs, LOG_FLOOR, 1.0))
+
+
+def phone_ids(reference: list[tuple[str, ...]]) -> list[list[int]]:
+    """Per word, its phones as CTC label ids (1..39, stress dropped). Raises ValueError on an unknown phone."""
+    return [[PHONE_INDEX[split_stress(p)[0]] + 1 for p in word] for word in reference]
+
+
+def gains(log_probs: np.ndarray, words: list[list[int]], times: list[tuple[float, float]] | None = None,
+          frame_seconds: float = 0.02) -> PhoneGains:
+    """The three gains for every word of `words` (label ids per word) given the frames `log_probs` (T, 41).
+
+    Each word's edits are compared with the text over a block of CONTEXT_WORDS words either side of it only (an
+    edit changes the CTC paths near it, and the cost then grows linearly with the text): times (per word, its
+    approximate start and end in seconds from the first frame; from Whisper's word timestamps) place the block's
+    frames, MARGIN_S wider; a block reaching the first or last word extends to the first or last frame. Without
+    times every block is the whole text over all frames."""
+    n = len(words)
+    if n == 0:
+        return PhoneGains((), (), ())
+    unknown, total = log_probs.shape[1] - 1, len(log_probs)
+    sequences, spans = [], []
+    for k in range(n):
+        lo, hi = (0, n) if times is None else (max(0, k - CONTEXT_WORDS), min(n, k + CONTEXT_WORDS + 1))
+        block, j = words[lo:hi], k - lo
+        edits = [_without(block, j), _with(block, j, block[j])]
+        edits += [_with(block, j, [unknown] * m) for m in INSERTED_PHONES] if k < n - 1 else []
+        text = [t for w in block for t in w]
+        sequences += [text] + edits
+        spans += [_block_frames(lo, hi, n, times, total, len(text), frame_seconds)] * (1 + len(edits))
+    logp = _sequence_log_likelihoods(log_probs, sequences, spans)
+    skip, repeat, insert, at = [], [], [], 0
+    for k in range(n):
+        count = 3 + len(INSERTED_PHONES) if k < n - 1 else 3
+        gain = np.clip(logp[at + 1:at + count] - logp[at], -GAIN_CLIP, GAIN_CLIP)
+        skip.append(gain[0])
+        repeat.append(gain[1])
+        insert.append(gain[2:].max() if k < n - 1 else INSERT_UNKNOWN)
+        at += count
+    return PhoneGains(_floats(skip), _floats(repeat), _floats(insert))
+
+
+def window_gains(log_probs: np.ndarray, words: list[list[int]], owner: list[int],
+                 windows: list[tuple[float, float]], times: list[tuple[float, float]],
+                 frame_seconds: float) -> PhoneGains:
+    """`gains` per verification window (owner[i]: the window word i is read in), over that window's frames; times:
+    per word, its approximate span in seconds from the recording's start. The gap after a window's last word, and
+    the words of a window of more than MAX_WORDS words, get the unknown values."""
+    result = PhoneGains.unknown(len(words))
+    skip, repeat, insert = (list(v) for v in (result.skip, result.repeat, result.insert))
+    for k, (start, end) in enumerate(windows):
+        mine = [i for i in range(len(words)) if owner[i] == k]
+        if not mine or len(mine) > MAX_WORDS:
+            continue
+        first = min(int(start / frame_seconds), len(log_probs) - 1)
+        frames = log_probs[first:max(first + 1, int(np.ceil(end / frame_seconds)))]
+        local = [(times[i][0] - first * frame_seconds, times[i][1] - first * frame_seconds) for i in mine]
+        found = gains(frames, [words[i] for i in mine], local, frame_seconds)
+        for j, i in enumerate(mine):
+            skip[i], repeat[i], insert[i] = found.skip[j], found.repeat[j], found.insert[j]
+    return PhoneGains(tuple(skip), tuple(repeat), tuple(insert))
+
+
+def _block_frames(lo: int, hi: int, n: int, times: list[tuple[float, float]] | None, total: int, labels: int,
+                  frame_seconds: float) -> tuple[int, int]:
+    """Frames [first, last) of the block of words lo..hi - 1: its approximate span widened by MARGIN_S, to the
+    edge at the text's first and last word, and to at least two frames per label where the span is too short for
+    the text (times from a transcription that missed those words)."""
+    if times is None:
+        return 0, total
+    first = 0 if lo == 0 else int(np.clip((times[lo][0] - MARGIN_S) / frame_seconds, 0, total - 1))
+    last = total if hi == n else int(np.clip(np.ceil((times[hi - 1][1] + MARGIN_S) / frame_seconds), first + 1, total))
+    short = min(total, 2 * labels + 2) - (last - first)
+    if short > 0:
+        first = max(0, first - (short + 1) // 2)
+        last = min(total, max(last + short // 2, first + 2 * labels + 2))
+    return first, last
+
+
+def _without(words: list[list[int]], k: int) -> list[int]:
+    return [t for j, w in enumerate(words) if j != k for t in w]
+
+
+def _with(words: list[list[int]], k: int, extra: list[int]) -> list[int]:
+    """The phones with `extra` after word k."""
+    return [t for j, w in enumerate(words) for t in (w + extra if j == k else w)]
+
+
+def _sequence_log_likelihoods(log_probs: np.ndarray, sequences: list[list[int]],
+                              spans: list[tuple[int, int]]) -> np.ndarray:
+    """(len(sequences),) log P(sequence | frames first..last) by the CTC forward algorithm; -1e6 where the frames
+    are too few for the sequence."""
+    import torch
+
+    longest = max(last - first for first, last in spans)
+    batch = np.zeros((longest, len(sequences), log_probs.shape[1]), np.float32)
+    for b, (first, last) in enumerate(spans):
+        batch[:last - first, b] = log_probs[first:last]
+    batch = torch.from_numpy(batch)
+    targets = torch.as_tensor([t for s in sequences for t in s], dtype=torch.long)
+    lengths = torch.as_tensor([len(s) for s in sequences], dtype=torch.long)
+    inputs = torch.as_tensor([last - first for first, last in spans], dtype=torch.long)
+    with torch.no_grad():
+        loss = torch.nn.functional.ctc_loss(batch, targets, inputs, lengths, blank=0, reduction="none")
+    return np.maximum(-loss.double().numpy(), -1e6)  # impossible sequences compare as equally impossible
+
+
+def _floats(values) -> tuple[float, ...]:
+    return tuple(round(float(v), 3) for v in values)
