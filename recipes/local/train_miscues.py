@@ -17,9 +17,10 @@ then counted on the held-out fold. The shipped detectors are fitted on all cases
 out-of-fold probabilities. The split of the 3% false-flag budget between words and gaps is chosen by the mean
 cross-validated recall.
 
-    python recipes/local/train_miscues.py --evidence /work/exp/verif/train80c.json /work/exp/verif/train80s2.json \
-        /work/exp/verif/train_replaced.json \
+    python recipes/local/train_miscues.py --evidence exp/verif/train80c.json exp/verif/train80s2.json \
         --word-share 0.5 --model fusion/models/default --report docs/miscues_cv.json
+
+(the evidence commands are in docs/verification.md; the shipped detectors: /work/exp9/verif/ of session 11)
 """
 from __future__ import annotations
 
