@@ -372,20 +372,31 @@ def _in_place(reference: list[tuple[str, ...]], heard: list[HeardWord]) -> list[
 def _gap_insertion(k: int, candidates: list[Insertion], evidence: Evidence, words: list[str],
                    aligned: list[tuple[float, float, int]]) -> Insertion:
     """What was heard in the gap after word k: the free transcription's extra word there, else a neighbour read
-    twice when the forced text says so, else unrecognised speech over the gap. Where the aligner left no gap (it
-    stretched a neighbour over the extra word), the span is the more stretched neighbour's."""
+    twice when the phone recogniser or the forced text says so, else unrecognised speech over the gap. Where the
+    aligner left no gap (it stretched a neighbour over the extra word), the span is the repeated word's, else the
+    more stretched neighbour's."""
     heard = next((i for i in candidates if i.after_word == k), None)
     if heard is not None:
         return replace(heard, after_word=int(k))
+    again = _repeated_neighbour(k, evidence, len(words))
     start, end = round(aligned[k][1], 2), round(aligned[k + 1][0], 2)
-    if end - start < MIN_GAP_S:
-        stretched = max((k, k + 1), key=lambda j: (aligned[j][1] - aligned[j][0]) / max(aligned[j][2], 1))
+    if end - start < MIN_GAP_S:  # the repeated word's span holds both readings; else the more stretched one's
+        stretched = again if again is not None else max(
+            (k, k + 1), key=lambda j: (aligned[j][1] - aligned[j][0]) / max(aligned[j][2], 1))
         start, end = round(aligned[stretched][0], 2), round(aligned[stretched][1], 2)
-    doubled = list(evidence.doubled)
-    if len(doubled) == len(words) and max(doubled[k], doubled[k + 1]) > 0:
-        again = k if doubled[k] >= doubled[k + 1] else k + 1
+    if again is not None:
         return Insertion(words[again], start, end, "Repetition", int(k))
     return Insertion("(unrecognised speech)", start, end, "Insertion", int(k))
+
+
+def _repeated_neighbour(k: int, evidence: Evidence, n_words: int) -> int | None:
+    """Word k or k + 1 when reading it twice makes the text likelier: by the phone recogniser's repeat gain (no
+    language model: Whisper's finds "the the" unlikely however clearly it was said), else by Whisper's forced
+    text; None when neither prefers a doubled neighbour."""
+    for gains in ((evidence.phone_gains.repeat if evidence.phone_gains is not None else ()), evidence.doubled):
+        if len(gains) == n_words and max(gains[k], gains[k + 1]) > 0:
+            return k if gains[k] >= gains[k + 1] else k + 1
+    return None
 
 
 def _unexplained_speech(aligned: list[tuple[float, float, int]], speech: tuple[tuple[float, float], ...],

@@ -111,6 +111,24 @@ def test_repetition_named_from_the_doubled_text():
     assert [(i.text, i.kind, i.after_word, i.start, i.end) for i in found] == [("THINK", "Repetition", 1, 0.6, 1.2)]
 
 
+def test_repetition_named_from_the_phone_recogniser_where_whisper_finds_it_unlikely():
+    from orthoepy.encoder.phone_gains import PhoneGains
+
+    detector = _detector("log_forced", "voiced_s")
+    gains = PhoneGains((-9.0, -20.0, -9.0), (-6.0, 4.0, -12.0), (-3.0, 2.0, -3.0))  # THINK said twice, acoustically
+    again = evidence(doubled=(-9.0, -8.0, -10.0), phone_gains=gains)  # Whisper's forced text does not prefer it
+    found = decide(again, WORDS, REFERENCE, VerifierConfig(), ALIGNED, detector).insertions
+    assert [(i.text, i.kind, i.after_word, i.start, i.end) for i in found] == [("THINK", "Repetition", 1, 0.6, 1.2)]
+    # with no gap left by the aligner, the span is the repeated word's (it holds both readings)
+    no_gap = [(0.0, 0.2, 1), (0.2, 0.9, 4), (0.9, 1.5, 2)]  # SO is the more stretched per phone
+    found = decide(again, WORDS, REFERENCE, VerifierConfig(), no_gap, _detector("log_forced", "repeat_gain_before"))
+    found = found.insertions
+    assert [(i.text, i.kind, i.after_word, i.start, i.end) for i in found] == [("THINK", "Repetition", 1, 0.2, 0.9)]
+    neither = evidence(doubled=(-9.0, -8.0, -10.0), phone_gains=replace(gains, repeat=(-6.0, -4.0, -12.0)))
+    assert [i.kind for i in decide(neither, WORDS, REFERENCE, VerifierConfig(), ALIGNED, detector).insertions] == [
+        "Insertion"]
+
+
 def test_text_features_and_the_text_detector():
     features = text_features(evidence(forced=(0.9, 1e-6, 0.9), prompted=()), REFERENCE)
     assert features.shape == (len(TEXT_FEATURES),)
