@@ -130,3 +130,19 @@ def test_the_recogniser_runs_once_per_recording_for_the_verification_and_the_fro
     assert recogniser.frame_posteriors(Audio(np.zeros(1600, np.float32))) is first and len(calls) == 1
     assert recogniser.frame_posteriors(other) is not first and len(calls) == 2
     assert recogniser.frame_posteriors(one) is not first and len(calls) == 3  # only the last recording is kept
+
+
+def test_a_recording_longer_than_the_recogniser_takes_at_once_is_covered_frame_by_frame():
+    from orthoepy.encoder.features import posterior_gop as pg
+
+    def run(wav):  # like hama: one frame per 320 samples, at most 1500 frames; each frame says where it began
+        return wav[::pg.FRAME_SAMPLES][:1500, None].astype(np.float64)
+
+    recogniser = object.__new__(pg.PosteriorGOP)
+    recogniser._run = run
+    wav = np.arange(75 * 16_000, dtype=np.float64)  # 75 s: three pieces
+    frames = recogniser._token_log_probs(wav)
+    assert len(frames) == -(-len(wav) // pg.FRAME_SAMPLES)  # every frame of the recording, once
+    assert np.array_equal(frames[:, 0], np.arange(len(frames)) * pg.FRAME_SAMPLES)
+    short = np.arange(10 * 16_000, dtype=np.float64)
+    assert np.array_equal(recogniser._token_log_probs(short), run(short))  # one call, as before

@@ -18,6 +18,9 @@ from ..phoneset import IPA_TO_ARPABET, PHONE_INDEX, PHONES
 from .records import FeatureBlock, GroupOutput, HeardPhone
 
 FRAME_SECONDS = 0.02  # hama: 160-sample STFT hop, subsampled by 2
+FRAME_SAMPLES = 320  # at 16 kHz
+# hama returns at most 1500 frames (30 s) per call: longer recordings go in pieces (multiples of a frame)
+PIECE_SAMPLES, OVERLAP_SAMPLES = 28 * 16_000, 2 * 16_000
 LOG_FLOOR = -30.0
 CONTEXT_FRAMES = 1  # CTC spikes can sit just outside an aligner's boundary
 # CTC spikes come about 2 frames after the aligner's boundaries (recipes/local/ctc_lag_probe.py on dev);
@@ -88,18 +91,40 @@ class PosteriorGOP:
         return self._last[1]
 
     def _posteriors(self, wav: np.ndarray) -> FramePosteriors:
-        log_probs, out_lengths = self._model.session.run(
-            ["log_probs", "out_lengths"],
-            {"waveform": wav[None], "waveform_lengths": np.array([wav.size], dtype=np.int64)},
-        )
-        valid = max(1, min(int(np.asarray(out_lengths).reshape(-1)[0]), log_probs.shape[1]))
-        log_probs = np.clip(np.asarray(log_probs[0, :valid], dtype=np.float64), LOG_FLOOR, 0.0)
+        log_probs = np.clip(self._token_log_probs(wav), LOG_FLOOR, 0.0)
         probs = np.exp(log_probs)
         probs /= probs.sum(axis=1, keepdims=True)
         phone = probs @ self._token_to_phone
         blank = probs[:, self._blank_id]
         other = np.clip(1.0 - blank - phone.sum(axis=1), 0.0, 1.0)
         return FramePosteriors(phone, blank, other, self._greedy_tokens(log_probs))
+
+    def _token_log_probs(self, wav: np.ndarray) -> np.ndarray:
+        """(T, n_tokens) over the whole recording. The model gives at most 30 s of frames per call (1500), so a
+        longer recording goes in PIECE_S pieces overlapping by 2 x OVERLAP_S; each frame comes from the piece in
+        which it lies furthest from an edge."""
+        if wav.size <= PIECE_SAMPLES:
+            return self._run(wav)
+        starts = [0]
+        while starts[-1] + PIECE_SAMPLES < wav.size:
+            starts.append(starts[-1] + PIECE_SAMPLES - 2 * OVERLAP_SAMPLES)
+        pieces = [self._run(wav[s:s + PIECE_SAMPLES]) for s in starts]
+        offsets = [s // FRAME_SAMPLES for s in starts]
+        total = offsets[-1] + len(pieces[-1])
+        out = np.empty((total, pieces[0].shape[1]))
+        for k, (offset, piece) in enumerate(zip(offsets, pieces)):
+            first = 0 if k == 0 else offset + OVERLAP_SAMPLES // FRAME_SAMPLES
+            last = total if k == len(pieces) - 1 else offsets[k + 1] + OVERLAP_SAMPLES // FRAME_SAMPLES
+            out[first:last] = piece[first - offset:last - offset]
+        return out
+
+    def _run(self, wav: np.ndarray) -> np.ndarray:
+        log_probs, out_lengths = self._model.session.run(
+            ["log_probs", "out_lengths"],
+            {"waveform": wav[None], "waveform_lengths": np.array([wav.size], dtype=np.int64)},
+        )
+        valid = max(1, min(int(np.asarray(out_lengths).reshape(-1)[0]), log_probs.shape[1]))
+        return np.asarray(log_probs[0, :valid], dtype=np.float64)
 
     def _greedy_tokens(self, log_probs: np.ndarray) -> list[str]:
         best = log_probs.argmax(axis=1)
