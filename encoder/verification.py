@@ -29,7 +29,7 @@ import numpy as np
 from .audio import Audio, AudioError
 from .lexicon import Lexicon, TextError, normalise_text
 from .miscues import DOUBLED_UNKNOWN, MiscueDetector
-from .phone_gains import PhoneGains, phone_ids, window_gains
+from .phone_gains import PhoneGains, ctc_log_probs, phone_ids, window_gains
 from .phoneset import split_stress
 from .text_language import TextLanguage, identify
 
@@ -740,7 +740,6 @@ class ReadingVerifier:
     def _phone_gains(self, audio: Audio, reference: list[tuple[str, ...]], owner: list[int],
                      windows: list[tuple[float, float]], times: list[tuple[float, float]]) -> PhoneGains:
         from .features.posterior_gop import FRAME_SECONDS
-        from .phone_gains import ctc_log_probs
 
         post = self._phone_recogniser.frame_posteriors(audio)
         return window_gains(ctc_log_probs(post.phone, post.blank, post.other), phone_ids(reference), owner, windows,

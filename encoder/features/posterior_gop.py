@@ -101,8 +101,8 @@ class PosteriorGOP:
 
     def _token_log_probs(self, wav: np.ndarray) -> np.ndarray:
         """(T, n_tokens) over the whole recording. The model gives at most 30 s of frames per call (1500), so a
-        longer recording goes in PIECE_S pieces overlapping by 2 x OVERLAP_S; each frame comes from the piece in
-        which it lies furthest from an edge."""
+        longer recording goes in pieces of PIECE_SAMPLES overlapping by 2 x OVERLAP_SAMPLES; each frame comes from
+        the piece in which it lies furthest from an edge."""
         if wav.size <= PIECE_SAMPLES:
             return self._run(wav)
         starts = [0]

@@ -41,14 +41,15 @@ def stages(verifier: ReadingVerifier, audio, words, reference) -> dict[str, floa
     verifier._forced(encoded, windows, words, reference, heard)
     mark("forced_text")
     owner = _window_of_words(reference, heard, windows)
-    for k, ((enc, frames), w) in enumerate(zip(encoded, windows)):
-        verifier._transcribe_prompted(enc, frames, w[0], [words[i] for i in range(len(words)) if owner[i] == k])
+    prompted = [h for k, ((enc, frames), w) in enumerate(zip(encoded, windows))
+                for h in verifier._transcribe_prompted(enc, frames, w[0],
+                                                       [words[i] for i in range(len(words)) if owner[i] == k])]
     mark("prompted_transcription")
     verifier._doubled(encoded, words, owner)
     mark("doubled_words")
     verifier._phone_recogniser.frame_posteriors(audio)
     mark("phone_posteriors")  # in the Assessor the front end reuses them (one cached pass)
-    verifier._phone_gains(audio, reference, owner, windows, word_times(reference, [heard], audio.duration))
+    verifier._phone_gains(audio, reference, owner, windows, word_times(reference, [heard, prompted], audio.duration))
     mark("phone_gains")
     return marks
 
