@@ -737,13 +737,17 @@ class ReadingVerifier:
         tokens = [t for t in result.sequences_ids[0] if t < self._tokenizer.eot]
         return self._timed_words(tokens, encoded, frames, offset)
 
+    def frame_log_probs(self, audio: Audio) -> np.ndarray:
+        """(T, 41) the phone recogniser's frame log-probabilities as the phone gains read them
+        (encoder.phone_gains.ctc_log_probs; 20 ms frames); the recogniser's pass is cached per recording."""
+        post = self._phone_recogniser.frame_posteriors(audio)
+        return ctc_log_probs(post.phone, post.blank, post.other)
+
     def _phone_gains(self, audio: Audio, reference: list[tuple[str, ...]], owner: list[int],
                      windows: list[tuple[float, float]], times: list[tuple[float, float]]) -> PhoneGains:
         from .features.posterior_gop import FRAME_SECONDS
 
-        post = self._phone_recogniser.frame_posteriors(audio)
-        return window_gains(ctc_log_probs(post.phone, post.blank, post.other), phone_ids(reference), owner, windows,
-                            times, FRAME_SECONDS)
+        return window_gains(self.frame_log_probs(audio), phone_ids(reference), owner, windows, times, FRAME_SECONDS)
 
     def _doubled(self, encoded, words: list[str], owner: list[int]) -> list[float]:
         """Per reference word, log P(text with the word read twice) - log P(text), nats, forced per window

@@ -25,8 +25,8 @@ from ..encoder.miscues import MiscueDetector
 from ..encoder.verification import Chunk, ReadingVerifier, Verification
 from ..rationalizer.bands import SCALES, band
 from ..rationalizer.data import pool_words
-from .diagnosis import (expects_break, gated_sentence, monotone, punctuation_or_blank, verified_error_type,
-                        word_error_type)
+from .diagnosis import (expects_break, gated_sentence, monotone, punctuation_or_blank, share_attempted,
+                        verified_error_type, word_error_type)
 from .rationale import RationaleGuard, RationaleResult, sheet_from_words
 from .schema import RESPONSE_SCHEMA_VERSION
 
@@ -284,7 +284,8 @@ def _miscue_detector(directory: Path) -> MiscueDetector | None:
 
 def apply_verification(assessment: Assessment, verification: Verification) -> None:
     """Make the scores follow what was read (fusion.diagnosis): unread words and their phones score 0,
-    completeness is the share read and the other sentence scores are scaled by it; insertions are listed."""
+    completeness is the share of words attempted (not omitted), the other sentence scores are scaled by the share
+    read as written; insertions are listed."""
     for word, check in zip(assessment.words, verification.words):
         word.error_type = verified_error_type(check.status, word.error_type, check.reversed)
         if check.status == "read":
@@ -293,7 +294,9 @@ def apply_verification(assessment: Assessment, verification: Verification) -> No
         word.accuracy = word.stress = word.total = 0.0
         for phone in word.phones:
             phone.score, phone.mispronounced = 0.0, True
-    assessment.sentence = gated_sentence(assessment.sentence, verification.share_read)
+    attempted = share_attempted([c.status for c in verification.words], verification.share_read,
+                                verification.matches_text)
+    assessment.sentence = gated_sentence(assessment.sentence, verification.share_read, attempted)
     assessment.verification = verification.to_dict()
     assessment.insertions = [InsertionResult(i.text, i.start, i.end, i.kind, i.after_word)
                              for i in verification.insertions]

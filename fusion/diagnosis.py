@@ -14,8 +14,9 @@ reading verification (encoder.verification).
 Inserted and repeated words are not words of the text: the response lists them apart (`insertions`).
 
 `apply_verification` makes the scores follow the verification: a word that was not read scores 0 (its phones
-too), completeness is the share of words read, and the other sentence scores are scaled by that share, so a
-recording of another text, another language or half the text cannot keep the scores of a full reading.
+too), completeness is the share of words attempted (not omitted), and the other sentence scores are scaled by
+the share read as written, so a recording of another text, another language or half the text cannot keep the
+scores of a full reading.
 """
 from __future__ import annotations
 
@@ -76,11 +77,23 @@ def verified_error_type(status: str, scored_error: str, reversed_order: bool = F
     return "Mispronunciation" if scored_error == "Omission" else scored_error
 
 
-def gated_sentence(sentence: dict[str, float], share_read: float) -> dict[str, float]:
-    """Sentence scores (0-10) after the verification: completeness = 10 x share read, the rest scaled by it."""
+def gated_sentence(sentence: dict[str, float], share_read: float, share_attempted: float | None = None) -> dict[str, float]:
+    """Sentence scores (0-10) after the verification: the scores scaled by the share of words read as written;
+    completeness = 10 x the share of words attempted (read, or read as another word), as Azure Pronunciation
+    Assessment counts it (only omissions lower it; a misread word is a Mispronunciation) and as speechocean762's
+    annotators scored it (the share of the words pronounced); share_attempted None: the share read."""
     gated = {aspect: round(score * share_read, 2) for aspect, score in sentence.items()}
-    gated["completeness"] = round(10.0 * share_read, 2)
+    gated["completeness"] = round(10.0 * (share_read if share_attempted is None else share_attempted), 2)
     return gated
+
+
+def share_attempted(statuses: Sequence[str], share_read: float, matches_text: bool) -> float:
+    """The share of the text's words that were attempted: not omitted (status "read" or "substituted"). A recording
+    that does not match its text (another text, another language, no words heard) attempted none of it beyond
+    what was read as written, so its share read is returned."""
+    if not matches_text or not statuses:
+        return share_read
+    return sum(s != "omitted" for s in statuses) / len(statuses)
 
 
 def punctuation_or_blank(punctuation: Sequence[str] | None, n_words: int) -> list[str]:

@@ -423,3 +423,19 @@ def test_an_extra_word_a_phone_away_from_a_neighbour_is_a_repetition():
     assert [(i.text, i.kind, i.after_word) for i in insertions] == [("CUT", "Repetition", 1)]
     far = heard_words[:2] + [heard("DOG", ("D", "AO", "G"), .5, .8)] + heard_words[3:]
     assert [i.kind for i in check_words(reference, far, [0.9] * 3, CONFIG)[1]] == ["Insertion"]
+
+
+def test_completeness_counts_words_attempted_not_words_read_as_written():
+    """Azure's and speechocean762's completeness: a word read as another word was attempted (only an omission
+    lowers completeness), while the other sentence scores still follow the share read as written."""
+    from orthoepy.fusion.diagnosis import share_attempted
+
+    sentence = {"accuracy": 8.0, "completeness": 6.8, "fluency": 8.0, "prosodic": 7.0, "total": 8.0}
+    statuses = ["read", "substituted", "omitted", "read"]
+    attempted = share_attempted(statuses, 0.5, matches_text=True)
+    assert attempted == 0.75
+    gated = gated_sentence(sentence, 0.5, attempted)
+    assert gated["completeness"] == 7.5 and gated["accuracy"] == 4.0 and gated["total"] == 4.0
+    # another text: every word "substituted" by what was heard, yet nothing of this text was attempted
+    assert share_attempted(["substituted"] * 4, 0.0, matches_text=False) == 0.0
+    assert gated_sentence(sentence, 0.0, share_attempted(["substituted"] * 4, 0.0, False))["completeness"] == 0.0

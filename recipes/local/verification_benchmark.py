@@ -43,6 +43,7 @@ from orthoepy.encoder.miscues import MiscueDetector
 from orthoepy.encoder.text_language import identify
 from orthoepy.encoder.verification import (Evidence, NoSpeechError, ReadingVerifier, VerifierConfig,
                                            decide)
+from orthoepy.fusion.diagnosis import share_attempted
 
 CORPUS_KINDS = ("untouched", "other_text", "longer_text", "cut_word", "spliced_word", "repeated_word", "replaced_word")
 SYNTHETIC_KINDS = ("noise", "tone", "silence_noise", "other_language")
@@ -183,11 +184,13 @@ def _espeak(language: str, text: str, rng) -> np.ndarray:
 
 # ------------------------------------------------------------------------------------------- running
 
-def run_evidence(cases: list[Case], lexicon: Lexicon) -> list[dict]:
-    """The verifier's evidence per case, plus each word's aligned seconds per phone (chunked, as the Assessor aligns)."""
+def run_evidence(cases: list[Case], lexicon: Lexicon, posteriors: str | None = None) -> list[dict]:
+    """The verifier's evidence per case, plus each word's aligned seconds per phone (chunked, as the Assessor aligns).
+    posteriors: an .npz path to store each case's phone-recogniser frame log-probabilities in (float16, key = the
+    case's index), so that new phone-gain variants can be computed offline (recipes/local/phone_gain_probe.py)."""
     verifier, aligner = ReadingVerifier(lexicon=lexicon), ForcedAligner()
-    records = []
-    for case in tqdm(cases, desc="evidence", unit="case"):
+    records, frames = [], {}
+    for index, case in enumerate(tqdm(cases, desc="evidence", unit="case")):
         pron = lexicon.pronounce(case.text)
         record = _record(case, list(pron.words))
         words, reference = list(pron.words), [tuple(p) for p in pron.phones]
@@ -196,12 +199,16 @@ def run_evidence(cases: list[Case], lexicon: Lexicon) -> list[dict]:
         except NoSpeechError:
             records.append(record | {"refused": True})
             continue
+        if posteriors:
+            frames[str(index)] = verifier.frame_log_probs(case.audio).astype(np.float16)
         first = decide(evidence, words, reference, verifier.config)
         chunks = [(c.start, c.end, c.first_word, c.end_word) for c in verifier.chunks(first, case.audio.duration)]
         alignment = aligner.align_chunks(case.audio, pron.canonical, chunks, verifier.spare_cuts(first))
         record |= {"evidence": dataclasses.asdict(evidence), "reference": [list(p) for p in reference],
                    "aligned": None if alignment.fallback else _aligned_words(alignment)}
         records.append(record)
+    if posteriors:
+        np.savez_compressed(posteriors, **frames)
     return records
 
 
@@ -262,7 +269,9 @@ def outcomes_from_evidence(records: list[dict], config: VerifierConfig, detector
         v = decide(evidence, r["words"], [tuple(p) for p in r["reference"]], config, aligned, detector)
         errors = ["None" if c.status == "read" else ("Omission" if c.status == "omitted" else "Mispronunciation")
                   for c in v.words]
+        completeness = 10.0 * share_attempted([c.status for c in v.words], v.share_read, v.matches_text)
         out.append(r | {"errors": errors, "share": v.share_read, "matches_text": v.matches_text,
+                        "completeness": completeness,
                         "insertions": [[i.kind, i.after_word] for i in v.insertions]})
     return out
 
@@ -393,6 +402,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--reselect", help="evidence JSON from an earlier --mode evidence run: only choose thresholds again")
     ap.add_argument("--rescore", help="assess-mode records from an earlier run: print their metrics again, with the "
                                        "annotators' labels of --split")
+    ap.add_argument("--posteriors", help="evidence mode: also store each case's phone-recogniser frame log-probabilities "
+                                         "in this .npz (float16, key = case index; ~20 kB a case)")
     ap.add_argument("--detector", help="with --reselect: also the metrics with this model directory's miscues.json "
                                        "(in-sample when it was trained on the same evidence)")
     args = ap.parse_args(argv)
@@ -414,7 +425,7 @@ def main(argv: list[str] | None = None) -> None:
         return
     cases = build_cases(args.corpus, args.split, args.per_kind, args.seed, tuple(args.kinds.split(",")))
     if args.mode == "evidence":
-        records = run_evidence(cases, Lexicon.from_corpus(args.corpus))
+        records = run_evidence(cases, Lexicon.from_corpus(args.corpus), args.posteriors)
         result = {"records": records, "metrics_default": metrics(outcomes_from_evidence(records, VerifierConfig()))}
         if args.select:
             result["selection"] = select(records)
