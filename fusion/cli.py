@@ -343,8 +343,11 @@ def _excluded_ids(path: str | None) -> list[str]:
         raise UsageError(f"--exclude: no such file: {path}")
     text = file.read_text()
     if file.suffix == ".json":
-        report = json.loads(text)
-        if "utterances" not in report:
+        try:
+            report = json.loads(text)
+        except json.JSONDecodeError as err:
+            raise UsageError(f"--exclude: {path} is not valid JSON ({err})") from None
+        if not isinstance(report, dict) or "utterances" not in report:
             raise UsageError(f"--exclude: {path} lists no training utterances (a training report written before "
                              f"they were recorded?)")
         return [u for ids in report["utterances"].values() for u in ids]

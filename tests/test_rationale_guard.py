@@ -151,3 +151,7 @@ def test_evaluate_rationales_leaves_out_the_excluded_utterances(fixture_dir, tmp
     old_report.write_text("{}")
     assert main(["evaluate-rationales", "--corpus", str(fixture_dir), "--split", "test", "--model", model_dir,
                  "--rationalizer", "rubric", "--exclude", str(old_report), "--out", str(out)]) == 2
+    broken = tmp_path / "broken.json"
+    broken.write_text('{"utterances": ')
+    assert main(["evaluate-rationales", "--corpus", str(fixture_dir), "--split", "test", "--model", model_dir,
+                 "--rationalizer", "rubric", "--exclude", str(broken), "--out", str(out)]) == 2
