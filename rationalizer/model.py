@@ -21,7 +21,7 @@ from .compact import load_compact_base
 from .constraints import PhoneSymbols, QuotedWords, TokenPieces
 from .data import render_prompt
 from .records import ScoreSheet, base_phone
-from .rubric import Rubric
+from .rubric import Rubric, problem_phones
 
 SETTINGS_FILE, ADAPTER_DIR = "rationalizer.json", "adapter"
 
@@ -46,6 +46,9 @@ class RationalizerSettings:
     # constrained decoding: a phone mention is an ARPAbet symbol of the word quoted last, a heard phone the sheet's
     # (rationalizer.constraints); on 60 held-out train utterances phone F1 0.766 -> 0.824 (docs/rationales.md, v2)
     phone_symbols: bool = True
+    # with phone_symbols: in a word that has phones below the rubric's phone threshold, only those can be named
+    # (the faithfulness evaluator counts any other phone of the word as a false blame); False: any of its phones
+    problem_phones_only: bool = False
 
     @classmethod
     def from_json(cls, text: str) -> "RationalizerSettings":
@@ -153,10 +156,20 @@ class Rationalizer:
     def _phone_symbols(self, prompt_length: int, sheet: ScoreSheet, prefix: str) -> PhoneSymbols:
         self._pieces = self._pieces or TokenPieces(self.tokenizer)
         phones = {w.text: tuple(p.symbol for p in w.phones) for w in sheet.words}
+        if self.settings.problem_phones_only:
+            phones |= self._problem_phones(sheet)
         # the worst instance of a phone in a word last, as the rubric names it (rubric.problem_phones)
         heard = {(w.text, base_phone(p.symbol)): p.heard for w in sheet.words
                  for p in sorted(w.phones, key=lambda p: -p.accuracy) if p.heard}
         return PhoneSymbols(self.tokenizer, self._pieces, prompt_length, phones, prefix, heard)
+
+    def _problem_phones(self, sheet: ScoreSheet) -> dict[str, tuple[str, ...]]:
+        """{word: its phones below the rubric's phone threshold} for the words that have any (a word spelled twice
+        in the text gets the problems of both)."""
+        found: dict[str, list[str]] = {}
+        for p in problem_phones(self.rubric, sheet, capped=False):
+            found.setdefault(sheet.words[p.word_index].text, []).append(p.phone)
+        return {word: tuple(phones) for word, phones in found.items()}
 
     def _token_sequences(self, strings: Sequence[str]) -> list[list[int]]:
         sequences = []

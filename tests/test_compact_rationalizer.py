@@ -287,3 +287,28 @@ def test_a_phone_mention_can_only_be_a_phone_of_the_quoted_word(tiny_base):
     heard_prefix = 'In "call", /K/ sounded like /'
     heard = rationalizer.explain(_sheet(), states, prefix=heard_prefix, phone_symbols=True).text
     assert heard[len(heard_prefix):].startswith("G/"), heard  # what the sheet says was heard for call's /K/
+
+
+def test_with_problem_phones_only_a_mention_names_a_phone_the_sheet_marks_low(tiny_base):
+    from dataclasses import replace
+
+    from peft import get_peft_model
+
+    from orthoepy.rationalizer.training import lora_config
+
+    model, tokenizer = load_compact_base(AUDIO_DIM, tiny_base)
+    lora = get_peft_model(model, lora_config(RationalizerTrainingPlan()))
+    settings = RationalizerSettings(audio_dim=AUDIO_DIM, max_new_tokens=4, quoted_words=False)
+    sheet = _sheet()
+    phones = (PhoneScore("K", 1.9), PhoneScore("AO1", 1.8), PhoneScore("L", 0.3))  # only /L/ below the threshold
+    sheet = replace(sheet, words=(sheet.words[0], replace(sheet.words[1], phones=phones), sheet.words[2]))
+    before = 'In "call", '
+    allowed = {only: Rationalizer(lora, tokenizer, replace(settings, problem_phones_only=only))
+               ._phone_symbols(0, sheet, "").symbols(before) for only in (False, True)}
+    assert allowed == {False: {"K", "AO", "L"}, True: {"L"}}
+    # a word with no phone below the threshold keeps all of its phones
+    only = Rationalizer(lora, tokenizer, replace(settings, problem_phones_only=True))
+    assert only._phone_symbols(0, sheet, "").symbols('In "we", ') == {"IH"}
+    states = np.random.default_rng(0).normal(size=(3, AUDIO_DIM)).astype(np.float32)
+    text = only.explain(sheet, states, prefix=before + "/", phone_symbols=True).text
+    assert text[len(before) + 1:].startswith("L/"), text
