@@ -21,7 +21,7 @@ from .compact import load_compact_base
 from .constraints import PhoneSymbols, QuotedWords, TokenPieces
 from .data import render_prompt
 from .records import ScoreSheet, base_phone
-from .rubric import Rubric, problem_phones
+from .rubric import Rubric, problem_phones, problem_words
 
 SETTINGS_FILE, ADAPTER_DIR = "rationalizer.json", "adapter"
 
@@ -49,6 +49,9 @@ class RationalizerSettings:
     # with phone_symbols: in a word that has phones below the rubric's phone threshold, only those can be named
     # (the faithfulness evaluator counts any other phone of the word as a false blame); False: any of its phones
     problem_phones_only: bool = False
+    # with quoted_words: when the sheet has problem words (rubric.problem_words), only those can be quoted (the
+    # rubric's texts quote no other word; the evaluator counts another quoted word as a false blame)
+    problem_words_only: bool = False
 
     @classmethod
     def from_json(cls, text: str) -> "RationalizerSettings":
@@ -151,7 +154,9 @@ class Rationalizer:
 
     def _quoted_words(self, prompt_length: int, sheet: ScoreSheet, prefix: str) -> QuotedWords:
         self._pieces = self._pieces or TokenPieces(self.tokenizer)
-        return QuotedWords(self.tokenizer, self._pieces, prompt_length, [w.text for w in sheet.words], prefix)
+        problems = [p.text for p in problem_words(self.rubric, sheet, capped=False)]
+        words = problems if self.settings.problem_words_only and problems else [w.text for w in sheet.words]
+        return QuotedWords(self.tokenizer, self._pieces, prompt_length, words, prefix)
 
     def _phone_symbols(self, prompt_length: int, sheet: ScoreSheet, prefix: str) -> PhoneSymbols:
         self._pieces = self._pieces or TokenPieces(self.tokenizer)

@@ -312,3 +312,26 @@ def test_with_problem_phones_only_a_mention_names_a_phone_the_sheet_marks_low(ti
     states = np.random.default_rng(0).normal(size=(3, AUDIO_DIM)).astype(np.float32)
     text = only.explain(sheet, states, prefix=before + "/", phone_symbols=True).text
     assert text[len(before) + 1:].startswith("L/"), text
+
+
+def test_with_problem_words_only_a_quote_names_a_word_the_sheet_marks_low(tiny_base):
+    from dataclasses import replace
+
+    from peft import get_peft_model
+
+    from orthoepy.rationalizer.training import lora_config
+
+    model, tokenizer = load_compact_base(AUDIO_DIM, tiny_base)
+    lora = get_peft_model(model, lora_config(RationalizerTrainingPlan()))
+    settings = RationalizerSettings(audio_dim=AUDIO_DIM, max_new_tokens=4, phone_symbols=False)
+
+    def quotable(sheet, only):
+        return Rationalizer(lora, tokenizer, replace(settings, problem_words_only=only))._quoted_words(0, sheet, "").words
+
+    assert quotable(_sheet(), False) == ["call", "it", "we"]
+    assert quotable(_sheet(), True) == ["call"]  # the only word below the thresholds
+    assert quotable(_sheet(low_word=-1), True) == ["call", "it", "we"]  # no problem word: any word of the text
+    states = np.random.default_rng(0).normal(size=(3, AUDIO_DIM)).astype(np.float32)
+    only = Rationalizer(lora, tokenizer, replace(settings, problem_words_only=True))
+    text = only.explain(_sheet(), states, prefix='Work on "', max_new_tokens=8).text
+    assert text.startswith('Work on "call"'), text
