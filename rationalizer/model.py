@@ -48,10 +48,11 @@ class RationalizerSettings:
     phone_symbols: bool = True
     # with phone_symbols: in a word that has phones below the rubric's phone threshold, only those can be named
     # (the faithfulness evaluator counts any other phone of the word as a false blame); False: any of its phones
-    problem_phones_only: bool = False
+    problem_phones_only: bool = True
     # with quoted_words: when the sheet has problem words (rubric.problem_words), only those can be quoted (the
-    # rubric's texts quote no other word; the evaluator counts another quoted word as a false blame)
-    problem_words_only: bool = False
+    # rubric's texts quote no other word; the evaluator counts another quoted word as a false blame). With both on,
+    # 60 held-out train utterances: word F1 0.941 -> 0.964, phone F1 0.762 -> 0.800 (docs/rationales.md, session 12)
+    problem_words_only: bool = True
 
     @classmethod
     def from_json(cls, text: str) -> "RationalizerSettings":

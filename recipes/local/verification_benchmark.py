@@ -318,6 +318,8 @@ def metrics(outcomes: list[dict]) -> dict:
     m["untouched_false_insertion_rate"] = _ratio(sum(len(o["insertions"]) for o in untouched), words)
     if untouched and "completeness" in untouched[0]:
         m["untouched_completeness_ge_9.5"] = _ratio(sum(o["completeness"] >= 9.5 for o in untouched), len(untouched))
+    if untouched and "share" in untouched[0]:  # evidence mode: completeness as it was before session 12 (share read)
+        m["untouched_share_read_ge_0.95"] = _ratio(sum(o["share"] >= 0.95 for o in untouched), len(untouched))
     m["untouched_refused"] = _ratio(sum(o["refused"] for o in by_kind["untouched"]), len(by_kind["untouched"]))
     m["untouched_mismatch_rate"] = _ratio(sum(not o["matches_text"] for o in untouched), len(untouched))
     cut = [o for o in by_kind["cut_word"] if not o["refused"]]
