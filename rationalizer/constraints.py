@@ -10,7 +10,7 @@ with this processor the model cannot write one.
 `PhoneSymbols` does the same for phone mentions ("/TH/"): inside an open slash, only an ARPAbet symbol of the
 word quoted last (else of any word of the text) can follow, then the closing slash; after "like" or "as" (what was
 heard instead, "/TH/ sounded like /S/") only what the sheet says was heard for that phone of that word, or any
-ARPAbet symbol when the sheet has nothing.
+ARPAbet symbol but the mentioned one when the sheet has nothing.
 """
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from collections import defaultdict
 import torch
 from transformers import LogitsProcessor
 
-from .mentions import ARPABET
+from .mentions import ARPABET, example_cue_before
 from .records import base_phone
 from .rubric import word_key
 
@@ -86,7 +86,9 @@ class QuotedWords(_AnswerConstraint):
 
     def allowed_for(self, answer: str) -> list[int] | None:
         state = open_quote(answer)
-        return self.allowed(*state) if state is not None else None
+        if state is None or example_cue_before(answer[:len(answer) - len(state[0]) - 1]):
+            return None  # outside quotes, or an example word of an articulation tip ('as in "think"'): free
+        return self.allowed(*state)
 
     def allowed(self, content: str, closer: str) -> list[int]:
         """Token ids that continue `content` (the open quote's text so far) towards an allowed word + closer."""
@@ -144,7 +146,7 @@ class PhoneSymbols(_AnswerConstraint):
         if _HEARD_SLOT.search(before):
             mentioned = _LAST_PHONE.findall(before)
             heard = self.heard.get((word, mentioned[-1])) if word and mentioned else None
-            return {heard} if heard else set(ARPABET)
+            return {heard} if heard else set(ARPABET) - set(mentioned[-1:])  # never "/M/ sounded like /M/"
         return self.word_phones.get(word, self.any_word) if word else self.any_word
 
     def allowed(self, content: str, symbols: set[str]) -> list[int]:

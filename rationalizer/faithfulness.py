@@ -253,9 +253,20 @@ _CLAIMS = (
 )
 
 
+_COUNT_CLAIM = re.compile(r"\b(\d+) of (\d+) words? (?:was|were) (?:read|heard|said)\b", re.I)
+
+
 def false_claims(text: str, sheet: ScoreSheet) -> tuple[str, ...]:
-    """The whole-reading statements of `text` (e.g. "every word was read") that `sheet` contradicts."""
-    return tuple(message for pattern, contradicted, message in _CLAIMS if pattern.search(text) and contradicted(sheet))
+    """The whole-reading statements of `text` (e.g. "every word was read", "5 of 7 words were read") that `sheet`
+    contradicts. A count must give the text's number of words and, of them, those not left out (error type
+    Omission), as the rubric writes it."""
+    found = [message for pattern, contradicted, message in _CLAIMS if pattern.search(text) and contradicted(sheet)]
+    total = len(sheet.words)
+    read = total - sum(w.error_type == "Omission" for w in sheet.words)
+    for m in _COUNT_CLAIM.finditer(text):
+        if (int(m.group(1)), int(m.group(2))) != (read, total):
+            found.append(f"says \"{m.group(0)}\", but {read} of {total} words were read")
+    return tuple(found)
 
 
 def summarize(reports: list[FaithfulnessReport]) -> dict:

@@ -250,6 +250,12 @@ def _word_mentions(text: str, clause: Span) -> list[WordMention]:
     return sorted(found, key=lambda w: w.span.start)
 
 
+def example_cue_before(text: str) -> bool:
+    """Whether a quote opening right after `text` quotes an example word ('as in "think"'), not a word of the
+    reading."""
+    return bool(_EXAMPLE_BEFORE_RE.search(text))
+
+
 def _is_example(chunk: str, match: re.Match) -> bool:
     """ 'the "th" sound', '/EH/ as in "bed"': a spelling or an example word, not a word of the reading."""
     return bool(_EXAMPLE_BEFORE_RE.search(chunk[:match.start()]) or _EXAMPLE_AFTER_RE.match(chunk[match.end():]))

@@ -170,11 +170,17 @@ class Rationalizer:
         return PhoneSymbols(self.tokenizer, self._pieces, prompt_length, phones, prefix, heard)
 
     def _problem_phones(self, sheet: ScoreSheet) -> dict[str, tuple[str, ...]]:
-        """{word: its phones below the rubric's phone threshold} for the words that have any (a word spelled twice
-        in the text gets the problems of both)."""
+        """{word: the phones the rubric would name in it (rubric.problem_phones: the worst, capped), else its phones
+        below the phone threshold} for the words that have any (a word spelled twice gets those of both)."""
+        # an omitted word, or one read as another word, is named as such, never sound by sound (rubric.problem_words)
+        sounded = [w.error_type != "Omission" and not w.heard_word for w in sheet.words]
         found: dict[str, list[str]] = {}
-        for p in problem_phones(self.rubric, sheet, capped=False):
-            found.setdefault(sheet.words[p.word_index].text, []).append(p.phone)
+        for capped in (False, True):  # the capped ones, where a word has any, replace its uncapped list
+            named: dict[str, list[str]] = {}
+            for p in problem_phones(self.rubric, sheet, capped=capped):
+                if sounded[p.word_index]:
+                    named.setdefault(sheet.words[p.word_index].text, []).append(p.phone)
+            found |= named
         return {word: tuple(phones) for word, phones in found.items()}
 
     def _token_sequences(self, strings: Sequence[str]) -> list[list[int]]:

@@ -265,7 +265,8 @@ def test_open_phone_mentions_are_found_and_numbers_are_not_phones():
     processor.heard = {("call", "K"): "G"}
     assert symbols(processor, 'In "call", ') == {"K", "AO", "L"}
     assert symbols(processor, 'In "call", /K/ sounded like ') == {"G"}  # what the sheet says was heard
-    assert symbols(processor, 'In "call", /L/ came out as ') == set(PHONE_SET)  # the sheet has nothing: any
+    # the sheet has nothing: any phone but the one mentioned ("/L/ came out as /L/" says nothing)
+    assert symbols(processor, 'In "call", /L/ came out as ') == set(PHONE_SET) - {"L"}
     assert symbols(processor, "Accuracy is fair. ") == {"K", "AO", "L", "IH", "T"}
 
 
@@ -306,8 +307,18 @@ def test_with_problem_phones_only_a_mention_names_a_phone_the_sheet_marks_low(ti
     allowed = {only: Rationalizer(lora, tokenizer, replace(settings, problem_phones_only=only))
                ._phone_symbols(0, sheet, "").symbols(before) for only in (False, True)}
     assert allowed == {False: {"K", "AO", "L"}, True: {"L"}}
-    # a word with no phone below the threshold keeps all of its phones
+    # two low phones, but the rubric names only the worst max_phones_per_word of a word: those
+    capped = (PhoneScore("K", 0.9), PhoneScore("AO1", 0.2), PhoneScore("L", 0.3))
+    sheet3 = replace(sheet, words=(sheet.words[0], replace(sheet.words[1], phones=capped), sheet.words[2]))
+    rubric_names = Rationalizer(lora, tokenizer, replace(settings, problem_phones_only=True))
+    assert rubric_names._phone_symbols(0, sheet3, "").symbols(before) == {"AO", "L"}  # max_phones_per_word = 2
+    # an omitted word, or one read as another word, is not named sound by sound: its zeroed phones are no hint
+    omitted = replace(sheet, words=(sheet.words[0], replace(sheet.words[1], error_type="Omission"), sheet.words[2]))
+    with_heard = replace(sheet, words=(sheet.words[0], replace(sheet.words[1], heard_word="CUT"), sheet.words[2]))
     only = Rationalizer(lora, tokenizer, replace(settings, problem_phones_only=True))
+    assert only._phone_symbols(0, omitted, "").symbols(before) == {"K", "AO", "L"}
+    assert only._phone_symbols(0, with_heard, "").symbols(before) == {"K", "AO", "L"}
+    # a word with no phone below the threshold keeps all of its phones
     assert only._phone_symbols(0, sheet, "").symbols('In "we", ') == {"IH"}
     states = np.random.default_rng(0).normal(size=(3, AUDIO_DIM)).astype(np.float32)
     text = only.explain(sheet, states, prefix=before + "/", phone_symbols=True).text
@@ -331,6 +342,8 @@ def test_with_problem_words_only_a_quote_names_a_word_the_sheet_marks_low(tiny_b
     assert quotable(_sheet(), False) == ["call", "it", "we"]
     assert quotable(_sheet(), True) == ["call"]  # the only word below the thresholds
     assert quotable(_sheet(low_word=-1), True) == ["call", "it", "we"]  # no problem word: any word of the text
+    quotes = Rationalizer(lora, tokenizer, replace(settings, problem_words_only=True))._quoted_words(0, _sheet(), "")
+    assert quotes.allowed_for('Work on "') and quotes.allowed_for('In "call", /K/ sounded like /G/ (as in "') is None
     states = np.random.default_rng(0).normal(size=(3, AUDIO_DIM)).astype(np.float32)
     only = Rationalizer(lora, tokenizer, replace(settings, problem_words_only=True))
     text = only.explain(_sheet(), states, prefix='Work on "', max_new_tokens=8).text

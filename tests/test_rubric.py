@@ -322,3 +322,19 @@ def test_plain_phrasing_keeps_the_reasons_that_carry_information():
     assert "every word was read" not in RubricWriter(phrasing="plain").write(bear_sheet(completeness=10.0))
     with pytest.raises(ValueError, match="phrasing"):
         RubricWriter(phrasing="terse")
+
+
+def test_a_word_count_must_be_the_texts():
+    """"N of M words were read": M the text's words, N those not left out (as the rubric writes it); a model's
+    invented count ("3 of 5" for a four-word text) is a false claim."""
+    from orthoepy.rationalizer.faithfulness import false_claims
+
+    omitted = WordScore("BEAR", 0, 10, 0, (PhoneScore("B", 0.0), PhoneScore("EH0", 0.0), PhoneScore("R", 0.0)),
+                        "Omission")
+    sheet = ScoreSheet("We call it bear", {**bear_sheet().sentence, "completeness": 7.5},
+                       bear_sheet().words[:3] + (omitted,))
+    assert false_claims("Completeness is good: 3 of 4 words were read.", sheet) == ()
+    assert false_claims("Completeness is good: 3 of 5 words were read.", sheet)
+    assert false_claims("Completeness is good: 4 of 4 words were read.", sheet)
+    assert not FaithfulnessEvaluator().evaluate(RubricWriter(comment_rate=1.0).write(sheet).replace("3 of 4", "5 of 7"),
+                                                sheet).is_faithful()
