@@ -269,7 +269,11 @@ def _comment(rng: random.Random, aspect: str, band_name: str, sheet: ScoreSheet,
     its band: one word missing of seven is 8.6, an "excellent" band, but not "every word was read"."""
     omitted = sum(w.error_type == "Omission" for w in sheet.words)
     if aspect == "completeness" and omitted:
-        return f"{len(sheet.words) - omitted} of {len(sheet.words)} words were read"
+        read, total = len(sheet.words) - omitted, len(sheet.words)
+        if abs(10.0 * read / total - sheet.sentence["completeness"]) < COUNT_TOLERANCE:
+            return f"{read} of {total} words were read"
+        # the count would contradict the score (a recording of another text: completeness 0 with few omissions)
+        return "parts of the text were not clearly read" if band_name in ("poor", "fair") else "some words were left out"
     if aspect == "completeness" and band_name in ("poor", "fair"):  # low without a word left out: none to count
         return "parts of the text were not clearly read"
     if aspect in ("fluency", "prosodic") and band_name in ("poor", "fair") and len(sheet.words) < SHORT_TEXT_WORDS:
@@ -281,6 +285,9 @@ def _comment(rng: random.Random, aspect: str, band_name: str, sheet: ScoreSheet,
     return rng.choice(ASPECT_COMMENTS[aspect][band_name])
 
 
+# points of completeness within which "N of M words were read" is said (10 N / M against the score; a noised
+# training sheet strays by about its noise, a recording of another text by 5 or more)
+COUNT_TOLERANCE = 2.5
 SHORT_TEXT_WORDS = 3  # fewer words than this: fluency and prosody reasons would describe what is not there
 PHRASINGS = ("varied", "plain")
 

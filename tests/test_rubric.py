@@ -338,3 +338,17 @@ def test_a_word_count_must_be_the_texts():
     assert false_claims("Completeness is good: 4 of 4 words were read.", sheet)
     assert not FaithfulnessEvaluator().evaluate(RubricWriter(comment_rate=1.0).write(sheet).replace("3 of 4", "5 of 7"),
                                                 sheet).is_faithful()
+
+
+def test_the_word_count_is_said_only_where_it_agrees_with_completeness():
+    """A recording of another text has completeness 0 though only some words are Omissions: "3 of 4 words were
+    read" would contradict the score shown beside it."""
+    omitted = WordScore("BEAR", 0, 10, 0, (PhoneScore("B", 0.0), PhoneScore("EH0", 0.0), PhoneScore("R", 0.0)),
+                        "Omission")
+    words = bear_sheet().words[:3] + (omitted,)
+    agrees = ScoreSheet("We call it bear", {**bear_sheet().sentence, "completeness": 7.5}, words)
+    mismatch = ScoreSheet("We call it bear", {**bear_sheet().sentence, "completeness": 0.0}, words)
+    assert "3 of 4 words were read" in RubricWriter(comment_rate=1.0).write(agrees)
+    text = RubricWriter(comment_rate=1.0).write(mismatch)
+    assert "words were read" not in text and "parts of the text were not clearly read" in text
+    assert FaithfulnessEvaluator().evaluate(text, mismatch).is_faithful()
