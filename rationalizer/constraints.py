@@ -23,6 +23,7 @@ from transformers import LogitsProcessor
 from .mentions import ARPABET, example_cue_before
 from .records import base_phone
 from .rubric import word_key
+from .tips import tip_after
 
 _CLOSERS = {'"': '"', "“": "”", "'": "'"}
 _SINGLE_OPENER = re.compile(r"(?:^|(?<=[^\w']))'")
@@ -163,3 +164,20 @@ def open_phone(answer: str) -> tuple[str, int] | None:
 
 def _base(phone: str) -> str:
     return base_phone(phone).upper()
+
+
+class TipText(_AnswerConstraint):
+    """Inside a parenthesis opened right after a phone clause ("/TH/ sounded like /S/ ("), only continuations
+    towards that clause's tip from the table (rationalizer.tips) and then ")" keep their scores, so the advice
+    belongs to the sound named (a newcomer found the /AY/ tip after /AA/ and the /D/ tip after /EH/)."""
+
+    def allowed_for(self, answer: str) -> list[int] | None:
+        start = answer.rfind("(")
+        if start < 0 or ")" in answer[start:]:
+            return None
+        found = tip_after(answer[:start + 1])
+        target = found.text + ")" if found is not None else None
+        content = answer[start + 1:]
+        if target is None or not target.startswith(content) or content == target:
+            return None
+        return continuations(self.pieces.cased, [target[len(content):]])

@@ -30,6 +30,7 @@ from .mentions import ParsedRationale, parse_rationale
 from .records import SENTENCE_ASPECTS, ScoreSheet, base_phone
 from .rubric import (Rubric, bands_within_tolerance, format_score, problem_phones, problem_words, sentence_band,
                      word_key)
+from .tips import misplaced_tips
 
 
 @dataclass(frozen=True)
@@ -258,7 +259,7 @@ _COUNT_CLAIM = re.compile(r"\b(\d+) of (\d+) words? (?:was|were) (?:read|heard|s
 
 def false_claims(text: str, sheet: ScoreSheet) -> tuple[str, ...]:
     """The whole-reading statements of `text` (e.g. "every word was read", "5 of 7 words were read") that `sheet`
-    contradicts. A count must give the text's number of words and, of them, those not left out (error type
+    contradicts, and tips that belong to another sound than the one they follow (rationalizer.tips). A count must give the text's number of words and, of them, those not left out (error type
     Omission), as the rubric writes it."""
     found = [message for pattern, contradicted, message in _CLAIMS if pattern.search(text) and contradicted(sheet)]
     total = len(sheet.words)
@@ -266,7 +267,7 @@ def false_claims(text: str, sheet: ScoreSheet) -> tuple[str, ...]:
     for m in _COUNT_CLAIM.finditer(text):
         if (int(m.group(1)), int(m.group(2))) != (read, total):
             found.append(f"says \"{m.group(0)}\", but {read} of {total} words were read")
-    return tuple(found)
+    return tuple(found + misplaced_tips(text))
 
 
 def summarize(reports: list[FaithfulnessReport]) -> dict:

@@ -18,7 +18,7 @@ from peft import PeftModel
 from transformers import LogitsProcessorList, StoppingCriteria, StoppingCriteriaList
 
 from .compact import load_compact_base
-from .constraints import PhoneSymbols, QuotedWords, TokenPieces
+from .constraints import PhoneSymbols, QuotedWords, TipText, TokenPieces
 from .data import render_prompt
 from .records import ScoreSheet, base_phone
 from .rubric import Rubric, problem_phones, problem_words
@@ -53,6 +53,9 @@ class RationalizerSettings:
     # rubric's texts quote no other word; the evaluator counts another quoted word as a false blame). With both on,
     # 60 held-out train utterances: word F1 0.941 -> 0.964, phone F1 0.762 -> 0.800 (docs/rationales.md, session 12)
     problem_words_only: bool = True
+    # constrained decoding: a parenthesis opened after a phone clause holds that sound's tip from the table
+    # (rationalizer.tips), so the advice belongs to the sound named
+    tip_text: bool = True
 
     @classmethod
     def from_json(cls, text: str) -> "RationalizerSettings":
@@ -145,6 +148,9 @@ class Rationalizer:
             processors.append(self._quoted_words(prompt_length, sheet, prefix))
         if self.settings.phone_symbols if phone_symbols is None else phone_symbols:
             processors.append(self._phone_symbols(prompt_length, sheet, prefix))
+        if self.settings.tip_text:
+            self._pieces = self._pieces or TokenPieces(self.tokenizer)
+            processors.append(TipText(self.tokenizer, self._pieces, prompt_length, prefix))
         if processors:
             options["logits_processor"] = LogitsProcessorList(processors)
         output = self.model.generate(**encoded, audio_features=audio,

@@ -348,3 +348,31 @@ def test_with_problem_words_only_a_quote_names_a_word_the_sheet_marks_low(tiny_b
     only = Rationalizer(lora, tokenizer, replace(settings, problem_words_only=True))
     text = only.explain(_sheet(), states, prefix='Work on "', max_new_tokens=8).text
     assert text.startswith('Work on "call"'), text
+
+
+def test_a_tip_after_a_phone_clause_is_that_sounds_tip(tiny_base):
+    from dataclasses import replace
+
+    from peft import get_peft_model
+
+    from orthoepy.rationalizer.tips import tip
+    from orthoepy.rationalizer.training import lora_config
+
+    model, tokenizer = load_compact_base(AUDIO_DIM, tiny_base)
+    lora = get_peft_model(model, lora_config(RationalizerTrainingPlan()))
+    settings = RationalizerSettings(audio_dim=AUDIO_DIM, max_new_tokens=60, quoted_words=False, phone_symbols=False)
+    states = np.random.default_rng(0).normal(size=(3, AUDIO_DIM)).astype(np.float32)
+    prefix = 'In "call", /K/ sounded like /G/ ('
+    texts = {on: Rationalizer(lora, tokenizer, replace(settings, tip_text=on)).explain(_sheet(), states, prefix=prefix).text
+             for on in (False, True)}
+    assert texts[True].startswith(prefix + tip("K", "G").text + ")"), texts[True]
+    assert not texts[False].startswith(prefix + tip("K", "G").text), texts[False]  # the random model alone does not
+
+
+def test_tips_after_the_wrong_sound_are_found():
+    from orthoepy.rationalizer.tips import misplaced_tips, tip, tip_after
+
+    right = f'In "car", /AA/ sounded like /AH/ ({tip("AA", "AH").text}).'
+    wrong = f'In "car", /AA/ sounded like /AH/ ({tip("AY").text}).'
+    assert misplaced_tips(right) == [] and len(misplaced_tips(wrong)) == 1
+    assert tip_after('In "car", /AA/ was unclear (') == tip("AA") and tip_after('Accuracy (') is None
