@@ -259,8 +259,9 @@ _COUNT_CLAIM = re.compile(r"\b(\d+) of (\d+) words? (?:was|were) (?:read|heard|s
 
 def false_claims(text: str, sheet: ScoreSheet) -> tuple[str, ...]:
     """The whole-reading statements of `text` (e.g. "every word was read", "5 of 7 words were read") that `sheet`
-    contradicts, and tips that belong to another sound than the one they follow (rationalizer.tips). A count must give the text's number of words and, of them, those not left out (error type
-    Omission), as the rubric writes it."""
+    contradicts, and tips that belong to another sound than the one they follow (rationalizer.tips). A count
+    must give the text's number of words and, of them, those not left out (error type Omission), as the rubric
+    writes it."""
     found = [message for pattern, contradicted, message in _CLAIMS if pattern.search(text) and contradicted(sheet)]
     total = len(sheet.words)
     read = total - sum(w.error_type == "Omission" for w in sheet.words)
