@@ -49,7 +49,9 @@ class RationaleGuard:
         self.rationalizer = rationalizer
         self.rubric = rubric or (rationalizer.rubric if rationalizer is not None else Rubric())
         self.evaluator = FaithfulnessEvaluator(self.rubric)
-        self.writer = RubricWriter(self.rubric)
+        # the fallback says each band by its own name, as the page colours it (synonyms such as "weak" for poor
+        # or "moderate" for fair read as other bands to a learner; a newcomer found them)
+        self.writer = RubricWriter(self.rubric, phrasing="plain")
         # a regeneration's forced opening is worded as the model's own training targets were
         phrasing = getattr(getattr(rationalizer, "settings", None), "phrasing", "varied")
         self.prefix_writer = RubricWriter(self.rubric, phrasing=phrasing)

@@ -79,8 +79,10 @@ def test_the_forced_opening_is_worded_as_the_model_was_trained():
 def test_persistent_contradictions_fall_back_to_the_rubric():
     result = RationaleGuard(ScriptedRationalizer(UNFAITHFUL, UNFAITHFUL)).explain(_sheet(), np.zeros((3, 4)))
     assert result.source == "rubric" and result.faithful
-    assert result.text == RubricWriter().write(_sheet())
+    assert result.text == RubricWriter(phrasing="plain").write(_sheet())
     assert result.attempts == ["model", "model_constrained", "rubric"] and "rubric text" in result.note
+    # each band by its own name, as the page colours it (not "average", "outstanding", "moderate")
+    assert "Accuracy is fair." in result.text and "Overall, the score is fair." in result.text
 
 
 def test_without_a_model_the_rubric_text_is_returned_and_says_so():
