@@ -77,7 +77,8 @@ def verified_error_type(status: str, scored_error: str, reversed_order: bool = F
     return "Mispronunciation" if scored_error == "Omission" else scored_error
 
 
-def gated_sentence(sentence: dict[str, float], share_read: float, share_attempted: float | None = None) -> dict[str, float]:
+def gated_sentence(sentence: dict[str, float], share_read: float,
+                   share_attempted: float | None = None) -> dict[str, float]:
     """Sentence scores (0-10) after the verification: the scores scaled by the share of words read as written;
     completeness = 10 x the share of words attempted (read, or read as another word), as Azure Pronunciation
     Assessment counts it (only omissions lower it; a misread word is a Mispronunciation) and as speechocean762's

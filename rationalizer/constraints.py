@@ -22,8 +22,7 @@ from transformers import LogitsProcessor
 
 from .mentions import ARPABET, example_cue_before
 from .records import base_phone
-from .rubric import word_key
-from .tips import tip_after
+from .rubric import tip_after, word_key
 
 _CLOSERS = {'"': '"', "“": "”", "'": "'"}
 _SINGLE_OPENER = re.compile(r"(?:^|(?<=[^\w']))'")
@@ -178,6 +177,6 @@ class TipText(_AnswerConstraint):
         found = tip_after(answer[:start + 1])
         target = found.text + ")" if found is not None else None
         content = answer[start + 1:]
-        if target is None or not target.startswith(content) or content == target:
+        if target is None or not target.startswith(content):
             return None
         return continuations(self.pieces.cased, [target[len(content):]])

@@ -28,9 +28,8 @@ from dataclasses import dataclass, field
 
 from .mentions import ParsedRationale, parse_rationale
 from .records import SENTENCE_ASPECTS, ScoreSheet, base_phone
-from .rubric import (Rubric, bands_within_tolerance, format_score, problem_phones, problem_words, sentence_band,
-                     word_key)
-from .tips import misplaced_tips
+from .rubric import (Rubric, bands_within_tolerance, format_score, misplaced_tips, problem_phones, problem_words,
+                     sentence_band, word_key)
 
 
 @dataclass(frozen=True)

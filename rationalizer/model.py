@@ -87,7 +87,8 @@ class Rationalizer:
         self.rubric = settings.rubric_object()
         # every token's text, for the quoted-word constraint (about 0.6 s for SmolLM2): built at load when the
         # settings ask for the constraint, else on the first generation that does
-        self._pieces = TokenPieces(tokenizer) if settings.quoted_words or settings.phone_symbols else None
+        constrained = settings.quoted_words or settings.phone_symbols or settings.tip_text
+        self._pieces = TokenPieces(tokenizer) if constrained else None
 
     @classmethod
     def from_pretrained(cls, directory: str | Path, threads: int | None = None, merge: bool = True,
@@ -149,8 +150,7 @@ class Rationalizer:
         if self.settings.phone_symbols if phone_symbols is None else phone_symbols:
             processors.append(self._phone_symbols(prompt_length, sheet, prefix))
         if self.settings.tip_text:
-            self._pieces = self._pieces or TokenPieces(self.tokenizer)
-            processors.append(TipText(self.tokenizer, self._pieces, prompt_length, prefix))
+            processors.append(TipText(self.tokenizer, self._token_pieces(), prompt_length, prefix))
         if processors:
             options["logits_processor"] = LogitsProcessorList(processors)
         output = self.model.generate(**encoded, audio_features=audio,
@@ -160,20 +160,24 @@ class Rationalizer:
         return Generation(text, time.perf_counter() - started, int(len(new)))
 
     def _quoted_words(self, prompt_length: int, sheet: ScoreSheet, prefix: str) -> QuotedWords:
-        self._pieces = self._pieces or TokenPieces(self.tokenizer)
         problems = [p.text for p in problem_words(self.rubric, sheet, capped=False)]
         words = problems if self.settings.problem_words_only and problems else [w.text for w in sheet.words]
-        return QuotedWords(self.tokenizer, self._pieces, prompt_length, words, prefix)
+        return QuotedWords(self.tokenizer, self._token_pieces(), prompt_length, words, prefix)
 
     def _phone_symbols(self, prompt_length: int, sheet: ScoreSheet, prefix: str) -> PhoneSymbols:
-        self._pieces = self._pieces or TokenPieces(self.tokenizer)
         phones = {w.text: tuple(p.symbol for p in w.phones) for w in sheet.words}
         if self.settings.problem_phones_only:
             phones |= self._problem_phones(sheet)
         # the worst instance of a phone in a word last, as the rubric names it (rubric.problem_phones)
         heard = {(w.text, base_phone(p.symbol)): p.heard for w in sheet.words
                  for p in sorted(w.phones, key=lambda p: -p.accuracy) if p.heard}
-        return PhoneSymbols(self.tokenizer, self._pieces, prompt_length, phones, prefix, heard)
+        return PhoneSymbols(self.tokenizer, self._token_pieces(), prompt_length, phones, prefix, heard)
+
+    def _token_pieces(self) -> TokenPieces:
+        """The tokenizer's pieces for the constraints, built once (also when a call turns on a constraint the
+        settings leave off)."""
+        self._pieces = self._pieces or TokenPieces(self.tokenizer)
+        return self._pieces
 
     def _problem_phones(self, sheet: ScoreSheet) -> dict[str, tuple[str, ...]]:
         """{word: the phones the rubric would name in it (rubric.problem_phones: the worst, capped), else its phones

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from .bands import SCALES, band
 from .mentions import ARPABET, parse_rationale
 from .records import SENTENCE_ASPECTS, ScoreSheet, WordScore, base_phone
-from .tips import fallback_tips, tip, tips_for
+from .tips import Tip, fallback_tips, load_tips, tip, tips_for
 
 
 SENTENCE_EDGES = SCALES["sentence"].edges  # poor < 4 <= fair < 6.5 <= good < 8.5 <= excellent
@@ -264,6 +264,41 @@ def _no_problem_templates(sheet: ScoreSheet) -> tuple[str, ...]:
     return NOTHING_POOR_TEMPLATES if fair else NO_PROBLEM_TEMPLATES
 
 
+def _clause_phrases(templates: tuple[str, ...]) -> str:
+    """The templates' wording between the phone and what was heard, or after the phone, as a regex alternation
+    ("/{phone}/ sounded like /{heard}/" -> "sounded like")."""
+    return "|".join(re.escape(t.split("/")[2].strip()) for t in templates)
+
+
+# the phone clauses a tip follows, as _phone_clause writes them: "/TH/ sounded like /S/ (", "/TH/ was unclear ("
+_HEARD_CLAUSE = rf"/([A-Z]{{1,2}})/ (?:{_clause_phrases(PHONE_HEARD_TEMPLATES)}) /([A-Z]{{1,2}})/"
+_UNCLEAR_CLAUSE = rf"/([A-Z]{{1,2}})/ (?:{_clause_phrases(PHONE_UNCLEAR_TEMPLATES)})"
+_TIPPED = re.compile(rf"(?:{_HEARD_CLAUSE}|{_UNCLEAR_CLAUSE}) \(([^()]*)\)")
+
+
+def tip_after(before: str) -> Tip | None:
+    """The tip that belongs in a parenthesis opened at the end of `before` (which ends with "("), when what
+    precedes it is a phone clause the rubric writes; else None."""
+    heard = re.search(_HEARD_CLAUSE + r" \($", before)
+    if heard:
+        return tip(heard.group(1), heard.group(2))
+    unclear = re.search(_UNCLEAR_CLAUSE + r" \($", before)
+    return tip(unclear.group(1)) if unclear else None
+
+
+def misplaced_tips(text: str) -> list[str]:
+    """Tips of the table in `text` that belong to another sound or confusion than the phone clause they follow
+    (e.g. the /AY/ tip after /AA/), as messages; a parenthesis in other words ('(as in "cat")') is not a tip."""
+    known = {t.text for t in load_tips().values()}
+    wrong = []
+    for m in _TIPPED.finditer(text):
+        phone, heard, given = m.group(1) or m.group(3), m.group(2), m.group(4).strip()
+        expected = tip(phone, heard)
+        if expected is not None and given in known and given != expected.text:
+            wrong.append(f"gives \"{given}\" after /{phone}/, not its tip \"{expected.text}\"")
+    return wrong
+
+
 def _comment(rng: random.Random, aspect: str, band_name: str, sheet: ScoreSheet, rubric: Rubric) -> str:
     """A short reason after an aspect judgement. Completeness counts the words left out instead of going by
     its band: one word missing of seven is 8.6, an "excellent" band, but not "every word was read"."""
@@ -273,7 +308,8 @@ def _comment(rng: random.Random, aspect: str, band_name: str, sheet: ScoreSheet,
         if abs(10.0 * read / total - sheet.sentence["completeness"]) < COUNT_TOLERANCE:
             return f"{read} of {total} words were read"
         # the count would contradict the score (a recording of another text: completeness 0 with few omissions)
-        return "parts of the text were not clearly read" if band_name in ("poor", "fair") else "some words were left out"
+        low = band_name in ("poor", "fair")
+        return "parts of the text were not clearly read" if low else "some words were left out"
     if aspect == "completeness" and band_name in ("poor", "fair"):  # low without a word left out: none to count
         return "parts of the text were not clearly read"
     if aspect in ("fluency", "prosodic") and band_name in ("poor", "fair") and len(sheet.words) < SHORT_TEXT_WORDS:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import csv
 import io
-import re
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
@@ -97,31 +96,3 @@ def _record(row: dict, line: int) -> Tip:
 def _normalised(phone: str) -> str:
     return phone if phone == DELETED else base_phone(phone.strip().upper())
 
-
-# the phone clauses a tip follows, as the rubric writes them: "/TH/ sounded like /S/ (", "/TH/ was unclear ("
-_HEARD_CLAUSE = re.compile(r"/([A-Z]{1,2})/ (?:sounded like|came out as) /([A-Z]{1,2})/ \($")
-_UNCLEAR_CLAUSE = re.compile(r"/([A-Z]{1,2})/ (?:was unclear|was off|needs care) \($")
-_TIPPED = re.compile(r"/([A-Z]{1,2})/ (?:(?:sounded like|came out as) /([A-Z]{1,2})/|was unclear|was off|needs care) "
-                     r"\(([^()]*)\)")
-
-
-def tip_after(before: str) -> Tip | None:
-    """The tip that belongs in a parenthesis opened at the end of `before` (which ends with "("), when what
-    precedes it is a phone clause the rubric writes; else None."""
-    heard = _HEARD_CLAUSE.search(before)
-    if heard:
-        return tip(heard.group(1), heard.group(2))
-    unclear = _UNCLEAR_CLAUSE.search(before)
-    return tip(unclear.group(1)) if unclear else None
-
-
-def misplaced_tips(text: str) -> list[str]:
-    """Tips of the table in `text` that belong to another sound or confusion than the phone clause they follow
-    (e.g. the /AY/ tip after /AA/), as messages; a parenthesis in other words ('(as in "cat")') is not a tip."""
-    known = {t.text for t in load_tips().values()}
-    wrong = []
-    for m in _TIPPED.finditer(text):
-        expected = tip(m.group(1), m.group(2))
-        if expected is not None and m.group(3).strip() in known and m.group(3).strip() != expected.text:
-            wrong.append(f"gives \"{m.group(3).strip()}\" after /{m.group(1)}/, not its tip \"{expected.text}\"")
-    return wrong

@@ -370,7 +370,8 @@ def test_a_tip_after_a_phone_clause_is_that_sounds_tip(tiny_base):
 
 
 def test_tips_after_the_wrong_sound_are_found():
-    from orthoepy.rationalizer.tips import misplaced_tips, tip, tip_after
+    from orthoepy.rationalizer.rubric import misplaced_tips, tip_after
+    from orthoepy.rationalizer.tips import tip
 
     right = f'In "car", /AA/ sounded like /AH/ ({tip("AA", "AH").text}).'
     wrong = f'In "car", /AA/ sounded like /AH/ ({tip("AY").text}).'

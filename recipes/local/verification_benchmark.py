@@ -187,7 +187,7 @@ def _espeak(language: str, text: str, rng) -> np.ndarray:
 def run_evidence(cases: list[Case], lexicon: Lexicon, posteriors: str | None = None) -> list[dict]:
     """The verifier's evidence per case, plus each word's aligned seconds per phone (chunked, as the Assessor aligns).
     posteriors: an .npz path to store each case's phone-recogniser frame log-probabilities in (float16, key = the
-    case's index), so that new phone-gain variants can be computed offline (recipes/local/phone_gain_probe.py)."""
+    case's index), so that new phone-gain variants can be computed offline over them (encoder.phone_gains)."""
     verifier, aligner = ReadingVerifier(lexicon=lexicon), ForcedAligner()
     records, frames = [], {}
     for index, case in enumerate(tqdm(cases, desc="evidence", unit="case")):
