@@ -19,6 +19,7 @@ from ..encoder.audio import load_audio, quality_warnings
 from ..encoder.corpus import SENTENCE_ASPECTS, WORD_ASPECTS
 from ..encoder.features.frontend import FrontEnd, FrontEndConfig, PhoneFeatures
 from ..encoder.lexicon import MAX_TEXT_PHONES, Lexicon, Pronunciation, check_length  # noqa: F401 (re-exported)
+from ..encoder.scorer.phone_evidence import PhoneEvidenceError, PhoneEvidenceFusion
 from ..encoder.scorer.pipeline import ModelDirectoryError, Scorer, ScoredUtterance
 from ..encoder.variants import choose_pronunciation
 from ..encoder.miscues import MiscueDetector
@@ -91,8 +92,9 @@ class Assessor:
     """Loads the front-end and a trained scorer once; `assess` scores one recording against its text."""
 
     def __init__(self, scorer: Scorer, model_name: str, lexicon: Lexicon | None = None,
-                 rationale: RationaleGuard | None = None, verify: bool = True, miscues: MiscueDetector | None = None):
-        self.scorer, self.model_name = scorer, model_name
+                 rationale: RationaleGuard | None = None, verify: bool = True, miscues: MiscueDetector | None = None,
+                 phone_evidence: PhoneEvidenceFusion | None = None):
+        self.scorer, self.model_name, self.phone_evidence = scorer, model_name, phone_evidence
         self.lexicon = lexicon or Lexicon()
         self.frontend = FrontEnd(frontend_config(scorer))
         self.rationale = rationale
@@ -111,7 +113,8 @@ class Assessor:
         if not directory.is_dir():
             raise ModelDirectoryError(f"model directory not found: {directory}")
         return cls(Scorer.from_pretrained(directory, backend=backend), directory.name, lexicon,
-                   RationaleGuard.for_model_directory(directory, rationale), verify, _miscue_detector(directory))
+                   RationaleGuard.for_model_directory(directory, rationale), verify, _miscue_detector(directory),
+                   _phone_evidence(directory))
 
     def assess(self, audio, text: str, sample_rate: int | None = None) -> Assessment:
         """audio: a path, encoded bytes, or a sample array with its sample_rate.
@@ -130,7 +133,7 @@ class Assessor:
         verification = None if first_pass is None else self._confirmed(first_pass, pronunciation, features)
         mark = time.perf_counter()
         heard_words = read_words(verification, len(pronunciation.words))
-        scored_features, examples, scored = self._scores(features, heard_words)
+        scored_features, examples, scored = self._scores(clip, features, heard_words)
         timings["scorer"] = time.perf_counter() - mark
         assessment = build_assessment(text, pronunciation.words, features, scored, self.model_name, timings,
                                       pronunciation.punctuation)
@@ -143,7 +146,7 @@ class Assessor:
             assessment.timings["rationale"] = round(time.perf_counter() - started - sum(timings.values()), 3)
         return assessment
 
-    def _scores(self, features: PhoneFeatures,
+    def _scores(self, clip, features: PhoneFeatures,
                 heard_words: list[int]) -> tuple[PhoneFeatures, dict, ScoredUtterance]:
         """(what the scorer read, its input, the scores spread over the whole text with 0 for the other words).
         The scorer reads each phone in the context of the others, so the squeezed spans of words nobody said stay
@@ -151,7 +154,21 @@ class Assessor:
         kept = features.select_words(heard_words)
         examples = self.scorer.examples({"input": kept})
         (scored,) = self.scorer.score_examples(examples)
+        scored = self._with_phone_evidence(clip, features, heard_words, scored)
         return kept, examples, spread_scores(scored, features, heard_words)
+
+    def _with_phone_evidence(self, clip, features: PhoneFeatures, heard_words: list[int],
+                             scored: ScoredUtterance) -> ScoredUtterance:
+        """The scored words' phone scores fused with the recogniser's segmentation-free gains
+        (encoder.scorer.phone_evidence), where the model directory has the fusion and the front end the recogniser."""
+        recogniser = self.frontend.groups.get("posterior_gop")
+        if self.phone_evidence is None or recogniser is None:
+            return scored
+        gains = recogniser.edit_gains(clip, word_phones(features), [(s, e) for s, e, _ in aligned_words(features)])
+        rows = features.rows_of(heard_words)
+        fused = self.phone_evidence.rescore(scored.phone, np.asarray(gains.substitute)[rows],
+                                            np.asarray(gains.delete)[rows])
+        return replace(scored, phone=fused.astype(np.asarray(scored.phone).dtype))
 
     def _reading(self, clip, candidates: list[Pronunciation], timings: dict[str, float]) -> Pronunciation:
         """The reading of the text (numbers, variants) that the audio supports best (encoder.variants)."""
@@ -275,6 +292,22 @@ def _monotone(features: PhoneFeatures, n_words: int) -> bool:
     f0_range, voiced_ratio = (float(values[names.index(n)]) for n in wanted)
     span = float(features.ends[-1] - features.starts[0])
     return monotone(f0_range, voiced_ratio * span, n_words)
+
+
+def word_phones(features: PhoneFeatures) -> list[list[str]]:
+    """Each word's canonical phones (ARPAbet with stress), in text order."""
+    words: list[list[str]] = [[] for _ in range(1 + max((p.word_index for p in features.phones), default=-1))]
+    for phone in features.phones:
+        words[phone.word_index].append(phone.symbol)
+    return words
+
+
+def _phone_evidence(directory: Path) -> PhoneEvidenceFusion | None:
+    """The directory's phone-evidence fusion; a directory without one scores with the network alone."""
+    try:
+        return PhoneEvidenceFusion.load(directory)
+    except PhoneEvidenceError as err:
+        raise ModelDirectoryError(str(err)) from None
 
 
 def _miscue_detector(directory: Path) -> MiscueDetector | None:

@@ -8,7 +8,7 @@
 # happen inside `orthoepy train-scorer`; with --validation folds, the default, each seed's 5 speaker folds run as
 # separate jobs, then the model retrained on all of train is calibrated on their out-of-fold predictions),
 # 3 ablations, 4 evaluation, 5 results report, 6 packaging (best seed by cross-validation, or by dev with
-# --validation dev, + ONNX export), 7 rationalizer (examples from the
+# --validation dev, + ONNX export, + the phone-evidence fusion fitted on dev), 7 rationalizer (examples from the
 # packaged scorer's output on train, LoRA SFT, then Bounded DPO and SimPO; the Bounded DPO adapter joins the
 # package), 8 rationale evaluation (faithfulness on a seeded test sample, latency, $exp/rationales.md).
 # Training runs on one machine here; on a cluster, submit each `orthoepy train-scorer` line of stages 2-3 as its own job
@@ -196,6 +196,11 @@ print(max(pathlib.Path(sys.argv[1]).glob('seed*/'), key=score))" "$exp/scorer")
   rm -rf "$exp/package" && mkdir -p "$exp/package"
   cp -r "$best" "$exp/package/default"
   "$orthoepy" export-onnx --model "$exp/package/default"
+  # the phone-evidence fusion, fitted on the dev speakers the packaged network never trained on (docs/scorer.md)
+  "$here/.venv/bin/python" "$here/recipes/local/phone_evidence.py" gather --corpus "$corpus" --split dev \
+    --model "$exp/package/default" --out "$exp/phone_evidence/dev.json" --nj "$nj"
+  "$here/.venv/bin/python" "$here/recipes/local/phone_evidence.py" fit --rows "$exp/phone_evidence/dev.json" \
+    --model "$exp/package/default" --out "$exp/phone_evidence/cv.json"
   echo "packaged $(basename "$best") -> $exp/package/default"
 }
 

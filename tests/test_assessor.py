@@ -19,7 +19,7 @@ def assessor() -> Assessor:
 
 def test_shipped_model_is_complete():
     names = {p.name for p in DEFAULT_MODEL_DIR.iterdir()}
-    assert {"model.pt", "config.json", "scorer.onnx", "calibration.json", "README.md"} <= names
+    assert {"model.pt", "config.json", "scorer.onnx", "calibration.json", "phone_evidence.json", "README.md"} <= names
     assert sum(p.stat().st_size for p in DEFAULT_MODEL_DIR.iterdir()) < 30 * 2**20
 
 

@@ -6,7 +6,7 @@ import dataclasses
 import numpy as np
 import pytest
 
-from orthoepy.encoder.phone_gains import (INSERT_UNKNOWN, SKIP_UNKNOWN, PhoneGains, ctc_log_probs, gains,
+from orthoepy.encoder.phone_gains import (INSERT_UNKNOWN, SKIP_UNKNOWN, PhoneGains, ctc_log_probs, gains, phone_edit_gains,
                                           phone_ids, window_gains)
 from orthoepy.encoder.phoneset import PHONE_INDEX
 from orthoepy.encoder.verification import Evidence, HeardWord, word_times
@@ -146,3 +146,40 @@ def test_a_recording_longer_than_the_recogniser_takes_at_once_is_covered_frame_b
     assert np.array_equal(frames[:, 0], np.arange(len(frames)) * pg.FRAME_SAMPLES)
     short = np.arange(10 * 16_000, dtype=np.float64)
     assert np.array_equal(recogniser._token_log_probs(short), run(short))  # one call, as before
+
+
+def test_a_phone_read_as_another_has_a_high_substitution_gain_naming_that_phone():
+    ids = phone_ids(WORDS)
+    spoken = [list(w) for w in ids]
+    spoken[1][0] = PHONE_INDEX["TH"] + 1  # "S AE T" said "TH AE T"
+    found = phone_edit_gains(frames_saying(said(spoken)), ids)
+    flat = said(ids)
+    assert len(found.substitute) == len(found.delete) == len(found.heard) == len(flat)
+    assert found.substitute[3] > 5 and found.heard[3] == PHONE_INDEX["TH"]
+    assert all(found.substitute[i] < min(0.0, found.substitute[3] - 10) for i in range(len(flat)) if i != 3)
+    assert found.delete[3] < found.substitute[3] - 5  # the phone was said, only as another
+
+
+def test_a_phone_left_out_has_a_high_deletion_gain():
+    ids = phone_ids(WORDS)
+    spoken = [list(w) for w in ids]
+    del spoken[0][2]  # "K AE T" said "K AE"
+    found = phone_edit_gains(frames_saying(said(spoken)), ids)
+    assert found.delete[2] > 5
+    assert all(found.delete[i] < -5 for i in range(len(said(ids))) if i != 2)
+
+
+def test_phone_edit_gains_over_word_blocks_agree_with_the_whole_text():
+    ids = phone_ids(WORDS * 2)
+    spoken = [list(w) for w in ids]
+    spoken[6][1] = PHONE_INDEX["IY"] + 1
+    frames = frames_saying(said(spoken))
+    times, t = [], 0.0
+    for w in ids:
+        times.append((t, t + len(w) * 5 * FRAME_S))
+        t = times[-1][1]
+    whole, local = phone_edit_gains(frames, ids), phone_edit_gains(frames, ids, times, FRAME_S)
+    edited = len(said(ids[:6])) + 1
+    assert int(np.argmax(local.substitute)) == int(np.argmax(whole.substitute)) == edited
+    assert abs(local.substitute[edited] - whole.substitute[edited]) < 1.0
+    assert local.heard[edited] == whole.heard[edited] == PHONE_INDEX["IY"]

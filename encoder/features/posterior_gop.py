@@ -14,6 +14,7 @@ import numpy as np
 
 from ..alignment import Alignment, PhoneSegment
 from ..audio import Audio
+from ..phone_gains import PhoneEditGains, ctc_log_probs, phone_edit_gains, phone_ids
 from ..phoneset import IPA_TO_ARPABET, PHONE_INDEX, PHONES
 from .records import FeatureBlock, GroupOutput, HeardPhone
 
@@ -89,6 +90,14 @@ class PosteriorGOP:
         if self._last is None or self._last[0] != digest:
             self._last = (digest, self._posteriors(wav))
         return self._last[1]
+
+    def edit_gains(self, audio: Audio, words: list[list[str]], times: list[tuple[float, float]] | None) -> PhoneEditGains:
+        """Per phone of `words` (ARPAbet per word, stress optional), its segmentation-free substitution and deletion
+        gains under this recogniser (encoder.phone_gains.phone_edit_gains); times: per word, (start, end) seconds,
+        e.g. the forced alignment's. Raises ValueError on an unknown phone."""
+        post = self.frame_posteriors(audio)
+        return phone_edit_gains(ctc_log_probs(post.phone, post.blank, post.other), phone_ids(words), times,
+                                FRAME_SECONDS)
 
     def _posteriors(self, wav: np.ndarray) -> FramePosteriors:
         log_probs = np.clip(self._token_log_probs(wav), LOG_FLOOR, 0.0)
