@@ -26,7 +26,7 @@ import json
 import re
 import subprocess
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 
@@ -149,12 +149,14 @@ def synthesise(codes: str, path: Path) -> None:
 def run_cases(cases: list[Case], model: str, recogniser_dir: str | None = None) -> list[dict]:
     from orthoepy.encoder.audio import load_audio
     from orthoepy.encoder.features.frontend import FrontEnd
-    from orthoepy.encoder.phoneset import canonical_phones
+    from orthoepy.encoder.phoneset import PHONES, canonical_phones
     from orthoepy.encoder.scorer.pipeline import Scorer
+    from orthoepy.encoder.scorer.phone_evidence import PhoneEvidenceFusion
     from orthoepy.fusion.assessor import frontend_config
 
     scorer = Scorer.from_pretrained(model, backend="torch")
     frontend = FrontEnd(frontend_config(scorer))
+    fusion = PhoneEvidenceFusion.load(model)
     recogniser = None
     if recogniser_dir:
         from orthoepy.encoder.features.whisper_phone_recogniser import WhisperPhoneRecogniser
@@ -169,13 +171,34 @@ def run_cases(cases: list[Case], model: str, recogniser_dir: str | None = None) 
                 synthesise(codes, path)
                 audio = load_audio(path)
                 features = frontend.extract(audio, phones)
-                readings[name] = _at_target(features, scorer.score({case.case_id: features})[0], case.target)
+                scored = scorer.score({case.case_id: features})[0]
+                gains = _edit_gains(frontend, audio, features)
+                readings[name] = {**_at_target(features, _fused(scored, gains, fusion), case.target),
+                                  "network_score": round(float(scored.phone[case.target]), 3),
+                                  "substitute_gain": gains.substitute[case.target],
+                                  "delete_gain": gains.delete[case.target],
+                                  "edit_heard": PHONES[gains.heard[case.target]]}
                 if recogniser is not None:
                     readings[name].update(_recognised(recogniser, audio, features, case.target))
             out.append({"case_id": case.case_id, "kind": case.kind, "utt_id": case.utt_id, "text": case.text,
                         "target": case.target, "canonical": phones[case.target].base, **readings,
                         "codes": {"control": case.control_codes, "altered": case.altered_codes}})
     return out
+
+
+def _edit_gains(frontend, audio, features):
+    from orthoepy.fusion.assessor import aligned_words, word_phones
+
+    return frontend.groups["posterior_gop"].edit_gains(audio, word_phones(features),
+                                                       [(s, e) for s, e, _ in aligned_words(features)])
+
+
+def _fused(scored, gains, fusion):
+    """The phone scores as `assess` returns them: the network's, fused with the segmentation-free gains when the
+    model directory has a phone-evidence fusion."""
+    if fusion is None:
+        return scored
+    return replace(scored, phone=fusion.rescore(scored.phone, gains.substitute, gains.delete))
 
 
 def _at_target(features, scored, i: int) -> dict:
@@ -218,6 +241,7 @@ def _outcome(r: dict) -> dict:
     substitute = r["kind"].split("->")[1] if "->" in r["kind"] else None
     heard = [b for b, _ in r["altered"]["heard_nbest"]]
     outcome = {"score_below_1": r["altered"]["score"] < 1.0,
+               "network_score_below_1": r["altered"].get("network_score", r["altered"]["score"]) < 1.0,
                "score_below_control": r["altered"]["score"] < r["control"]["score"],
                "word_others_at_least_1_5": all(s >= 1.5 for s in r["altered"]["word_other_scores"]),
                "control_at_least_1_5": r["control"]["score"] >= 1.5}
@@ -226,6 +250,11 @@ def _outcome(r: dict) -> dict:
     if substitute is not None and heard:
         outcome["heard_top1"] = heard[0] == substitute
         outcome["heard_top3"] = substitute in heard
+    if "substitute_gain" in r["altered"]:
+        outcome["substitute_gain_above_control"] = r["altered"]["substitute_gain"] > r["control"]["substitute_gain"]
+        outcome["delete_gain_above_control"] = r["altered"]["delete_gain"] > r["control"]["delete_gain"]
+        if substitute is not None:
+            outcome["edit_heard_top1"] = r["altered"]["edit_heard"] == substitute
     if "recogniser_nbest" in r["altered"]:
         recognised = [b for b, _ in r["altered"]["recogniser_nbest"]]
         outcome["whisper_recogniser_lpp_below_control"] = r["altered"]["recogniser_lpp"] < r["control"]["recogniser_lpp"]
