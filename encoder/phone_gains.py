@@ -169,6 +169,7 @@ def _floats(values) -> tuple[float, ...]:
 # evidence (phone-evidence fusion, speaker-disjoint CV on dev: PCC 0.653 / 0.677 / 0.682 / 0.695 for 0 / 1 / 2 / 4
 # words; 0.695 over the whole text)
 PHONE_CONTEXT_WORDS = CONTEXT_WORDS
+HEARD_N_BEST = 3
 
 
 @dataclass(frozen=True)
@@ -178,11 +179,15 @@ class PhoneEditGains:
 
     - substitute[i]: max over the other 38 phones s of log P(the phones with phone i read as s) - log P(the phones);
       heard[i] is that s (phoneset.PHONES index). High: another phone was said there.
-    - delete[i]: log P(the phones without phone i) - log P(the phones). High: the phone was not said."""
+    - delete[i]: log P(the phones without phone i) - log P(the phones). High: the phone was not said.
+    - nbest[i]: the HEARD_N_BEST likeliest phones at position i, the canonical one among the candidates, as
+      (PHONES index, probability), best first: with equal priors, P(x | the audio, the rest of the text) is the
+      softmax over x of log P(the phones with phone i read as x)."""
 
     substitute: tuple[float, ...]
     heard: tuple[int, ...]
     delete: tuple[float, ...]
+    nbest: tuple[tuple[tuple[int, float], ...], ...] = ()
 
 
 def phone_edit_gains(log_probs: np.ndarray, words: list[list[int]], times: list[tuple[float, float]] | None = None,
@@ -192,7 +197,7 @@ def phone_edit_gains(log_probs: np.ndarray, words: list[list[int]], times: list[
     PHONE_CONTEXT_WORDS words either side (times: per word, its approximate (start, end) in seconds from the first
     frame, e.g. the forced alignment's); without times over all frames."""
     n, labels = len(words), log_probs.shape[1] - 2  # phone ids 1..labels; the last column is the unknown phone
-    substitute, heard, delete = [], [], []
+    substitute, heard, delete, nbest = [], [], [], []
     for k in range(n):
         lo, hi = (0, n) if times is None else (max(0, k - PHONE_CONTEXT_WORDS), min(n, k + PHONE_CONTEXT_WORDS + 1))
         block, j = words[lo:hi], k - lo
@@ -214,4 +219,13 @@ def phone_edit_gains(log_probs: np.ndarray, words: list[list[int]], times: list[
             substitute.append(subs[best])
             heard.append(others[best] - 1)
             delete.append(np.clip(edits[-1], -GAIN_CLIP, GAIN_CLIP))
-    return PhoneEditGains(_floats(substitute), tuple(heard), _floats(delete))
+            nbest.append(_posterior_nbest([phone - 1] + [s - 1 for s in others], np.concatenate([[0.0], subs])))
+    return PhoneEditGains(_floats(substitute), tuple(heard), _floats(delete), tuple(nbest))
+
+
+def _posterior_nbest(phones: list[int], log_ratios: np.ndarray) -> tuple[tuple[int, float], ...]:
+    """The HEARD_N_BEST likeliest (phone, probability) from log-likelihood ratios against one reference."""
+    probs = np.exp(log_ratios - log_ratios.max())
+    probs /= probs.sum()
+    order = np.argsort(-probs, kind="stable")[:HEARD_N_BEST]
+    return tuple((int(phones[j]), round(float(probs[j]), 4)) for j in order)

@@ -23,6 +23,8 @@ from ..encoder.scorer.phone_evidence import PhoneEvidenceError, PhoneEvidenceFus
 from ..encoder.scorer.pipeline import ModelDirectoryError, Scorer, ScoredUtterance
 from ..encoder.variants import choose_pronunciation
 from ..encoder.miscues import MiscueDetector
+from ..encoder.phone_gains import PhoneEditGains
+from ..encoder.phoneset import PHONES
 from ..encoder.verification import Chunk, ReadingVerifier, Verification
 from ..rationalizer.bands import SCALES, band
 from ..rationalizer.data import pool_words
@@ -42,7 +44,7 @@ class PhoneResult:
     score: float  # 0-2
     start: float  # seconds
     end: float
-    heard: str | None  # the phone the recogniser heard most in this segment
+    heard: str | None  # the phone likeliest said at this position (heard_nbest[0]); may be the canonical phone
     heard_probability: float | None
     mispronounced: bool
     heard_nbest: list[dict] = field(default_factory=list)  # [{"phone", "probability"}], best first; [0] = heard
@@ -133,10 +135,13 @@ class Assessor:
         verification = None if first_pass is None else self._confirmed(first_pass, pronunciation, features)
         mark = time.perf_counter()
         heard_words = read_words(verification, len(pronunciation.words))
-        scored_features, examples, scored = self._scores(clip, features, heard_words)
+        gains = self.edit_gains(clip, features)
+        scored_features, examples, scored = self._scores(features, heard_words, gains)
         timings["scorer"] = time.perf_counter() - mark
         assessment = build_assessment(text, pronunciation.words, features, scored, self.model_name, timings,
                                       pronunciation.punctuation)
+        if gains is not None:
+            hear_phones(assessment, gains)
         assessment.audio_warnings = quality_warnings(clip)
         if verification is not None:
             apply_verification(assessment, verification)
@@ -146,29 +151,29 @@ class Assessor:
             assessment.timings["rationale"] = round(time.perf_counter() - started - sum(timings.values()), 3)
         return assessment
 
-    def _scores(self, clip, features: PhoneFeatures,
-                heard_words: list[int]) -> tuple[PhoneFeatures, dict, ScoredUtterance]:
+    def _scores(self, features: PhoneFeatures, heard_words: list[int],
+                gains: PhoneEditGains | None) -> tuple[PhoneFeatures, dict, ScoredUtterance]:
         """(what the scorer read, its input, the scores spread over the whole text with 0 for the other words).
         The scorer reads each phone in the context of the others, so the squeezed spans of words nobody said stay
-        out of its input."""
+        out of its input. The network's phone scores are fused with the recogniser's segmentation-free gains
+        (encoder.scorer.phone_evidence) where the model directory has the fusion."""
         kept = features.select_words(heard_words)
         examples = self.scorer.examples({"input": kept})
         (scored,) = self.scorer.score_examples(examples)
-        scored = self._with_phone_evidence(clip, features, heard_words, scored)
+        if self.phone_evidence is not None and gains is not None:
+            rows = features.rows_of(heard_words)
+            fused = self.phone_evidence.rescore(scored.phone, np.asarray(gains.substitute)[rows],
+                                                np.asarray(gains.delete)[rows])
+            scored = replace(scored, phone=fused.astype(np.asarray(scored.phone).dtype))
         return kept, examples, spread_scores(scored, features, heard_words)
 
-    def _with_phone_evidence(self, clip, features: PhoneFeatures, heard_words: list[int],
-                             scored: ScoredUtterance) -> ScoredUtterance:
-        """The scored words' phone scores fused with the recogniser's segmentation-free gains
-        (encoder.scorer.phone_evidence), where the model directory has the fusion and the front end the recogniser."""
+    def edit_gains(self, clip, features: PhoneFeatures) -> PhoneEditGains | None:
+        """Every phone's segmentation-free substitution/deletion gains and heard n-best under the CTC phone
+        recogniser, its words placed by the alignment; None when the front end has no recogniser."""
         recogniser = self.frontend.groups.get("posterior_gop")
-        if self.phone_evidence is None or recogniser is None:
-            return scored
-        gains = recogniser.edit_gains(clip, word_phones(features), [(s, e) for s, e, _ in aligned_words(features)])
-        rows = features.rows_of(heard_words)
-        fused = self.phone_evidence.rescore(scored.phone, np.asarray(gains.substitute)[rows],
-                                            np.asarray(gains.delete)[rows])
-        return replace(scored, phone=fused.astype(np.asarray(scored.phone).dtype))
+        if recogniser is None:
+            return None
+        return recogniser.edit_gains(clip, word_phones(features), [(s, e) for s, e, _ in aligned_words(features)])
 
     def _reading(self, clip, candidates: list[Pronunciation], timings: dict[str, float]) -> Pronunciation:
         """The reading of the text (numbers, variants) that the audio supports best (encoder.variants)."""
@@ -292,6 +297,16 @@ def _monotone(features: PhoneFeatures, n_words: int) -> bool:
     f0_range, voiced_ratio = (float(values[names.index(n)]) for n in wanted)
     span = float(features.ends[-1] - features.starts[0])
     return monotone(f0_range, voiced_ratio * span, n_words)
+
+
+def hear_phones(assessment: Assessment, gains: PhoneEditGains) -> None:
+    """Each phone's `heard` and `heard_nbest` from the segmentation-free n-best (encoder.phone_gains): the phones
+    likeliest at that position given the rest of the text. Unlike the phones pooled over the aligned segment, it
+    does not lag the alignment, and it names the canonical phone where that is the likeliest."""
+    phones = [p for w in assessment.words for p in w.phones]
+    for phone, nbest in zip(phones, gains.nbest):
+        listed = [{"phone": PHONES[i], "probability": round(p, 2)} for i, p in nbest]
+        phone.heard, phone.heard_probability, phone.heard_nbest = listed[0]["phone"], listed[0]["probability"], listed
 
 
 def word_phones(features: PhoneFeatures) -> list[list[str]]:

@@ -13,8 +13,9 @@ from ..encoder.corpus import SENTENCE_ASPECTS, WORD_ASPECTS
 from .diagnosis import INSERTION_KINDS, WORD_ERROR_TYPES
 from .rationale import RATIONALE_SOURCES
 
-RESPONSE_SCHEMA_VERSION = "1.5"  # 1.1: words[].error_type; 1.2: rationale; 1.3: verification, insertions, heard_word;
-# 1.4: phones[].heard_nbest; 1.5: audio_warnings, error types Monotone and Reversal
+RESPONSE_SCHEMA_VERSION = "1.6"  # 1.1: words[].error_type; 1.2: rationale; 1.3: verification, insertions, heard_word;
+# 1.4: phones[].heard_nbest; 1.5: audio_warnings, error types Monotone and Reversal; 1.6: heard / heard_nbest are
+# the segmentation-free n-best (the phones likeliest at the position, the canonical one among them)
 SCHEMA_ID = f"urn:orthoepy:schema:response:{RESPONSE_SCHEMA_VERSION}"
 
 
@@ -33,14 +34,17 @@ def phone_schema() -> dict:
         "score": _score(2, "phone accuracy, 0 (wrong or missing) to 2 (correct)"),
         "start": {"type": "number", "minimum": 0, "description": "start time in seconds"},
         "end": {"type": "number", "minimum": 0, "description": "end time in seconds"},
-        "heard": {"type": ["string", "null"], "description": "the phone the recogniser heard most in this segment"},
+        "heard": {"type": ["string", "null"], "description": "the phone likeliest said at this position (the first of "
+                  "heard_nbest); the canonical phone itself when the audio supports it best"},
         "heard_probability": {"type": ["number", "null"], "minimum": 0, "maximum": 1},
         "mispronounced": {"type": "boolean", "description": "score below the mispronunciation threshold"},
-        "heard_nbest": {"type": "array", "maxItems": 3, "description": "the phones the recogniser heard most in this "
-                        "segment, best first (the first is `heard`); empty without a phone recogniser",
+        "heard_nbest": {"type": "array", "maxItems": 3, "description": "the phones likeliest said at this position, "
+                        "best first (the first is `heard`): the CTC phone recogniser's likelihood of the text with "
+                        "this phone read as each phone, normalised over the phones (segmentation-free, so it does "
+                        "not lag the alignment); empty without a phone recogniser",
                         "items": _closed_object({"phone": {"type": "string"},
                                                  "probability": {"type": "number", "minimum": 0, "maximum": 1}},
-                                                "a phone heard and its pooled posterior probability")},
+                                                "a phone and its probability at this position")},
     }, "one canonical phone of a word")
 
 

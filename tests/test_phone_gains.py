@@ -183,3 +183,18 @@ def test_phone_edit_gains_over_word_blocks_agree_with_the_whole_text():
     assert int(np.argmax(local.substitute)) == int(np.argmax(whole.substitute)) == edited
     assert abs(local.substitute[edited] - whole.substitute[edited]) < 1.0
     assert local.heard[edited] == whole.heard[edited] == PHONE_INDEX["IY"]
+
+
+def test_the_heard_nbest_names_the_substitute_first_and_the_canonical_phone_where_it_was_said():
+    ids = phone_ids(WORDS)
+    spoken = [list(w) for w in ids]
+    spoken[1][0] = PHONE_INDEX["TH"] + 1  # "S AE T" said "TH AE T"
+    found = phone_edit_gains(frames_saying(said(spoken)), ids)
+    first, probability = found.nbest[3][0]
+    assert first == PHONE_INDEX["TH"] and probability > 0.9
+    for i, label in enumerate(said(ids)):
+        if i != 3:
+            assert found.nbest[i][0][0] == label - 1  # the canonical phone: what was said there
+        probabilities = [p for _, p in found.nbest[i]]
+        assert len(probabilities) == 3 and probabilities == sorted(probabilities, reverse=True)
+        assert 0 < sum(probabilities) <= 1.0001

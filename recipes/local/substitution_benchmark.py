@@ -5,13 +5,15 @@ Each case is a speechocean762 text read by espeak-ng from phoneme input twice: a
 one phone of one word replaced by a typical L2 substitute (TH->S, V->B, L->R, ... SUBSTITUTIONS) or, for
 "deletion" cases, with the word's final consonant left out. Both are scored against the written text with the
 model's own front-end and scorer (no verification stage). At the target phone it reports:
-- heard top-1 / top-3: the CTC recogniser's n-best (the response's `heard_nbest`) names the substitute; with
+- heard top-1 / top-3: the response's `heard_nbest` (the segmentation-free n-best, encoder/phone_gains.py) names
+  the substitute (`segment_heard_top1/3`: the n-best pooled over the aligned segment, as responses gave before); with
   --recogniser, also the fine-tuned Whisper phone recogniser's n-best over the phones (`recogniser_top1/3`) and
   its LPP (`whisper_recogniser_lpp_below_control`), on the same aligned segment;
 - GOP below the control: the LPP of the canonical phone (posterior_gop, and indomain_gop where the model has it)
   is lower than in the control reading;
 - scores: the target phone below 1.0, the word's other phones at 1.5 or more (in the substituted reading), the
-  target phone scored below the control's.
+  target phone scored below the control's; scores as `assess` gives them (the network's fused with the
+  phone-evidence fusion where the model has one; `network_score_below_1`: the network's alone).
 
     python recipes/local/substitution_benchmark.py --corpus $SO762_DIR --model fusion/models/default \\
         --per-pair 14 --out docs/substitution_benchmark.json
@@ -173,7 +175,9 @@ def run_cases(cases: list[Case], model: str, recogniser_dir: str | None = None) 
                 features = frontend.extract(audio, phones)
                 scored = scorer.score({case.case_id: features})[0]
                 gains = _edit_gains(frontend, audio, features)
-                readings[name] = {**_at_target(features, _fused(scored, gains, fusion), case.target),
+                at = _at_target(features, _fused(scored, gains, fusion), case.target)
+                readings[name] = {**at, "segment_heard_nbest": at["heard_nbest"],
+                                  "heard_nbest": [[PHONES[i], round(p, 3)] for i, p in gains.nbest[case.target]],
                                   "network_score": round(float(scored.phone[case.target]), 3),
                                   "substitute_gain": gains.substitute[case.target],
                                   "delete_gain": gains.delete[case.target],
@@ -250,6 +254,12 @@ def _outcome(r: dict) -> dict:
     if substitute is not None and heard:
         outcome["heard_top1"] = heard[0] == substitute
         outcome["heard_top3"] = substitute in heard
+    segment = [b for b, _ in r["altered"].get("segment_heard_nbest", [])]
+    if substitute is not None and segment:
+        outcome["segment_heard_top1"] = segment[0] == substitute
+        outcome["segment_heard_top3"] = substitute in segment
+    if r["control"].get("heard_nbest"):
+        outcome["control_heard_canonical"] = r["control"]["heard_nbest"][0][0] == r["canonical"]
     if "substitute_gain" in r["altered"]:
         outcome["substitute_gain_above_control"] = r["altered"]["substitute_gain"] > r["control"]["substitute_gain"]
         outcome["delete_gain_above_control"] = r["altered"]["delete_gain"] > r["control"]["delete_gain"]
