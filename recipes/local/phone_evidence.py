@@ -21,6 +21,7 @@ import argparse
 import json
 import sys
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -40,8 +41,10 @@ MISPRONOUNCED = 0.5  # human label below this counts as mispronounced (docs/resu
 _assessor: Assessor | None = None
 
 
-def _gather_one(item: tuple[str, str, str, list[list[str]], list[float]]) -> list[dict]:
-    model, utt_id, audio_path, words, labels = item
+def _gather_one(item: tuple) -> tuple[list[dict], dict]:
+    """Per phone: the network's calibrated score, both gains, the label; per utterance: the network's word and
+    sentence scores beside their labels."""
+    model, utt_id, audio_path, words, labels, word_labels, sentence_labels = item
     global _assessor
     if _assessor is None:
         _assessor = Assessor.from_pretrained(model, rationale="none", verify=False)
@@ -53,25 +56,34 @@ def _gather_one(item: tuple[str, str, str, list[list[str]], list[float]]) -> lis
     gains = _assessor.frontend.groups["posterior_gop"].edit_gains(
         clip, word_phones(features), [(s, e) for s, e, _ in aligned_words(features)])
     phones = [p for w in words for p in w]
-    return [{"utt_id": utt_id, "phone": p, "label": labels[i], "score": float(scored.phone[i]),
+    rows = [{"utt_id": utt_id, "phone": p, "label": labels[i], "score": float(scored.phone[i]),
              "substitute_gain": gains.substitute[i], "delete_gain": gains.delete[i],
+             "word_index": features.phones[i].word_index,
              "fallback": bool(features.alignment_fallback)} for i, p in enumerate(phones)]
+    utterance = {"utt_id": utt_id, "sentence": {k: float(v) for k, v in scored.sentence.items()},
+                 "sentence_labels": sentence_labels,
+                 "words": [{k: float(v[j]) for k, v in scored.word.items()} for j in range(len(words))],
+                 "word_labels": word_labels}
+    return rows, utterance
 
 
 def gather(args) -> None:
     utterances = load_corpus(args.corpus, args.split)
     if args.limit:
         utterances = sorted(utterances, key=lambda u: u.utt_id)[:args.limit]
-    items = [(args.model, u.utt_id, str(u.audio_path), [list(w.phones) for w in u.words], u.phone_accuracy)
+    items = [(args.model, u.utt_id, str(u.audio_path), [list(w.phones) for w in u.words], u.phone_accuracy,
+              [{"accuracy": w.accuracy, "stress": w.stress, "total": w.total} for w in u.words], asdict(u.sentence))
              for u in utterances if u.phone_accuracy is not None]
     speakers = {u.utt_id: u.speaker for u in utterances}
-    rows = []
+    rows, per_utterance = [], []
     with ProcessPoolExecutor(args.nj) as pool:
-        for found in tqdm(pool.map(_gather_one, items, chunksize=4), total=len(items), desc=f"gather {args.split}",
-                          unit="utt"):
+        for found, utterance in tqdm(pool.map(_gather_one, items, chunksize=4), total=len(items),
+                                     desc=f"gather {args.split}", unit="utt"):
             rows += [{**r, "speaker": speakers[r["utt_id"]]} for r in found]
+            per_utterance.append({**utterance, "speaker": speakers[utterance["utt_id"]]})
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps({"split": args.split, "model": args.model, "rows": rows}))
+    Path(args.out).write_text(json.dumps({"split": args.split, "model": args.model, "rows": rows,
+                                          "utterances": per_utterance}))
     print(f"{len(items)} utterances, {len(rows)} phones -> {args.out}")
 
 
