@@ -219,15 +219,26 @@ def _word_edits(log_probs: np.ndarray, span: tuple[int, int], block: list[list[i
         sequences.append(before + word[:i] + word[i + 1:] + after)
         tried.append(others)
     logp = _sequence_log_likelihoods(log_probs, sequences, [span] * len(sequences))
+    text = before + word + after
     out, at = [], 1
-    for phone, others in zip(word, tried):
-        edits = logp[at:at + len(others) + 1] - logp[0]
+    for i, (phone, others) in enumerate(zip(word, tried)):
+        deleted = logp[at + len(others)]
+        edits = logp[at:at + len(others) + 1] - _reference(logp[0], deleted, text, len(before) + i)
         at += len(others) + 1
         subs = np.clip(edits[:-1], -GAIN_CLIP, GAIN_CLIP)
         best = int(np.argmax(subs))
         out.append((subs[best], others[best] - 1, np.clip(edits[-1], -GAIN_CLIP, GAIN_CLIP),
                     _posterior_nbest([phone - 1] + [s - 1 for s in others], np.concatenate([[0.0], subs]))))
     return out
+
+
+def _reference(text: float, deleted: float, phones: list[int], i: int) -> float:
+    """The log-likelihood the edits of phones[i] are measured against: the text's, or, where phones[i] repeats its
+    neighbour ("bus stops", "big game"), the better of the text's and the text's with the two said as one. Read
+    together, as connected speech runs them, the pair leaves one CTC spike where the text asks for two with a
+    blank between; without this the spike's other phone wins a confident but false "heard"."""
+    doubled = (i > 0 and phones[i - 1] == phones[i]) or (i + 1 < len(phones) and phones[i + 1] == phones[i])
+    return max(text, deleted) if doubled else text
 
 
 def _posterior_nbest(phones: list[int], log_ratios: np.ndarray) -> tuple[tuple[int, float], ...]:

@@ -135,13 +135,15 @@ class Assessor:
         verification = None if first_pass is None else self._confirmed(first_pass, pronunciation, features)
         mark = time.perf_counter()
         heard_words = read_words(verification, len(pronunciation.words))
-        gains = self.edit_gains(clip, features)
+        gains = self.edit_gains(clip, features.select_words(heard_words))
+        timings["phone_evidence"] = time.perf_counter() - mark
+        mark = time.perf_counter()
         scored_features, examples, scored = self._scores(features, heard_words, gains)
         timings["scorer"] = time.perf_counter() - mark
         assessment = build_assessment(text, pronunciation.words, features, scored, self.model_name, timings,
                                       pronunciation.punctuation)
         if gains is not None:
-            hear_phones(assessment, gains)
+            hear_phones(assessment, gains, heard_words)
         assessment.audio_warnings = quality_warnings(clip)
         if verification is not None:
             apply_verification(assessment, verification)
@@ -155,21 +157,22 @@ class Assessor:
                 gains: PhoneEditGains | None) -> tuple[PhoneFeatures, dict, ScoredUtterance]:
         """(what the scorer read, its input, the scores spread over the whole text with 0 for the other words).
         The scorer reads each phone in the context of the others, so the squeezed spans of words nobody said stay
-        out of its input. The network's phone scores are fused with the recogniser's segmentation-free gains
-        (encoder.scorer.phone_evidence) where the model directory has the fusion."""
+        out of its input. The network's phone scores are fused with the recogniser's segmentation-free gains of the
+        same words (gains: over features.select_words(heard_words); encoder.scorer.phone_evidence) where the model
+        directory has the fusion."""
         kept = features.select_words(heard_words)
         examples = self.scorer.examples({"input": kept})
         (scored,) = self.scorer.score_examples(examples)
         if self.phone_evidence is not None and gains is not None:
-            rows = features.rows_of(heard_words)
-            fused = self.phone_evidence.rescore(scored.phone, np.asarray(gains.substitute)[rows],
-                                                np.asarray(gains.delete)[rows])
+            fused = self.phone_evidence.rescore(scored.phone, gains.substitute, gains.delete)
             scored = replace(scored, phone=fused.astype(np.asarray(scored.phone).dtype))
         return kept, examples, spread_scores(scored, features, heard_words)
 
     def edit_gains(self, clip, features: PhoneFeatures) -> PhoneEditGains | None:
         """Every phone's segmentation-free substitution/deletion gains and heard n-best under the CTC phone
-        recogniser, its words placed by the alignment; None when the front end has no recogniser."""
+        recogniser, its words placed by the alignment; None when the front end has no recogniser. Give it the words
+        that were read (PhoneFeatures.select_words): an omitted word left in the text makes its neighbours' phones
+        look wrong."""
         recogniser = self.frontend.groups.get("posterior_gop")
         if recogniser is None:
             return None
@@ -299,12 +302,15 @@ def _monotone(features: PhoneFeatures, n_words: int) -> bool:
     return monotone(f0_range, voiced_ratio * span, n_words)
 
 
-def hear_phones(assessment: Assessment, gains: PhoneEditGains) -> None:
-    """Each phone's `heard` and `heard_nbest` from the segmentation-free n-best (encoder.phone_gains): the phones
-    likeliest at that position given the rest of the text. Unlike the phones pooled over the aligned segment, it
-    does not lag the alignment, and it names the canonical phone where that is the likeliest."""
-    phones = [p for w in assessment.words for p in w.phones]
-    for phone, nbest in zip(phones, gains.nbest):
+def hear_phones(assessment: Assessment, gains: PhoneEditGains, heard_words: list[int]) -> None:
+    """Each phone's `heard` and `heard_nbest` from the segmentation-free n-best (encoder.phone_gains) of the words
+    read (gains: over those words, in order): the phones likeliest at that position given the rest of the text.
+    Unlike the phones pooled over the aligned segment, it does not lag the alignment, and it names the canonical
+    phone where that is the likeliest. The phones of words not read have nothing heard (None, [])."""
+    read = [p for k in heard_words for p in assessment.words[k].phones]
+    for phone in (p for w in assessment.words for p in w.phones):
+        phone.heard, phone.heard_probability, phone.heard_nbest = None, None, []
+    for phone, nbest in zip(read, gains.nbest):
         listed = [{"phone": PHONES[i], "probability": round(p, 2)} for i, p in nbest]
         phone.heard, phone.heard_probability, phone.heard_nbest = listed[0]["phone"], listed[0]["probability"], listed
 

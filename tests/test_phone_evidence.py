@@ -99,3 +99,25 @@ def test_a_model_directory_with_a_broken_fusion_file_is_refused(tmp_path):
     with pytest.raises(ModelDirectoryError, match=FILE):
         Assessor.from_pretrained(tmp_path, rationale="none", verify=False)
 
+
+
+def test_the_phones_of_words_not_read_have_nothing_heard():
+    from orthoepy.encoder.phone_gains import PhoneEditGains
+    from orthoepy.encoder.phoneset import PHONE_INDEX
+    from orthoepy.fusion.assessor import Assessment, PhoneResult, WordResult, hear_phones
+
+    def phone(symbol):
+        return PhoneResult(symbol, 1.5, 0.0, 0.1, "AA", 0.5, False, [{"phone": "AA", "probability": 0.5}])
+
+    words = [WordResult("CAT", 8, 10, 8, "None", [phone("K"), phone("AE1"), phone("T")]),
+             WordResult("SAT", 0, 0, 0, "Omission", [phone("S"), phone("AE1"), phone("T")]),
+             WordResult("ON", 8, 10, 8, "None", [phone("AA1"), phone("N")])]
+    said = ["K", "AE", "T", "AA", "N"]  # the phones of the words read, in order
+    nbest = tuple(((PHONE_INDEX[p], 0.9), (PHONE_INDEX["S"], 0.05)) for p in said)
+    gains = PhoneEditGains((0.0,) * 5, (0,) * 5, (0.0,) * 5, nbest)
+    assessment = Assessment("cat sat on", {}, words, False, "test")
+    hear_phones(assessment, gains, [0, 2])
+    assert [p.heard for w in assessment.words for p in w.phones] == ["K", "AE", "T", None, None, None, "AA", "N"]
+    assert assessment.words[1].phones[0].heard_nbest == [] and assessment.words[1].phones[0].heard_probability is None
+    assert assessment.words[2].phones[1].heard_nbest == [{"phone": "N", "probability": 0.9},
+                                                         {"phone": "S", "probability": 0.05}]

@@ -198,3 +198,13 @@ def test_the_heard_nbest_names_the_substitute_first_and_the_canonical_phone_wher
         probabilities = [p for _, p in found.nbest[i]]
         assert len(probabilities) == 3 and probabilities == sorted(probabilities, reverse=True)
         assert 0 < sum(probabilities) <= 1.0001
+
+
+def test_a_phone_repeated_across_a_word_boundary_said_once_is_not_heard_as_another():
+    ids = phone_ids([["B", "AH1", "S"], ["S", "T", "AA1", "P", "S"]])  # "bus stops"
+    merged = said(ids)
+    del merged[2]  # the two S said as one, as connected speech runs them
+    found = phone_edit_gains(frames_saying(merged), ids)
+    for i in (2, 3):
+        assert found.nbest[i][0][0] == PHONE_INDEX["S"]
+        assert found.delete[i] <= 0.0 and found.substitute[i] < 0.0
