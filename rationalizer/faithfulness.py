@@ -24,6 +24,7 @@ evaluate(text, sheet_from_labels(utterance)); summarize() turns either list of r
 from __future__ import annotations
 
 import re
+from collections import Counter
 from dataclasses import dataclass, field
 
 from .mentions import ParsedRationale, parse_rationale
@@ -258,7 +259,8 @@ _COUNT_CLAIM = re.compile(r"\b(\d+) of (\d+) words? (?:was|were) (?:read|heard|s
 
 def false_claims(text: str, sheet: ScoreSheet) -> tuple[str, ...]:
     """The whole-reading statements of `text` (e.g. "every word was read", "5 of 7 words were read") that `sheet`
-    contradicts, and tips that belong to another sound than the one they follow (rationalizer.tips). A count
+    contradicts, tips that belong to another sound than the one they follow (rationalizer.tips), and repeated or
+    garbled statements (`repeated_statements`). A count
     must give the text's number of words and, of them, those not left out (error type Omission), as the rubric
     writes it."""
     found = [message for pattern, contradicted, message in _CLAIMS if pattern.search(text) and contradicted(sheet)]
@@ -267,7 +269,27 @@ def false_claims(text: str, sheet: ScoreSheet) -> tuple[str, ...]:
     for m in _COUNT_CLAIM.finditer(text):
         if (int(m.group(1)), int(m.group(2))) != (read, total):
             found.append(f"says \"{m.group(0)}\", but {read} of {total} words were read")
-    return tuple(found + misplaced_tips(text))
+    return tuple(found + misplaced_tips(text) + list(repeated_statements(text, sheet)))
+
+
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+_QUOTED_TWICE = re.compile(r'\bin "([^"]+)",\s*"\1"', re.I)
+
+
+def repeated_statements(text: str, sheet: ScoreSheet | None = None) -> tuple[str, ...]:
+    """A sentence said twice (case and spacing aside), and a word quoted inside its own clause ('In "football",
+    "football" was left out'): garbled text that tells the learner nothing more, as the model sometimes writes.
+    A sentence about a word the text has more than once (per `sheet`) may fairly be said once per occurrence."""
+    counts = Counter(word_key(w.text) for w in sheet.words) if sheet is not None else Counter()
+    found, seen = [], set()
+    for sentence in _SENTENCE_END.split(text.strip()):
+        key = " ".join(sentence.lower().split())
+        repeated_word = any(counts[word_key(q)] > 1 for q in re.findall(r'"([^"]+)"', sentence))
+        if key and key in seen and not repeated_word:
+            found.append(f"repeats the sentence \"{sentence}\"")
+        seen.add(key)
+    found += [f"quotes \"{m.group(1)}\" inside its own clause: \"{m.group(0)}\"" for m in _QUOTED_TWICE.finditer(text)]
+    return tuple(found)
 
 
 def summarize(reports: list[FaithfulnessReport]) -> dict:

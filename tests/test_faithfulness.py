@@ -164,3 +164,18 @@ def test_the_words_and_sounds_is_no_word_mention():
     text = 'Work on the words and sounds: "bear" needs work, /EH/ sounded like /AE/. The word bear again.'
     report = EVALUATOR.evaluate(text, bear_sheet())
     assert report.extra_words == () and report.words.named == ("bear",)
+
+
+def test_a_repeated_or_garbled_statement_is_not_faithful():
+    base = FAITHFUL
+    assert EVALUATOR.evaluate(base, bear_sheet()).is_faithful()
+    twice = base + " The /R/ at the end was weak too; curl your tongue back."
+    report = EVALUATOR.evaluate(twice, bear_sheet())
+    assert not report.is_faithful() and any("repeats the sentence" in c for c in report.false_claims)
+    garbled = base.replace("but 'bear' was unclear", 'but in "bear", "bear" was unclear')
+    report = EVALUATOR.evaluate(garbled, bear_sheet())
+    assert any("inside its own clause" in c for c in report.false_claims)
+    # two words with the same advice are two statements, not a repetition
+    from orthoepy.rationalizer.faithfulness import repeated_statements
+    assert repeated_statements('"tea" was unclear; say it slowly. "cup" was unclear; say it slowly.') == ()
+    assert repeated_statements('"Cup" was unclear; say it slowly. "cup" was  unclear; say it slowly.')
