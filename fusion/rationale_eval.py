@@ -22,6 +22,7 @@ from ..encoder.corpus import load_corpus
 from ..encoder.scorer.pipeline import Scorer, network_fingerprint
 from ..rationalizer.faithfulness import FaithfulnessEvaluator, summarize
 from .rationale import RATIONALE_SOURCES, RationaleGuard
+from ..encoder.scorer.phone_evidence import PhoneEvidenceFusion
 from .rationale_sources import RationaleCase, rationale_cases, sample_utterances
 
 RUBRIC_SYSTEM = "rubric"  # the deterministic writer, as a reference row
@@ -37,7 +38,8 @@ def evaluate_rationales(corpus_dir: str | Path | None, split: str, model_dir: st
     scorer = Scorer.from_pretrained(model_dir)
     left_out = set(exclude)
     utterances = sample_utterances([u for u in load_corpus(corpus_dir, split) if u.utt_id not in left_out], limit, seed)
-    cases = rationale_cases(scorer, utterances, features_dir, Path(model_dir).name, nj)
+    cases = rationale_cases(scorer, utterances, features_dir, Path(model_dir).name, nj,
+                            phone_evidence=PhoneEvidenceFusion.load(model_dir))
     result = {"split": split, "n": len(cases), "seed": seed, "excluded": len(left_out),
               "utt_ids": [c.utterance.utt_id for c in cases],
               "systems": {}, "examples": {}}

@@ -8,19 +8,22 @@ from __future__ import annotations
 
 import random
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
+from ..encoder.audio import load_audio
 from ..encoder.corpus import Utterance, load_corpus
+from ..encoder.features.posterior_gop import PosteriorGOP
 from ..encoder.features.store import FeatureStore, extract_utterances
+from ..encoder.scorer.phone_evidence import PhoneEvidenceFusion
 from ..encoder.scorer.pipeline import Scorer
 from ..rationalizer.data import ExampleSource, heard_by_position, pool_words
 from ..rationalizer.records import ScoreSheet
 from ..rationalizer.sheets import sheet_from_labels
-from .assessor import Assessment, build_assessment, frontend_config
+from .assessor import Assessment, aligned_words, build_assessment, frontend_config, hear_phones, word_phones
 from .rationale import sheet_from_words
 
 
@@ -52,9 +55,11 @@ def sample_utterances(utterances: list[Utterance], limit: int | None, seed: int)
     return sorted(random.Random(seed).sample(utterances, limit), key=lambda u: u.utt_id)
 
 
-def rationale_cases(scorer: Scorer, utterances: list[Utterance], features_dir, model_name: str, nj: int = 1
-                    ) -> list[RationaleCase]:
-    """Per utterance: the response the scorer gives (from cached features, or extracted), its sheet, the audio."""
+def rationale_cases(scorer: Scorer, utterances: list[Utterance], features_dir, model_name: str, nj: int = 1,
+                    phone_evidence: PhoneEvidenceFusion | None = None) -> list[RationaleCase]:
+    """Per utterance: the response the scorer gives (from cached features, or extracted), its sheet, the audio.
+    phone_evidence: the model directory's fusion; with it the phone scores and what was heard are those `assess`
+    returns (the CTC recogniser's segmentation-free evidence, from the utterance's audio)."""
     with tempfile.TemporaryDirectory() as scratch:
         if features_dir is None:  # extract as the model was trained
             extract_utterances(utterances, scratch, frontend_config(scorer), nj=nj)
@@ -65,14 +70,30 @@ def rationale_cases(scorer: Scorer, utterances: list[Utterance], features_dir, m
     examples = scorer.examples(features)
     scored, states = scorer.score_examples(examples), scorer.phone_states(examples)
     cases = []
+    recogniser = PosteriorGOP() if phone_evidence is not None else None
     for utterance, s, phone_states in zip(utterances, scored, states):
         f = features[utterance.utt_id]
+        gains = None
+        if recogniser is not None:
+            gains = recogniser.edit_gains(load_audio(utterance.audio_path), word_phones(f),
+                                          [(a, b) for a, b, _ in aligned_words(f)])
+            s = replace(s, phone=phone_evidence.rescore(s.phone, gains.substitute, gains.delete))
         assessment = build_assessment(utterance.text, [w.text for w in utterance.words], f, s, model_name, {})
+        if gains is not None:
+            hear_phones(assessment, gains, list(range(len(assessment.words))))
         word_index = tuple(p.word_index for p in f.phones)
-        heard = tuple(h.base for h in f.heard) if f.heard else None
+        heard = _heard(assessment, f)
         gold = sheet_from_labels(utterance, heard=heard_by_position(word_index, heard))
         cases.append(RationaleCase(utterance, assessment, phone_states, word_index, heard, gold))
     return cases
+
+
+def _heard(assessment: Assessment, features) -> tuple[str, ...] | None:
+    """Per phone, what the response says was heard (the features' segment n-best where the response has none)."""
+    phones = [p for w in assessment.words for p in w.phones]
+    if all(p.heard_nbest for p in phones):
+        return tuple(p.heard for p in phones)
+    return tuple(h.base for h in features.heard) if features.heard else None
 
 
 def training_sources(features_dir: str | Path, corpus_dir: str | Path | None, scorer_dir: str | Path,
@@ -80,7 +101,8 @@ def training_sources(features_dir: str | Path, corpus_dir: str | Path | None, sc
     """ExampleSources of train utterances from their cached features (features_dir/train)."""
     scorer = Scorer.from_pretrained(scorer_dir)
     by_id = {u.utt_id: u for u in load_corpus(corpus_dir, "train")}
-    cases = rationale_cases(scorer, [by_id[u] for u in utt_ids], Path(features_dir) / "train", Path(scorer_dir).name)
+    cases = rationale_cases(scorer, [by_id[u] for u in utt_ids], Path(features_dir) / "train", Path(scorer_dir).name,
+                            phone_evidence=PhoneEvidenceFusion.load(scorer_dir))
     return [ExampleSource(c.utterance, c.phone_states, c.word_index, c.heard, c.sheet) for c in cases]
 
 
