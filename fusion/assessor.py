@@ -164,8 +164,7 @@ class Assessor:
         examples = self.scorer.examples({"input": kept})
         (scored,) = self.scorer.score_examples(examples)
         if self.phone_evidence is not None and gains is not None:
-            fused = self.phone_evidence.rescore(scored.phone, gains.substitute, gains.delete)
-            scored = replace(scored, phone=fused.astype(np.asarray(scored.phone).dtype))
+            scored = fuse_phone_scores(scored, gains, self.phone_evidence)
         return kept, examples, spread_scores(scored, features, heard_words)
 
     def edit_gains(self, clip, features: PhoneFeatures) -> PhoneEditGains | None:
@@ -174,9 +173,7 @@ class Assessor:
         that were read (PhoneFeatures.select_words): an omitted word left in the text makes its neighbours' phones
         look wrong."""
         recogniser = self.frontend.groups.get("posterior_gop")
-        if recogniser is None:
-            return None
-        return recogniser.edit_gains(clip, word_phones(features), [(s, e) for s, e, _ in aligned_words(features)])
+        return None if recogniser is None else aligned_edit_gains(recogniser, clip, features)
 
     def _reading(self, clip, candidates: list[Pronunciation], timings: dict[str, float]) -> Pronunciation:
         """The reading of the text (numbers, variants) that the audio supports best (encoder.variants)."""
@@ -300,6 +297,19 @@ def _monotone(features: PhoneFeatures, n_words: int) -> bool:
     f0_range, voiced_ratio = (float(values[names.index(n)]) for n in wanted)
     span = float(features.ends[-1] - features.starts[0])
     return monotone(f0_range, voiced_ratio * span, n_words)
+
+
+def aligned_edit_gains(recogniser, clip, features: PhoneFeatures) -> PhoneEditGains:
+    """recogniser.edit_gains (encoder.features.posterior_gop.PosteriorGOP) for the words of `features`, each
+    placed by its aligned span."""
+    return recogniser.edit_gains(clip, word_phones(features), [(s, e) for s, e, _ in aligned_words(features)])
+
+
+def fuse_phone_scores(scored: ScoredUtterance, gains: PhoneEditGains,
+                      fusion: PhoneEvidenceFusion) -> ScoredUtterance:
+    """`scored` with its phone scores fused with the gains of the same phones (encoder.scorer.phone_evidence)."""
+    fused = fusion.rescore(scored.phone, gains.substitute, gains.delete)
+    return replace(scored, phone=fused.astype(np.asarray(scored.phone).dtype))
 
 
 def hear_phones(assessment: Assessment, gains: PhoneEditGains, heard_words: list[int]) -> None:

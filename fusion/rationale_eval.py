@@ -19,10 +19,10 @@ import numpy as np
 from tqdm import tqdm
 
 from ..encoder.corpus import load_corpus
+from ..encoder.scorer.phone_evidence import PhoneEvidenceFusion
 from ..encoder.scorer.pipeline import Scorer, network_fingerprint
 from ..rationalizer.faithfulness import FaithfulnessEvaluator, summarize
 from .rationale import RATIONALE_SOURCES, RationaleGuard
-from ..encoder.scorer.phone_evidence import PhoneEvidenceFusion
 from .rationale_sources import RationaleCase, rationale_cases, sample_utterances
 
 RUBRIC_SYSTEM = "rubric"  # the deterministic writer, as a reference row

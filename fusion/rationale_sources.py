@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import random
 import tempfile
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
@@ -23,7 +23,8 @@ from ..encoder.scorer.pipeline import Scorer
 from ..rationalizer.data import ExampleSource, heard_by_position, pool_words
 from ..rationalizer.records import ScoreSheet
 from ..rationalizer.sheets import sheet_from_labels
-from .assessor import Assessment, aligned_words, build_assessment, frontend_config, hear_phones, word_phones
+from .assessor import (Assessment, aligned_edit_gains, build_assessment, frontend_config, fuse_phone_scores,
+                       hear_phones)
 from .rationale import sheet_from_words
 
 
@@ -73,27 +74,19 @@ def rationale_cases(scorer: Scorer, utterances: list[Utterance], features_dir, m
     recogniser = PosteriorGOP() if phone_evidence is not None else None
     for utterance, s, phone_states in zip(utterances, scored, states):
         f = features[utterance.utt_id]
-        gains = None
-        if recogniser is not None:
-            gains = recogniser.edit_gains(load_audio(utterance.audio_path), word_phones(f),
-                                          [(a, b) for a, b, _ in aligned_words(f)])
-            s = replace(s, phone=phone_evidence.rescore(s.phone, gains.substitute, gains.delete))
+        gains = None if recogniser is None else aligned_edit_gains(recogniser, load_audio(utterance.audio_path), f)
+        if gains is not None:
+            s = fuse_phone_scores(s, gains, phone_evidence)
         assessment = build_assessment(utterance.text, [w.text for w in utterance.words], f, s, model_name, {})
         if gains is not None:
             hear_phones(assessment, gains, list(range(len(assessment.words))))
+            heard = tuple(p.heard for w in assessment.words for p in w.phones)
+        else:
+            heard = tuple(h.base for h in f.heard) if f.heard else None
         word_index = tuple(p.word_index for p in f.phones)
-        heard = _heard(assessment, f)
         gold = sheet_from_labels(utterance, heard=heard_by_position(word_index, heard))
         cases.append(RationaleCase(utterance, assessment, phone_states, word_index, heard, gold))
     return cases
-
-
-def _heard(assessment: Assessment, features) -> tuple[str, ...] | None:
-    """Per phone, what the response says was heard (the features' segment n-best where the response has none)."""
-    phones = [p for w in assessment.words for p in w.phones]
-    if all(p.heard_nbest for p in phones):
-        return tuple(p.heard for p in phones)
-    return tuple(h.base for h in features.heard) if features.heard else None
 
 
 def training_sources(features_dir: str | Path, corpus_dir: str | Path | None, scorer_dir: str | Path,

@@ -68,7 +68,7 @@ def test_assess_fuses_the_network_phone_scores_with_the_recogniser_gains(fixture
     from orthoepy.encoder.audio import load_audio
     from orthoepy.encoder.corpus import load_corpus
     from orthoepy.encoder.phoneset import canonical_phones
-    from orthoepy.fusion.assessor import Assessor, aligned_words, word_phones
+    from orthoepy.fusion.assessor import Assessor
 
     assessor = Assessor.from_pretrained(rationale="none", verify=False)
     fusion = assessor.phone_evidence
@@ -79,8 +79,7 @@ def test_assess_fuses_the_network_phone_scores_with_the_recogniser_gains(fixture
     plain = assessor.assess(utt.audio_path, utt.text)
     clip = load_audio(utt.audio_path)
     features = assessor.frontend.extract(clip, canonical_phones([[p.phone for p in w.phones] for w in plain.words]))
-    gains = assessor.frontend.groups["posterior_gop"].edit_gains(
-        clip, word_phones(features), [(s, e) for s, e, _ in aligned_words(features)])
+    gains = assessor.edit_gains(clip, features)
     network = [p.score for w in plain.words for p in w.phones]
     expected = fusion.rescore(network, gains.substitute, gains.delete)
     got = [p.score for w in fused.words for p in w.phones]

@@ -33,7 +33,7 @@ from tqdm import tqdm
 from orthoepy.encoder.audio import load_audio
 from orthoepy.encoder.corpus import load_corpus
 from orthoepy.encoder.scorer.phone_evidence import PhoneEvidenceFusion, design_matrix
-from orthoepy.fusion.assessor import Assessor, aligned_words, word_phones
+from orthoepy.fusion.assessor import Assessor
 
 LOW = 1.0  # a phone scored below this is reported as mispronounced (fusion.assessor.LOW_PHONE_SCORE)
 MISPRONOUNCED = 0.5  # human label below this counts as mispronounced (docs/results.md)
@@ -53,8 +53,7 @@ def _gather_one(item: tuple) -> tuple[list[dict], dict]:
     clip = load_audio(audio_path)
     features = _assessor.frontend.extract(clip, canonical_phones(words))
     (scored,) = _assessor.scorer.score_examples(_assessor.scorer.examples({"input": features}))
-    gains = _assessor.frontend.groups["posterior_gop"].edit_gains(
-        clip, word_phones(features), [(s, e) for s, e, _ in aligned_words(features)])
+    gains = _assessor.edit_gains(clip, features)
     phones = [p for w in words for p in w]
     rows = [{"utt_id": utt_id, "phone": p, "label": labels[i], "score": float(scored.phone[i]),
              "substitute_gain": gains.substitute[i], "delete_gain": gains.delete[i],

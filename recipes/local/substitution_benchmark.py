@@ -28,7 +28,7 @@ import json
 import re
 import subprocess
 import tempfile
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
@@ -154,7 +154,7 @@ def run_cases(cases: list[Case], model: str, recogniser_dir: str | None = None) 
     from orthoepy.encoder.phoneset import PHONES, canonical_phones
     from orthoepy.encoder.scorer.pipeline import Scorer
     from orthoepy.encoder.scorer.phone_evidence import PhoneEvidenceFusion
-    from orthoepy.fusion.assessor import frontend_config
+    from orthoepy.fusion.assessor import aligned_edit_gains, frontend_config, fuse_phone_scores
 
     scorer = Scorer.from_pretrained(model, backend="torch")
     frontend = FrontEnd(frontend_config(scorer))
@@ -174,8 +174,9 @@ def run_cases(cases: list[Case], model: str, recogniser_dir: str | None = None) 
                 audio = load_audio(path)
                 features = frontend.extract(audio, phones)
                 scored = scorer.score({case.case_id: features})[0]
-                gains = _edit_gains(frontend, audio, features)
-                at = _at_target(features, _fused(scored, gains, fusion), case.target)
+                gains = aligned_edit_gains(frontend.groups["posterior_gop"], audio, features)
+                fused = scored if fusion is None else fuse_phone_scores(scored, gains, fusion)
+                at = _at_target(features, fused, case.target)
                 readings[name] = {**at, "segment_heard_nbest": at["heard_nbest"],
                                   "heard_nbest": [[PHONES[i], round(p, 3)] for i, p in gains.nbest[case.target]],
                                   "network_score": round(float(scored.phone[case.target]), 3),
@@ -188,21 +189,6 @@ def run_cases(cases: list[Case], model: str, recogniser_dir: str | None = None) 
                         "target": case.target, "canonical": phones[case.target].base, **readings,
                         "codes": {"control": case.control_codes, "altered": case.altered_codes}})
     return out
-
-
-def _edit_gains(frontend, audio, features):
-    from orthoepy.fusion.assessor import aligned_words, word_phones
-
-    return frontend.groups["posterior_gop"].edit_gains(audio, word_phones(features),
-                                                       [(s, e) for s, e, _ in aligned_words(features)])
-
-
-def _fused(scored, gains, fusion):
-    """The phone scores as `assess` returns them: the network's, fused with the segmentation-free gains when the
-    model directory has a phone-evidence fusion."""
-    if fusion is None:
-        return scored
-    return replace(scored, phone=fusion.rescore(scored.phone, gains.substitute, gains.delete))
 
 
 def _at_target(features, scored, i: int) -> dict:

@@ -22,7 +22,7 @@ from tqdm import tqdm
 from orthoepy.encoder.audio import load_audio
 from orthoepy.encoder.corpus import load_corpus
 from orthoepy.encoder.phoneset import canonical_phones
-from orthoepy.fusion.assessor import Assessor
+from orthoepy.fusion.assessor import Assessor, fuse_phone_scores
 
 
 def main() -> None:
@@ -65,9 +65,8 @@ def _scores(assessor: Assessor, utt, voice: str) -> tuple[np.ndarray, np.ndarray
         clip = load_audio(path)
     features = assessor.frontend.extract(clip, canonical_phones([list(w.phones) for w in utt.words]))
     (scored,) = assessor.scorer.score_examples(assessor.scorer.examples({"input": features}))
-    gains = assessor.edit_gains(clip, features)
-    fused = assessor.phone_evidence.rescore(scored.phone, gains.substitute, gains.delete)
-    return np.asarray(scored.phone), fused, np.array([p.word_index for p in features.phones])
+    fused = fuse_phone_scores(scored, assessor.edit_gains(clip, features), assessor.phone_evidence)
+    return np.asarray(scored.phone), np.asarray(fused.phone), np.array([p.word_index for p in features.phones])
 
 
 if __name__ == "__main__":
