@@ -166,8 +166,7 @@ def _floats(values) -> tuple[float, ...]:
 
 
 # Words either side of a phone edit over whose frames it is compared with the text. Narrower blocks gave weaker
-# evidence (phone-evidence fusion, speaker-disjoint CV on dev: PCC 0.653 / 0.677 / 0.682 / 0.695 for 0 / 1 / 2 / 4
-# words; 0.695 over the whole text)
+# evidence in a probe on dev's speaker folds (docs/scorer.md, "Segmentation-free phone evidence")
 PHONE_CONTEXT_WORDS = CONTEXT_WORDS
 HEARD_N_BEST = 3
 

@@ -106,6 +106,22 @@ def measures(pred: np.ndarray, labels: np.ndarray) -> dict:
             "n_phones": int(len(labels))}
 
 
+def heard_measures(raw: dict) -> dict:
+    """How often the segmentation-free n-best (the response's `heard`) puts the canonical phone first on phones the
+    annotators scored >= 1.5, and another phone first on those scored < 0.5: the canonical phone is first exactly
+    when no substitution gain is above 0."""
+    gain = np.array([r["substitute_gain"] for r in raw["rows"]])
+    labels = np.array([r["label"] for r in raw["rows"]])
+    well, badly = labels >= 1.5, labels < MISPRONOUNCED
+    return {"canonical_first_on_labels_ge_1_5": _share(gain[well] < 0),
+            "another_phone_first_on_labels_lt_0_5": _share(gain[badly] > 0), "n": [int(well.sum()), int(badly.sum())]}
+
+
+def _share(flags: np.ndarray) -> float | None:
+    """The share of True, None for no rows."""
+    return round(float(flags.mean()), 4) if flags.size else None
+
+
 def fit(args) -> None:
     X, labels, speakers, raw = _arrays(args.rows)
     n_folds = min(args.folds, len(set(speakers)))
@@ -126,7 +142,7 @@ def fit(args) -> None:
     report = {"fitted_on": f"{raw['split']} ({len(set(speakers))} speakers, {len(labels)} phones)",
               "cross_validation": f"{n_folds} speaker-disjoint folds",
               "network": measures(X[:, 0], labels), "fused_out_of_fold": measures(out_of_fold, labels),
-              "per_fold_pcc": per_fold, "alpha": fusion.alpha_,
+              "per_fold_pcc": per_fold, "alpha": fusion.alpha_, "heard": heard_measures(raw),
               "command": "python recipes/local/phone_evidence.py " + " ".join(sys.argv[1:])}
     fusion.save(args.model, report)
     Path(args.out).write_text(json.dumps(report, indent=1) + "\n")
