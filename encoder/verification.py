@@ -216,7 +216,11 @@ def decide(evidence: Evidence, words: list[str], reference: list[tuple[str, ...]
     strict = replace(config, read_probability=np.inf, substitution_probability=0.0) if other_text else config
     checks, insertions = check_words(reference, list(evidence.heard), forced, strict)
     foreign = evidence.text_language if evidence.text_language and evidence.text_language.foreign else None
-    not_english = foreign is not None or _not_english(evidence.language, evidence.language_probability, config)
+    # language identification alone misjudges short or strongly accented readings (train cases: it added no
+    # other-language recording the text detector missed and called 11 readings not English), so it only names
+    # what the text judgement found: a recording that is not a reading of its text
+    not_english = foreign is not None or (_not_english(evidence.language, evidence.language_probability, config)
+                                          and (other_text or by_word))
     if aligned is not None and detector is not None and not (other_text or not_english or no_words):
         checks, insertions = _detected(evidence, words, reference, aligned, detector, checks, insertions, config,
                                        by_word)
@@ -235,7 +239,7 @@ def decide(evidence: Evidence, words: list[str], reference: list[tuple[str, ...]
         checks = [WordCheck(OMITTED, None, c.probability, None, None) for c in checks]
     share, matches, warnings = summarise(checks, insertions, words, evidence.language,
                                          evidence.language_probability, config, other_text or no_words,
-                                         foreign)
+                                         foreign, not_english)
     return Verification(True, evidence.speech_seconds, evidence.language, evidence.language_probability,
                         " ".join(h.text for h in evidence.heard), round(share, 3), matches, tuple(warnings),
                         tuple(checks), tuple(insertions), evidence.pauses, evidence)
@@ -582,9 +586,12 @@ def stopped_after(checks: list[WordCheck], config: VerifierConfig) -> int | None
 
 def summarise(checks: list[WordCheck], insertions: list[Insertion], words: list[str], language: str,
               language_probability: float, config: VerifierConfig, other_text: bool = False,
-              foreign_text: TextLanguage | None = None) -> tuple[float, bool, list[str]]:
-    """(share read, whether the audio matches the text, warnings in words a learner can act on)."""
-    not_english = foreign_text is not None or _not_english(language, language_probability, config)
+              foreign_text: TextLanguage | None = None,
+              not_english: bool | None = None) -> tuple[float, bool, list[str]]:
+    """(share read, whether the audio matches the text, warnings in words a learner can act on).
+    not_english: the decision `decide` took; None judges by the language identification alone."""
+    if not_english is None:
+        not_english = foreign_text is not None or _not_english(language, language_probability, config)
     share = 0.0 if not_english else sum(c.status == READ for c in checks) / max(1, len(checks))
     warnings = []
     if foreign_text is not None:

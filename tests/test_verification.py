@@ -289,6 +289,21 @@ def test_no_words_heard_leaves_every_word_unread():
     assert decide(replace(evidence, no_words=False), ["I", "THINK", "SO"], [I, THINK, SO], CONFIG).share_read == 1
 
 
+def test_language_identification_alone_does_not_unread_a_reading_of_the_text():
+    from orthoepy.encoder.verification import Evidence, decide
+
+    words, reference = ["I", "THINK", "SO"], [I, THINK, SO]
+    heard_words = (heard("I", I, 0, .2), heard("SINK", SINK, .2, .5), heard("SO", SO, .5, .8))
+    accented = Evidence(1.0, "es", 0.9, heard_words, (0.9, 0.2, 0.9), ())  # the text is likely: a reading
+    verdict = decide(accented, words, reference, replace(CONFIG, mismatch_forced=0.05))
+    assert verdict.matches_text and verdict.share_read == 1.0
+    assert not any("English" in w for w in verdict.warnings)
+    unlikely = replace(accented, forced=(0.01, 0.01, 0.01))  # the same identification, and the text is unlikely
+    other = decide(unlikely, words, reference, replace(CONFIG, mismatch_forced=0.05))
+    assert not other.matches_text and other.share_read == 0.0
+    assert any("does not sound like English" in w for w in other.warnings)
+
+
 def test_voice_activity_between_aligned_words_is_an_insertion():
     from orthoepy.encoder.verification import Evidence, decide
 
