@@ -96,6 +96,26 @@ def gains(log_probs: np.ndarray, words: list[list[int]], times: list[tuple[float
     return PhoneGains(_floats(skip), _floats(repeat), _floats(insert))
 
 
+def replace_gains(log_probs: np.ndarray, words: list[list[int]], others: dict[int, list[int]],
+                  times: list[tuple[float, float]] | None = None, frame_seconds: float = 0.02) -> dict[int, float]:
+    """Per word k of `others`: log P(text with word k read as others[k]) - log P(text), nats, over the same block
+    as `gains` (label ids as `phone_ids` gives them). Positive: the recogniser, which has no language model, hears
+    the other word there rather than the text's."""
+    n, total = len(words), len(log_probs)
+    sequences, spans = [], []
+    for k, other in others.items():
+        lo, hi = (0, n) if times is None else (max(0, k - CONTEXT_WORDS), min(n, k + CONTEXT_WORDS + 1))
+        block = words[lo:hi]
+        text = [t for w in block for t in w]
+        sequences += [text, [t for j, w in enumerate(block) for t in (other if j == k - lo else w)]]
+        spans += [_block_frames(lo, hi, n, times, total, len(text), frame_seconds)] * 2
+    if not sequences:
+        return {}
+    logp = _sequence_log_likelihoods(log_probs, sequences, spans)
+    return {k: round(float(np.clip(logp[2 * j + 1] - logp[2 * j], -GAIN_CLIP, GAIN_CLIP)), 3)
+            for j, k in enumerate(others)}
+
+
 def window_gains(log_probs: np.ndarray, words: list[list[int]], owner: list[int],
                  windows: list[tuple[float, float]], times: list[tuple[float, float]],
                  frame_seconds: float) -> PhoneGains:
@@ -104,17 +124,36 @@ def window_gains(log_probs: np.ndarray, words: list[list[int]], owner: list[int]
     the words of a window of more than MAX_WORDS words, get the unknown values."""
     result = PhoneGains.unknown(len(words))
     skip, repeat, insert = (list(v) for v in (result.skip, result.repeat, result.insert))
-    for k, (start, end) in enumerate(windows):
-        mine = [i for i in range(len(words)) if owner[i] == k]
-        if not mine or len(mine) > MAX_WORDS:
-            continue
-        first = min(int(start / frame_seconds), len(log_probs) - 1)
-        frames = log_probs[first:max(first + 1, int(np.ceil(end / frame_seconds)))]
-        local = [(times[i][0] - first * frame_seconds, times[i][1] - first * frame_seconds) for i in mine]
+    for mine, frames, local in _per_window(log_probs, owner, windows, times, frame_seconds):
         found = gains(frames, [words[i] for i in mine], local, frame_seconds)
         for j, i in enumerate(mine):
             skip[i], repeat[i], insert[i] = found.skip[j], found.repeat[j], found.insert[j]
     return PhoneGains(tuple(skip), tuple(repeat), tuple(insert))
+
+
+def window_replace_gains(log_probs: np.ndarray, words: list[list[int]], others: dict[int, list[int]],
+                         owner: list[int], windows: list[tuple[float, float]], times: list[tuple[float, float]],
+                         frame_seconds: float) -> dict[int, float]:
+    """`replace_gains` per verification window, as `window_gains` places them (words of an over-long window: none)."""
+    found: dict[int, float] = {}
+    for mine, frames, local in _per_window(log_probs, owner, windows, times, frame_seconds):
+        inside = {mine.index(k): other for k, other in others.items() if k in mine}
+        if inside:
+            local_gains = replace_gains(frames, [words[i] for i in mine], inside, local, frame_seconds)
+            found.update({mine[j]: g for j, g in local_gains.items()})
+    return found
+
+
+def _per_window(log_probs: np.ndarray, owner: list[int], windows: list[tuple[float, float]],
+                times: list[tuple[float, float]], frame_seconds: float):
+    """Per window with 1..MAX_WORDS words: (its word indices, its frames, their times from its first frame)."""
+    for k, (start, end) in enumerate(windows):
+        mine = [i for i in range(len(owner)) if owner[i] == k]
+        if not mine or len(mine) > MAX_WORDS:
+            continue
+        first = min(int(start / frame_seconds), len(log_probs) - 1)
+        frames = log_probs[first:max(first + 1, int(np.ceil(end / frame_seconds)))]
+        yield mine, frames, [(times[i][0] - first * frame_seconds, times[i][1] - first * frame_seconds) for i in mine]
 
 
 def _block_frames(lo: int, hi: int, n: int, times: list[tuple[float, float]] | None, total: int, labels: int,

@@ -29,7 +29,7 @@ import numpy as np
 from .audio import Audio, AudioError
 from .lexicon import Lexicon, TextError, normalise_text
 from .miscues import DOUBLED_UNKNOWN, MiscueDetector
-from .phone_gains import PhoneGains, ctc_log_probs, phone_ids, window_gains
+from .phone_gains import PhoneGains, ctc_log_probs, phone_ids, window_gains, window_replace_gains
 from .phoneset import split_stress
 from .text_language import TextLanguage, identify
 
@@ -178,6 +178,10 @@ class Evidence:
     # the phone recogniser's likelihood ratios of the text with a word skipped, repeated, or unknown phones inserted
     # after it (encoder/phone_gains.py; no language model); None: not computed
     phone_gains: PhoneGains | None = None
+    # per reference word, log P(text with the prompted transcription's other word in its place) - log P(text) under
+    # the phone recogniser (nats; encoder.phone_gains.replace_gains); None where that transcription heard the word
+    # (or nothing) there, or for evidence gathered before session 14
+    other_word_gains: tuple[float | None, ...] | None = None
 
     @classmethod
     def from_dict(cls, e: dict) -> "Evidence":
@@ -189,7 +193,8 @@ class Evidence:
                    tuple(tuple(p) for p in e["pauses"]), e.get("no_words", False),
                    tuple(tuple(p) for p in e.get("speech", ())), words("prompted"), tuple(e.get("doubled", ())),
                    TextLanguage(**e["text_language"]) if e.get("text_language") else None,
-                   PhoneGains(**{k: tuple(v) for k, v in e["phone_gains"].items()}) if e.get("phone_gains") else None)
+                   PhoneGains(**{k: tuple(v) for k, v in e["phone_gains"].items()}) if e.get("phone_gains") else None,
+                   tuple(e["other_word_gains"]) if e.get("other_word_gains") is not None else None)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -277,7 +282,8 @@ def _detected(evidence: Evidence, words: list[str], reference: list[tuple[str, .
     prompted = _in_place(reference, list(evidence.prompted))
     agreed = _agreed_substitutions(evidence, words, reference, prompted, config)
     if by_word:
-        agreed = [a or _heard_other(ref, p, config) for a, ref, p in zip(agreed, reference, prompted)]
+        agreed = [a or (_heard_other(ref, p, config) and _recogniser_agrees(evidence, i))
+                  for i, (a, ref, p) in enumerate(zip(agreed, reference, prompted))]
     decided = [_flagged(c, w, p) if flag or other else replace(c, status=READ)
                for c, w, p, flag, other in zip(checks, words, prompted, not_read, agreed)]
     extra = detector.extra_read(evidence, reference, aligned) >= detector.gap.threshold
@@ -354,6 +360,14 @@ def _overlaps(a: tuple[float, float], b: tuple[float, float]) -> bool:
 
 def _heard_other(reference: tuple[str, ...], heard: HeardWord | None, config: VerifierConfig) -> bool:
     return heard is not None and phone_distance(reference, heard.phones) > config.short_text_other_word
+
+
+def _recogniser_agrees(evidence: Evidence, k: int) -> bool:
+    """Whether the phone recogniser, which has no language model, also finds the prompted transcription's other
+    word in word k's place likelier than the text's word (True where that was not measured). On a word read alone
+    Whisper's language model often writes a common word ("asked" with its final phones dropped came out "YES")."""
+    gains = evidence.other_word_gains
+    return gains is None or gains[k] is None or gains[k] > 0.0
 
 
 def _flagged(check: WordCheck, word: str, in_place: HeardWord | None) -> WordCheck:
@@ -677,12 +691,13 @@ class ReadingVerifier:
                     for h in self._transcribe_prompted(enc, frames, w[0], [words[i] for i in range(len(words))
                                                                            if owner[i] == k])]
         doubled = self._doubled(encoded, words, owner)
+        times = word_times(reference, [heard, prompted], audio.duration)
         return Evidence(round(speech_seconds, 2), language, round(language_p, 3), tuple(heard), tuple(forced),
                         tuple(_pauses(segments, audio.duration)), silent,
                         tuple((round(a, 2), round(b, 2)) for a, b in segments), tuple(prompted),
                         tuple(round(d, 3) for d in doubled), identify(words, [self._source(w) for w in words]),
-                        self._phone_gains(audio, reference, owner, windows,
-                                          word_times(reference, [heard, prompted], audio.duration)))
+                        self._phone_gains(audio, reference, owner, windows, times),
+                        self._other_word_gains(audio, reference, prompted, owner, windows, times))
 
     def confirm(self, verification: Verification, words: list[str], reference: list[tuple[str, ...]],
                 aligned: list[tuple[float, float, int]]) -> Verification:
@@ -755,6 +770,25 @@ class ReadingVerifier:
         from .features.posterior_gop import FRAME_SECONDS
 
         return window_gains(self.frame_log_probs(audio), phone_ids(reference), owner, windows, times, FRAME_SECONDS)
+
+    def _other_word_gains(self, audio: Audio, reference: list[tuple[str, ...]], prompted: list[HeardWord],
+                          owner: list[int], windows: list[tuple[float, float]],
+                          times: list[tuple[float, float]]) -> tuple[float | None, ...]:
+        """Per word the prompted transcription heard as another word (`_heard_other`), the recogniser's gain for
+        that word in its place (encoder.phone_gains.replace_gains); None elsewhere."""
+        from .features.posterior_gop import FRAME_SECONDS
+
+        others = {k: p.phones for k, (ref, p) in enumerate(zip(reference, _in_place(reference, prompted)))
+                  if _heard_other(ref, p, self.config) and p.phones}
+        ids = {}
+        for k, phones in others.items():
+            try:
+                ids[k] = phone_ids([phones])[0]
+            except (KeyError, ValueError):  # a heard phone with no ARPAbet counterpart: not measured
+                continue
+        found = window_replace_gains(self.frame_log_probs(audio), phone_ids(reference), ids, owner, windows, times,
+                                     FRAME_SECONDS) if ids else {}
+        return tuple(found.get(k) for k in range(len(reference)))
 
     def _doubled(self, encoded, words: list[str], owner: list[int]) -> list[float]:
         """Per reference word, log P(text with the word read twice) - log P(text), nats, forced per window

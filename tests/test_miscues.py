@@ -225,6 +225,18 @@ def test_a_short_text_word_heard_as_another_word_is_substituted():
                   detector).words[0].status == SUBSTITUTED
 
 
+def test_a_short_text_word_is_another_word_only_where_the_phone_recogniser_agrees():
+    detector, aligned = _lenient_word_detector(), [(0.0, 0.38, 4)]
+    yes = heard("YES", ("Y", "EH", "S"), 0, .4)  # Whisper's language model on "asked" read without its final phones
+    doubted = one_word(prompted=(yes,), other_word_gains=(-6.5,))  # the recogniser finds ASKED likelier than YES
+    verdict = decide(doubted, ["ASKED"], [ASKED], VerifierConfig(), aligned, detector)
+    assert [c.status for c in verdict.words] == [READ] and verdict.matches_text
+    agreed = replace(doubted, other_word_gains=(4.0,))
+    assert decide(agreed, ["ASKED"], [ASKED], VerifierConfig(), aligned, detector).words[0].status == SUBSTITUTED
+    unmeasured = replace(doubted, other_word_gains=None)  # evidence gathered before the gains: as before
+    assert decide(unmeasured, ["ASKED"], [ASKED], VerifierConfig(), aligned, detector).words[0].status == SUBSTITUTED
+
+
 def test_an_extra_word_where_the_aligner_left_no_gap_spans_the_stretched_neighbour():
     detector = _detector("log_forced", "doubled_before")
     again = evidence(doubled=(-9.0, 1.5, -10.0))
@@ -236,7 +248,8 @@ def test_an_extra_word_where_the_aligner_left_no_gap_spans_the_stretched_neighbo
 def test_evidence_survives_its_json_record_and_older_records_default():
     from dataclasses import asdict
 
-    full = evidence()
+    full = evidence(other_word_gains=(None, 2.5, None))
     assert Evidence.from_dict(json.loads(json.dumps(asdict(full)))) == full
-    older = {k: v for k, v in json.loads(json.dumps(asdict(full))).items() if k not in ("prompted", "doubled")}
-    assert Evidence.from_dict(older) == replace(full, prompted=(), doubled=())
+    older = {k: v for k, v in json.loads(json.dumps(asdict(full))).items()
+             if k not in ("prompted", "doubled", "other_word_gains")}
+    assert Evidence.from_dict(older) == replace(full, prompted=(), doubled=(), other_word_gains=None)

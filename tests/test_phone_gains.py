@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from orthoepy.encoder.phone_gains import (INSERT_UNKNOWN, SKIP_UNKNOWN, PhoneGains, ctc_log_probs, gains, phone_edit_gains,
-                                          phone_ids, window_gains)
+                                          phone_ids, replace_gains, window_gains, window_replace_gains)
 from orthoepy.encoder.phoneset import PHONE_INDEX
 from orthoepy.encoder.verification import Evidence, HeardWord, word_times
 
@@ -208,3 +208,19 @@ def test_a_phone_repeated_across_a_word_boundary_said_once_is_not_heard_as_anoth
     for i in (2, 3):
         assert found.nbest[i][0][0] == PHONE_INDEX["S"]
         assert found.delete[i] <= 0.0 and found.substitute[i] < 0.0
+
+
+def test_another_word_said_in_a_words_place_has_a_positive_replace_gain():
+    ids = phone_ids(WORDS)
+    dog = phone_ids([("D", "AO1", "G")])[0]
+    frames = frames_saying(said(ids[:1] + [dog] + ids[2:]))  # word 1 ("S AE T") read as "D AO G"
+    found = replace_gains(frames, ids, {1: dog, 3: dog})
+    assert found[1] > 5 and found[3] < -5  # the recogniser hears DOG at word 1, THE at word 3
+    text = replace_gains(frames_saying(said(ids)), ids, {1: dog})
+    assert text[1] < -5
+    # per window, as the verifier places them: the same numbers for a single window
+    per_window = window_replace_gains(frames, ids, {1: dog}, [0] * len(ids), [(0.0, len(frames) * FRAME_S)],
+                                      [(0.0, len(frames) * FRAME_S)] * len(ids), FRAME_S)
+    assert per_window[1] == pytest.approx(replace_gains(frames, ids, {1: dog}, [(0.0, len(frames) * FRAME_S)] *
+                                                        len(ids), FRAME_S)[1])
+    assert replace_gains(frames, ids, {}) == {}

@@ -239,6 +239,20 @@ def test_a_clean_native_like_reading_is_not_flagged(assessor, field_cases):
     assert all(w.error_type == "None" for w in native.words)
 
 
+def test_a_word_read_alone_without_its_last_phone_is_still_a_reading_of_it(assessor, field_cases):
+    asked = assess(assessor, "ask.flac", "asked")  # Whisper hears "YEAH"/"YES"; the phone recogniser hears ASKED
+    assert asked.verification["matches_text"] and asked.words[0].error_type not in ("Omission", "Mispronunciation")
+    assert asked.sentence["total"] > 5
+
+
+@pytest.mark.xfail(strict=True, reason="the field case's 'right' (T low, ASKED flagged) is not met: the aligner picks "
+                   "CMUdict's variant AE S T and the scorer gives its T 1.76 (heard K); with AE S K T forced the T "
+                   "still scores 1.65: the scorer does not hear the deleted final /T/ (issue 11)")
+def test_a_word_read_without_its_last_phone_has_that_phone_low(assessor, field_cases):
+    asked = assess(assessor, "ask.flac", "asked")
+    assert asked.words[0].phones[-1].score < 1 and asked.words[0].error_type == "Mispronunciation"
+
+
 def test_pause_and_paragraph_alignment(assessor, field_cases):
     paused = assess(assessor, "pause_before_home.flac", "I would like to go home now")
     go, home = (next(w for w in paused.words if w.text == t) for t in ("GO", "HOME"))
