@@ -281,8 +281,8 @@ def _detected(evidence: Evidence, words: list[str], reference: list[tuple[str, .
     not_read = detector.not_read(evidence, reference, aligned) >= detector.word.threshold
     prompted = _in_place(reference, list(evidence.prompted))
     agreed = _agreed_substitutions(evidence, words, reference, prompted, config)
-    if by_word:
-        agreed = [a or (_heard_other(ref, p, config) and _recogniser_agrees(evidence, i))
+    if by_word:  # either transcription's other word counts only where the phone recogniser agrees
+        agreed = [(a or _heard_other(ref, p, config)) and _recogniser_agrees(evidence, i)
                   for i, (a, ref, p) in enumerate(zip(agreed, reference, prompted))]
     decided = [_flagged(c, w, p) if flag or other else replace(c, status=READ)
                for c, w, p, flag, other in zip(checks, words, prompted, not_read, agreed)]
@@ -774,12 +774,12 @@ class ReadingVerifier:
     def _other_word_gains(self, audio: Audio, reference: list[tuple[str, ...]], prompted: list[HeardWord],
                           owner: list[int], windows: list[tuple[float, float]],
                           times: list[tuple[float, float]]) -> tuple[float | None, ...]:
-        """Per word the prompted transcription heard as another word (`_heard_other`), the recogniser's gain for
-        that word in its place (encoder.phone_gains.replace_gains); None elsewhere."""
+        """Per word the prompted transcription heard as another word (phone distance above `similar_word`), the
+        recogniser's gain for that word in its place (encoder.phone_gains.replace_gains); None elsewhere."""
         from .features.posterior_gop import FRAME_SECONDS
 
         others = {k: p.phones for k, (ref, p) in enumerate(zip(reference, _in_place(reference, prompted)))
-                  if _heard_other(ref, p, self.config) and p.phones}
+                  if p is not None and p.phones and phone_distance(ref, p.phones) > self.config.similar_word}
         ids = {}
         for k, phones in others.items():
             try:

@@ -235,6 +235,12 @@ def test_a_short_text_word_is_another_word_only_where_the_phone_recogniser_agree
     assert decide(agreed, ["ASKED"], [ASKED], VerifierConfig(), aligned, detector).words[0].status == SUBSTITUTED
     unmeasured = replace(doubted, other_word_gains=None)  # evidence gathered before the gains: as before
     assert decide(unmeasured, ["ASKED"], [ASKED], VerifierConfig(), aligned, detector).words[0].status == SUBSTITUTED
+    # both transcriptions heard OKAY and the forced word is unlikely (the rule for longer texts): the same veto
+    okay = heard("OKAY", ("OW", "K", "EY"), 0, .4)
+    both = one_word(heard=(okay,), prompted=(okay,), other_word_gains=(-7.5,))
+    assert decide(both, ["ASKED"], [ASKED], VerifierConfig(), aligned, detector).words[0].status == READ
+    assert decide(replace(both, other_word_gains=(3.0,)), ["ASKED"], [ASKED], VerifierConfig(), aligned,
+                  detector).words[0].status == SUBSTITUTED
 
 
 def test_an_extra_word_where_the_aligner_left_no_gap_spans_the_stretched_neighbour():
