@@ -273,12 +273,15 @@ def false_claims(text: str, sheet: ScoreSheet) -> tuple[str, ...]:
 
 
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
-_QUOTED_TWICE = re.compile(r'\bin "([^"]+)",\s*"\1"', re.I)
+# a word clause opened inside a phone clause: 'In "tea", "cup" was unclear' (the lead "In "X"" only ever opens a
+# list of sounds, with the word's score in brackets in the varied phrasing)
+_QUOTE_IN_CLAUSE = re.compile(r'\bin "([^"]+)"(?:\s*\([^)]*\))?,\s*"([^"]+)"', re.I)
 
 
 def repeated_statements(text: str, sheet: ScoreSheet | None = None) -> tuple[str, ...]:
-    """A sentence said twice (case and spacing aside), and a word quoted inside its own clause ('In "football",
-    "football" was left out'): garbled text that tells the learner nothing more, as the model sometimes writes.
+    """A sentence said twice (case and spacing aside), and a word quoted inside a word's clause of sounds ('In
+    "football", "football" was left out'; 'In "tea", "cup" was unclear'): garbled text that tells the learner
+    nothing more, or mixes two words' problems, as the model sometimes writes.
     A sentence about a word the text has more than once (per `sheet`) may fairly be said once per occurrence."""
     counts = Counter(word_key(w.text) for w in sheet.words) if sheet is not None else Counter()
     found, seen = [], set()
@@ -288,7 +291,9 @@ def repeated_statements(text: str, sheet: ScoreSheet | None = None) -> tuple[str
         if key and key in seen and not repeated_word:
             found.append(f"repeats the sentence \"{sentence}\"")
         seen.add(key)
-    found += [f"quotes \"{m.group(1)}\" inside its own clause: \"{m.group(0)}\"" for m in _QUOTED_TWICE.finditer(text)]
+    for m in _QUOTE_IN_CLAUSE.finditer(text):
+        where = "its own clause" if word_key(m.group(1)) == word_key(m.group(2)) else f"the clause of \"{m.group(1)}\""
+        found.append(f"quotes \"{m.group(2)}\" inside {where}: \"{m.group(0)}\"")
     return tuple(found)
 
 

@@ -179,3 +179,8 @@ def test_a_repeated_or_garbled_statement_is_not_faithful():
     from orthoepy.rationalizer.faithfulness import repeated_statements
     assert repeated_statements('"tea" was unclear; say it slowly. "cup" was unclear; say it slowly.') == ()
     assert repeated_statements('"Cup" was unclear; say it slowly. "cup" was  unclear; say it slowly.')
+    # another word's clause opened inside a word's clause of sounds (the v2.1 adapter on the field case coffee.flac)
+    mixed = repeated_statements('Overall, the score is good. In "tea", "cup" was unclear; say it slowly, then at speed.')
+    assert mixed and 'inside the clause of "tea"' in mixed[0]
+    assert repeated_statements('In "tea" (4.2), /T/ sounded like /F/.') == ()
+    assert repeated_statements('In "tea" (4.2), "tea" was unclear.')
