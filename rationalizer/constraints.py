@@ -180,3 +180,18 @@ class TipText(_AnswerConstraint):
         if target is None or not target.startswith(content):
             return None
         return continuations(self.pieces.cased, [target[len(content):]])
+
+
+# a word's clause of sounds just opened: 'In "never", ' (the varied phrasing puts the score in brackets first)
+_SOUND_CLAUSE_OPEN = re.compile(r'(?:^|(?<=[.!?;]\s))In "[^"]+"(?:\s*\([^)]*\))?,(\s*)$')
+
+
+class SoundClause(_AnswerConstraint):
+    """Right after a word's lead 'In "X", ' only a phone mention ("/") may follow, as in every training target: the
+    model otherwise wrote 'In "never", as a word, "pen" was unclear', another word's problem inside this one's."""
+
+    def allowed_for(self, answer: str) -> list[int] | None:
+        match = _SOUND_CLAUSE_OPEN.search(answer)
+        if match is None:
+            return None
+        return continuations(self.pieces.cased, ["/" if match.group(1) else " /"])

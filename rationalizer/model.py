@@ -18,7 +18,7 @@ from peft import PeftModel
 from transformers import LogitsProcessorList, StoppingCriteria, StoppingCriteriaList
 
 from .compact import load_compact_base
-from .constraints import PhoneSymbols, QuotedWords, TipText, TokenPieces
+from .constraints import PhoneSymbols, QuotedWords, SoundClause, TipText, TokenPieces
 from .data import render_prompt
 from .records import ScoreSheet, base_phone
 from .rubric import Rubric, problem_phones, problem_words
@@ -56,6 +56,8 @@ class RationalizerSettings:
     # constrained decoding: a parenthesis opened after a phone clause holds that sound's tip from the table
     # (rationalizer.tips), so the advice belongs to the sound named
     tip_text: bool = True
+    # constrained decoding: after a word's lead 'In "X", ' comes a phone mention, never another quoted word
+    sound_clause: bool = True
 
     @classmethod
     def from_json(cls, text: str) -> "RationalizerSettings":
@@ -87,7 +89,7 @@ class Rationalizer:
         self.rubric = settings.rubric_object()
         # every token's text, for the quoted-word constraint (about 0.6 s for SmolLM2): built at load when the
         # settings ask for the constraint, else on the first generation that does
-        constrained = settings.quoted_words or settings.phone_symbols or settings.tip_text
+        constrained = settings.quoted_words or settings.phone_symbols or settings.tip_text or settings.sound_clause
         self._pieces = TokenPieces(tokenizer) if constrained else None
 
     @classmethod
@@ -151,6 +153,8 @@ class Rationalizer:
             processors.append(self._phone_symbols(prompt_length, sheet, prefix))
         if self.settings.tip_text:
             processors.append(TipText(self.tokenizer, self._token_pieces(), prompt_length, prefix))
+        if self.settings.sound_clause:
+            processors.append(SoundClause(self.tokenizer, self._token_pieces(), prompt_length, prefix))
         if processors:
             options["logits_processor"] = LogitsProcessorList(processors)
         output = self.model.generate(**encoded, audio_features=audio,

@@ -369,6 +369,28 @@ def test_a_tip_after_a_phone_clause_is_that_sounds_tip(tiny_base):
     assert not texts[False].startswith(prefix + tip("K", "G").text), texts[False]  # the random model alone does not
 
 
+def test_a_words_lead_is_followed_by_a_sound(tiny_base):
+    from dataclasses import replace
+
+    from peft import get_peft_model
+
+    from orthoepy.rationalizer.constraints import SoundClause, TokenPieces
+    from orthoepy.rationalizer.training import lora_config
+
+    model, tokenizer = load_compact_base(AUDIO_DIM, tiny_base)
+    clause = SoundClause(tokenizer, TokenPieces(tokenizer), 0)
+    assert clause.allowed_for('In "call",') and clause.allowed_for('Fair. In "call" (4.2/10), ')
+    assert clause.allowed_for('In "call", /K/ was unclear') is None and clause.allowed_for('Accuracy is fair,') is None
+    lora = get_peft_model(model, lora_config(RationalizerTrainingPlan()))
+    settings = RationalizerSettings(audio_dim=AUDIO_DIM, max_new_tokens=3, quoted_words=False, phone_symbols=False,
+                                    tip_text=False)
+    states = np.random.default_rng(0).normal(size=(3, AUDIO_DIM)).astype(np.float32)
+    texts = {on: Rationalizer(lora, tokenizer, replace(settings, sound_clause=on)).explain(
+        _sheet(), states, prefix='In "call",').text for on in (False, True)}
+    assert texts[True].startswith('In "call", /'), texts[True]
+    assert not texts[False].startswith('In "call", /'), texts[False]  # the random model alone does not
+
+
 def test_tips_after_the_wrong_sound_are_found():
     from orthoepy.rationalizer.rubric import misplaced_tips, tip_after
     from orthoepy.rationalizer.tips import tip

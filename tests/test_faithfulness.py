@@ -184,3 +184,5 @@ def test_a_repeated_or_garbled_statement_is_not_faithful():
     assert mixed and 'inside the clause of "tea"' in mixed[0]
     assert repeated_statements('In "tea" (4.2), /T/ sounded like /F/.') == ()
     assert repeated_statements('In "tea" (4.2), "tea" was unclear.')
+    assert repeated_statements('In "never", as a word, "pen" was unclear; say it slowly.')
+    assert repeated_statements('In "we", /IY/ sounded like /EH/. "were" was unclear.') == ()
