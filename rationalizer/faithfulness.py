@@ -274,8 +274,9 @@ def false_claims(text: str, sheet: ScoreSheet) -> tuple[str, ...]:
 
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 # a word clause opened inside a phone clause: 'In "tea", "cup" was unclear' (the lead "In "X"" only ever opens a
-# list of sounds, with the word's score in brackets in the varied phrasing)
-_QUOTE_IN_CLAUSE = re.compile(r'\bin "([^"]+)"(?:\s*\([^)]*\))?,[^/."]{0,40}"([^"]+)"', re.I)
+# list of sounds, with the word's score in brackets in the varied phrasing); a tip's example words ('as in "then",
+# not as in "zen"') are not a lead
+_QUOTE_IN_CLAUSE = re.compile(r'(?<!as )\bin "([^"]+)"(?:\s*\([^)]*\))?,[^/."]{0,40}"([^"]+)"', re.I)
 
 
 def repeated_statements(text: str, sheet: ScoreSheet | None = None) -> tuple[str, ...]:

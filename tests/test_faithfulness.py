@@ -186,3 +186,4 @@ def test_a_repeated_or_garbled_statement_is_not_faithful():
     assert repeated_statements('In "tea" (4.2), "tea" was unclear.')
     assert repeated_statements('In "never", as a word, "pen" was unclear; say it slowly.')
     assert repeated_statements('In "we", /IY/ sounded like /EH/. "were" was unclear.') == ()
+    assert repeated_statements('In "the", /DH/ sounded like /Z/ (as in "then", not as in "zen").') == ()
