@@ -77,7 +77,7 @@ def gains(log_probs: np.ndarray, words: list[list[int]], times: list[tuple[float
     unknown, total = log_probs.shape[1] - 1, len(log_probs)
     sequences, spans = [], []
     for k in range(n):
-        lo, hi = (0, n) if times is None else (max(0, k - CONTEXT_WORDS), min(n, k + CONTEXT_WORDS + 1))
+        lo, hi = _block_words(k, n, times)
         block, j = words[lo:hi], k - lo
         edits = [_without(block, j), _with(block, j, block[j])]
         edits += [_with(block, j, [unknown] * m) for m in INSERTED_PHONES] if k < n - 1 else []
@@ -104,7 +104,7 @@ def replace_gains(log_probs: np.ndarray, words: list[list[int]], others: dict[in
     n, total = len(words), len(log_probs)
     sequences, spans = [], []
     for k, other in others.items():
-        lo, hi = (0, n) if times is None else (max(0, k - CONTEXT_WORDS), min(n, k + CONTEXT_WORDS + 1))
+        lo, hi = _block_words(k, n, times)
         block = words[lo:hi]
         text = [t for w in block for t in w]
         sequences += [text, [t for j, w in enumerate(block) for t in (other if j == k - lo else w)]]
@@ -154,6 +154,12 @@ def _per_window(log_probs: np.ndarray, owner: list[int], windows: list[tuple[flo
         first = min(int(start / frame_seconds), len(log_probs) - 1)
         frames = log_probs[first:max(first + 1, int(np.ceil(end / frame_seconds)))]
         yield mine, frames, [(times[i][0] - first * frame_seconds, times[i][1] - first * frame_seconds) for i in mine]
+
+
+def _block_words(k: int, n: int, times: list[tuple[float, float]] | None,
+                 context: int = CONTEXT_WORDS) -> tuple[int, int]:
+    """Words [lo, hi) of word k's block: `context` words either side of it, or the whole text without times."""
+    return (0, n) if times is None else (max(0, k - context), min(n, k + context + 1))
 
 
 def _block_frames(lo: int, hi: int, n: int, times: list[tuple[float, float]] | None, total: int, labels: int,
@@ -237,7 +243,7 @@ def phone_edit_gains(log_probs: np.ndarray, words: list[list[int]], times: list[
     with some probability in the block's frames saved about a tenth of the time: not worth the approximation.)"""
     n, found = len(words), []
     for k in range(n):
-        lo, hi = (0, n) if times is None else (max(0, k - PHONE_CONTEXT_WORDS), min(n, k + PHONE_CONTEXT_WORDS + 1))
+        lo, hi = _block_words(k, n, times, PHONE_CONTEXT_WORDS)
         text_length = sum(len(w) for w in words[lo:hi])
         span = _block_frames(lo, hi, n, times, len(log_probs), text_length, frame_seconds)
         found += _word_edits(log_probs, span, words[lo:hi], k - lo)
