@@ -54,11 +54,12 @@ class PhoneEvidenceFusion(RegressorMixin, BaseEstimator):
     def __init__(self, alphas: tuple[float, ...] = ALPHAS) -> None:
         self.alphas = alphas
 
-    def fit(self, X, y) -> "PhoneEvidenceFusion":
+    def fit(self, X, y, sample_weight=None) -> "PhoneEvidenceFusion":
+        """sample_weight (n,), optional: e.g. a smaller weight for text-side substitution rows than for real ones."""
         X, y = np.asarray(X, dtype=np.float64), np.asarray(y, dtype=np.float64)
         if X.ndim != 2 or X.shape[1] != len(FEATURES):
             raise ValueError(f"X must be (n, {len(FEATURES)}) design_matrix rows, not {X.shape}")
-        ridge = RidgeCV(alphas=self.alphas).fit(X, y)
+        ridge = RidgeCV(alphas=self.alphas).fit(X, y, sample_weight=sample_weight)
         self.coef_, self.intercept_, self.alpha_ = ridge.coef_, float(ridge.intercept_), float(ridge.alpha_)
         self.n_features_in_ = X.shape[1]
         return self
