@@ -20,7 +20,7 @@ from collections import defaultdict
 import torch
 from transformers import LogitsProcessor
 
-from .mentions import ARPABET, example_cue_before
+from .mentions import ARPABET, example_cue_before, parse_rationale
 from .records import base_phone
 from .rubric import tip_after, word_key
 
@@ -80,20 +80,34 @@ class QuotedWords(_AnswerConstraint):
     quote) are allowed. prompt_length: tokens of the prompt (the answer starts after them); prefix: the answer's
     start when it was given in the prompt (a constrained regeneration's)."""
 
-    def __init__(self, tokenizer, pieces: TokenPieces, prompt_length: int, words, prefix: str = ""):
+    def __init__(self, tokenizer, pieces: TokenPieces, prompt_length: int, words, prefix: str = "",
+                 clause_words=None, lower_case: bool = False):
+        """clause_words: when given (and not empty), the only words a word's clause of sounds ('In "X", /P/ ...')
+        may open with: those with sounds to name. Another word of `words` is then named as a whole word.
+        lower_case: only lower-case pieces, as the rubric and the training targets quote words (else the model could
+        spell 'In "shoULDER"' from mixed-case pieces)."""
         super().__init__(tokenizer, pieces, prompt_length, prefix)
+        self.lower_case = lower_case
         self.words = sorted({word_key(w) for w in words if word_key(w)})
+        self.clause_words = sorted({word_key(w) for w in clause_words or () if word_key(w)})
 
     def allowed_for(self, answer: str) -> list[int] | None:
         state = open_quote(answer)
-        if state is None or example_cue_before(answer[:len(answer) - len(state[0]) - 1]):
-            return None  # outside quotes, or an example word of an articulation tip ('as in "think"'): free
-        return self.allowed(*state)
+        if state is None:
+            return None
+        before = answer[:len(answer) - len(state[0]) - 1]
+        if example_cue_before(before):
+            return None  # an example word of an articulation tip ('as in "think"'): free
+        words = self.clause_words if self.clause_words and _CLAUSE_LEAD.search(before) else self.words
+        return self.allowed(*state, words=words)
 
-    def allowed(self, content: str, closer: str) -> list[int]:
+    def allowed(self, content: str, closer: str, words: list[str] | None = None) -> list[int]:
         """Token ids that continue `content` (the open quote's text so far) towards an allowed word + closer."""
-        remainders = [w[len(content):] + closer for w in self.words if w.startswith(content.lower())]
-        return continuations(self.pieces.by_first, remainders)
+        remainders = [w[len(content):] + closer for w in (words or self.words) if w.startswith(content.lower())]
+        return continuations(self.pieces.cased if self.lower_case else self.pieces.by_first, remainders)
+
+
+_CLAUSE_LEAD = re.compile(r"(?:^|(?<=[.!?;]\s))In\s*$")
 
 
 def open_quote(answer: str) -> tuple[str, str] | None:
@@ -195,3 +209,36 @@ class SoundClause(_AnswerConstraint):
         if match is None:
             return None
         return continuations(self.pieces.cased, ["/" if match.group(1) else " /"])
+
+
+class Coverage(LogitsProcessor):
+    """Until the answer names every word and every sound the rubric names (rubric.problem_words and problem_phones,
+    capped: what the faithfulness evaluator expects), the end of the answer is masked, so the model goes on to
+    name what it left out instead of stopping (most texts the guard rejected had left out a problem word or sound).
+    words: the expected words as rationales quote them (rubric.word_key); phones: (word, base phone) pairs;
+    text_words: every word of the text; stop_ids: the token ids that end an answer."""
+
+    def __init__(self, tokenizer, prompt_length: int, words, phones, text_words, stop_ids, prefix: str = ""):
+        self.tokenizer, self.prompt_length, self.prefix = tokenizer, prompt_length, prefix
+        self.words, self.phones = [word_key(w) for w in words], [(word_key(w), p.upper()) for w, p in phones]
+        self.text_words, self.stop_ids = {word_key(w) for w in text_words}, sorted(set(stop_ids))
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        if not (self.words or self.phones) or not self.stop_ids:
+            return scores
+        for row in range(input_ids.shape[0]):
+            answer = self.prefix + self.tokenizer.decode(input_ids[row, self.prompt_length:], skip_special_tokens=True)
+            if self.missing(answer):
+                scores[row, self.stop_ids] = float("-inf")
+        return scores
+
+    def missing(self, answer: str) -> list[str]:
+        """The expected mentions the answer does not make yet ('"word"', '/P/ in "word"'), as the evaluator
+        finds them (a phone named without its word, or with a word not in the text, counts for any word)."""
+        parsed = parse_rationale(answer)
+        named = {w.word for w in parsed.blamed_words}
+        phones = {(p.word, p.phone) for p in parsed.blamed_phones}
+        out = [f'"{w}"' for w in self.words if w not in named]
+        out += [f'/{p}/ in "{w}"' for w, p in self.phones
+                if not any(q == p and (v == w or v not in self.text_words) for v, q in phones)]
+        return out

@@ -18,7 +18,7 @@ from peft import PeftModel
 from transformers import LogitsProcessorList, StoppingCriteria, StoppingCriteriaList
 
 from .compact import load_compact_base
-from .constraints import PhoneSymbols, QuotedWords, SoundClause, TipText, TokenPieces
+from .constraints import Coverage, PhoneSymbols, QuotedWords, SoundClause, TipText, TokenPieces
 from .data import render_prompt
 from .records import ScoreSheet, base_phone
 from .rubric import Rubric, problem_phones, problem_words
@@ -58,6 +58,11 @@ class RationalizerSettings:
     tip_text: bool = True
     # constrained decoding: after a word's lead 'In "X", ' comes a phone mention, never another quoted word
     sound_clause: bool = True
+    # constrained decoding (session 15): the answer cannot end before it names every word and sound the rubric
+    # names, and a word's clause of sounds ('In "X", /P/ ...') opens only on a word with sounds to name
+    coverage: bool = False
+    # with quoted_words: a quoted word is spelled in lower case pieces only, as the training targets spell it
+    lower_case_quotes: bool = False
 
     @classmethod
     def from_json(cls, text: str) -> "RationalizerSettings":
@@ -155,6 +160,8 @@ class Rationalizer:
             processors.append(TipText(self.tokenizer, self._token_pieces(), prompt_length, prefix))
         if self.settings.sound_clause:
             processors.append(SoundClause(self.tokenizer, self._token_pieces(), prompt_length, prefix))
+        if self.settings.coverage:
+            processors.append(self._coverage(prompt_length, sheet, prefix))
         if processors:
             options["logits_processor"] = LogitsProcessorList(processors)
         output = self.model.generate(**encoded, audio_features=audio,
@@ -166,7 +173,16 @@ class Rationalizer:
     def _quoted_words(self, prompt_length: int, sheet: ScoreSheet, prefix: str) -> QuotedWords:
         problems = [p.text for p in problem_words(self.rubric, sheet, capped=False)]
         words = problems if self.settings.problem_words_only and problems else [w.text for w in sheet.words]
-        return QuotedWords(self.tokenizer, self._token_pieces(), prompt_length, words, prefix)
+        clause_words = list(self._problem_phones(sheet)) if self.settings.coverage else None
+        return QuotedWords(self.tokenizer, self._token_pieces(), prompt_length, words, prefix, clause_words,
+                           self.settings.lower_case_quotes)
+
+    def _coverage(self, prompt_length: int, sheet: ScoreSheet, prefix: str) -> Coverage:
+        named = problem_words(self.rubric, sheet)
+        phones = [(w.text, p.phone) for w in named for p in w.phones]
+        stops = [self.tokenizer.eos_token_id, *_as_list(self.model.generation_config.eos_token_id)]
+        return Coverage(self.tokenizer, prompt_length, [w.text for w in named], phones,
+                        [w.text for w in sheet.words], [i for i in stops if i is not None], prefix)
 
     def _phone_symbols(self, prompt_length: int, sheet: ScoreSheet, prefix: str) -> PhoneSymbols:
         phones = {w.text: tuple(p.symbol for p in w.phones) for w in sheet.words}
@@ -226,6 +242,10 @@ def without_repeated_sentences(text: str) -> str:
             seen.add(sentence)
             kept.append(sentence)
     return " ".join(kept)
+
+
+def _as_list(value) -> list:
+    return [] if value is None else list(value) if isinstance(value, (list, tuple)) else [value]
 
 
 class _RepeatedSentenceStop(StoppingCriteria):

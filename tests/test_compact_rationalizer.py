@@ -391,6 +391,45 @@ def test_a_words_lead_is_followed_by_a_sound(tiny_base):
     assert not texts[False].startswith('In "call", /'), texts[False]  # the random model alone does not
 
 
+def test_coverage_lists_what_the_answer_has_not_named_yet():
+    from orthoepy.rationalizer.constraints import Coverage
+
+    cover = Coverage(None, 0, ["eyes", "gentle"], [("eyes", "Z")], ["her", "eyes", "gentle"], [2])
+    assert cover.missing('Accuracy is poor. "gentle" was unclear.') == ['"eyes"', '/Z/ in "eyes"']
+    assert cover.missing('Accuracy is poor. In "eyes", /Z/ sounded like /R/. "gentle" was unclear.') == []
+    assert '"gentle"' in cover.missing('Accuracy is poor. In "eyes", /Z/ was unclear.')
+
+
+def test_coverage_masks_the_end_until_the_problems_are_named(tiny_base):
+    import torch
+
+    from orthoepy.rationalizer.constraints import Coverage
+
+    _, tokenizer = load_compact_base(AUDIO_DIM, tiny_base)
+    eos = tokenizer.eos_token_id
+    cover = Coverage(tokenizer, 0, ["call"], [("call", "K")], ["we", "call", "it"], [eos])
+    ids = lambda text: torch.tensor([tokenizer(text, add_special_tokens=False)["input_ids"]])
+    scores = cover(ids('Accuracy is fair.'), torch.zeros(1, len(tokenizer)))
+    assert scores[0, eos] == float("-inf") and scores[0, eos - 1] == 0
+    done = cover(ids('Accuracy is fair. In "call", /K/ was unclear.'), torch.zeros(1, len(tokenizer)))
+    assert done[0, eos] == 0
+
+
+def test_sound_clause_quotes_only_words_with_sounds_to_name(tiny_base):
+    from orthoepy.rationalizer.constraints import QuotedWords, TokenPieces
+
+    _, tokenizer = load_compact_base(AUDIO_DIM, tiny_base)
+    quoted = QuotedWords(tokenizer, TokenPieces(tokenizer), 0, ["can", "with"], clause_words=["with"])
+    pieces = lambda ids: {tokenizer.decode([i]) for i in ids}
+    in_clause, whole_word = pieces(quoted.allowed_for('Fair. In "')), pieces(quoted.allowed_for('Fair. "'))
+    assert any("w" in p for p in in_clause) and not any(p.startswith("c") for p in in_clause)
+    assert any(p.startswith("c") for p in whole_word)
+    assert any(p != p.lower() for p in whole_word)  # mixed-case pieces ("Can") as well, unless lower_case
+    lower = QuotedWords(tokenizer, TokenPieces(tokenizer), 0, ["can", "with"], lower_case=True)
+    allowed = pieces(lower.allowed_for('Fair. "'))
+    assert allowed and all(p == p.lower() for p in allowed) and any(p.startswith("c") for p in allowed)
+
+
 def test_tips_after_the_wrong_sound_are_found():
     from orthoepy.rationalizer.rubric import misplaced_tips, tip_after
     from orthoepy.rationalizer.tips import tip
