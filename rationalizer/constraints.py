@@ -81,13 +81,15 @@ class QuotedWords(_AnswerConstraint):
     start when it was given in the prompt (a constrained regeneration's)."""
 
     def __init__(self, tokenizer, pieces: TokenPieces, prompt_length: int, words, prefix: str = "",
-                 clause_words=None, lower_case: bool = False):
+                 clause_words=None, lower_case: bool = False, whole_word_sentences: bool = False):
         """clause_words: when given (and not empty), the only words a word's clause of sounds ('In "X", /P/ ...')
         may open with: those with sounds to name. Another word of `words` is then named as a whole word.
         lower_case: only lower-case pieces, as the rubric and the training targets quote words (else the model could
-        spell 'In "shoULDER"' from mixed-case pieces)."""
+        spell 'In "shoULDER"' from mixed-case pieces). whole_word_sentences: with clause_words, a sentence that
+        opens on a quote ('"X" was unclear') opens on a word with no sounds to name, where there is one (the model
+        wrote '"was" was unclear' for a word whose /Z/ the rubric names)."""
         super().__init__(tokenizer, pieces, prompt_length, prefix)
-        self.lower_case = lower_case
+        self.lower_case, self.whole_word_sentences = lower_case, whole_word_sentences
         self.words = sorted({word_key(w) for w in words if word_key(w)})
         self.clause_words = sorted({word_key(w) for w in clause_words or () if word_key(w)})
 
@@ -98,8 +100,18 @@ class QuotedWords(_AnswerConstraint):
         before = answer[:len(answer) - len(state[0]) - 1]
         if example_cue_before(before):
             return None  # an example word of an articulation tip ('as in "think"'): free
-        words = self.clause_words if self.clause_words and _CLAUSE_LEAD.search(before) else self.words
-        return self.allowed(*state, words=words)
+        return self.allowed(*state, words=self._words_after(before))
+
+    def _words_after(self, before: str) -> list[str]:
+        """With clause_words: a clause of sounds opens on one of them, and a sentence that opens on a quote (the
+        '"X" was unclear' of a word named as a whole) on one of the others, where any are left."""
+        if not self.clause_words:
+            return self.words
+        if _CLAUSE_LEAD.search(before):
+            return self.clause_words
+        if self.whole_word_sentences and _SENTENCE_START.search(before):
+            return [w for w in self.words if w not in self.clause_words] or self.words
+        return self.words
 
     def allowed(self, content: str, closer: str, words: list[str] | None = None) -> list[int]:
         """Token ids that continue `content` (the open quote's text so far) towards an allowed word + closer."""
@@ -108,6 +120,7 @@ class QuotedWords(_AnswerConstraint):
 
 
 _CLAUSE_LEAD = re.compile(r"(?:^|(?<=[.!?;]\s))In\s*$")
+_SENTENCE_START = re.compile(r"(?:^|[.!?;]\s*)$")
 
 
 def open_quote(answer: str) -> tuple[str, str] | None:
@@ -218,8 +231,12 @@ class Coverage(LogitsProcessor):
     words: the expected words as rationales quote them (rubric.word_key); phones: (word, base phone) pairs;
     text_words: every word of the text; stop_ids: the token ids that end an answer."""
 
-    def __init__(self, tokenizer, prompt_length: int, words, phones, text_words, stop_ids, prefix: str = ""):
+    def __init__(self, tokenizer, prompt_length: int, words, phones, text_words, stop_ids, prefix: str = "",
+                 openings: dict[str, str] | None = None):
+        """openings: {word: how a sentence naming it as a whole word opens}, for words the rubric names in its own
+        way (' There was a pause before "X"', ' "X" was left out'); else ' "X"'."""
         self.tokenizer, self.prompt_length, self.prefix = tokenizer, prompt_length, prefix
+        self.openings = {word_key(w): o for w, o in (openings or {}).items()}
         self.words, self.phones = [word_key(w) for w in words], [(word_key(w), p.upper()) for w, p in phones]
         self.text_words, self.stop_ids = {word_key(w) for w in text_words}, sorted(set(stop_ids))
 
@@ -239,6 +256,48 @@ class Coverage(LogitsProcessor):
         named = {w.word for w in parsed.blamed_words}
         phones = {(p.word, p.phone) for p in parsed.blamed_phones}
         out = [f'"{w}"' for w in self.words if w not in named]
-        out += [f'/{p}/ in "{w}"' for w, p in self.phones
-                if not any(q == p and (v == w or v not in self.text_words) for v, q in phones)]
+        out += [f'/{p}/ in "{w}"' for w, p in self._missing_phones(parsed)]
         return out
+
+    def next_opening(self, answer: str) -> str | None:
+        """How a sentence that names the first missing mention opens (' In "X", /P/' for a sound, the word's opening
+        for a word), in the rubric's order (worst word first); None when nothing is missing."""
+        parsed = parse_rationale(answer)
+        named = {w.word for w in parsed.blamed_words}
+        missing_phones = self._missing_phones(parsed)
+        for word in self.words:
+            sounds = [p for w, p in missing_phones if w == word]
+            if sounds:
+                return f' In "{word}", /{sounds[0]}/'
+            if word not in named:
+                return self.openings.get(word, f' "{word}"')
+        return f' In "{missing_phones[0][0]}", /{missing_phones[0][1]}/' if missing_phones else None
+
+    def _missing_phones(self, parsed) -> list[tuple[str, str]]:
+        phones = {(p.word, p.phone) for p in parsed.blamed_phones}
+        return [(w, p) for w, p in self.phones
+                if not any(q == p and (v == w or v not in self.text_words) for v, q in phones)]
+
+
+_LAST_SENTENCE_END = re.compile(r"[.!?](?=\s|$)(?!.*[.!?](?=\s|$))", re.DOTALL)
+
+
+class MissingFirst(_AnswerConstraint):
+    """With `Coverage`: once the sentence judgements are written (a sentence on the overall score), every new
+    sentence opens on the first mention still missing (Coverage.next_opening), so a model that would otherwise
+    repeat a sentence (what ended most texts that left a problem out, once the end was masked) names it instead;
+    the rest of that sentence is the model's."""
+
+    def __init__(self, tokenizer, pieces: TokenPieces, prompt_length: int, coverage: Coverage, prefix: str = ""):
+        super().__init__(tokenizer, pieces, prompt_length, prefix)
+        self.coverage = coverage
+
+    def allowed_for(self, answer: str) -> list[int] | None:
+        end = _LAST_SENTENCE_END.search(answer)
+        if end is None or "overall" not in answer[:end.end()].lower():
+            return None
+        opening = self.coverage.next_opening(answer[:end.end()])
+        tail = answer[end.end():]
+        if opening is None or tail == opening or not opening.startswith(tail):
+            return None
+        return continuations(self.pieces.cased, [opening[len(tail):]])

@@ -18,10 +18,10 @@ from peft import PeftModel
 from transformers import LogitsProcessorList, StoppingCriteria, StoppingCriteriaList
 
 from .compact import load_compact_base
-from .constraints import Coverage, PhoneSymbols, QuotedWords, SoundClause, TipText, TokenPieces
+from .constraints import Coverage, MissingFirst, PhoneSymbols, QuotedWords, SoundClause, TipText, TokenPieces
 from .data import render_prompt
 from .records import ScoreSheet, base_phone
-from .rubric import Rubric, problem_phones, problem_words
+from .rubric import WORD_ONLY_TEMPLATES, Rubric, problem_phones, problem_words, word_key
 
 SETTINGS_FILE, ADAPTER_DIR = "rationalizer.json", "adapter"
 
@@ -63,6 +63,10 @@ class RationalizerSettings:
     coverage: bool = False
     # with quoted_words: a quoted word is spelled in lower case pieces only, as the training targets spell it
     lower_case_quotes: bool = False
+    # with coverage: a sentence that opens on a quoted word ('"X" was unclear') names a word with no sounds to name
+    whole_word_sentences: bool = False
+    # with coverage: after the sentence judgements, each new sentence opens on the first mention still missing
+    missing_first: bool = False
 
     @classmethod
     def from_json(cls, text: str) -> "RationalizerSettings":
@@ -161,7 +165,10 @@ class Rationalizer:
         if self.settings.sound_clause:
             processors.append(SoundClause(self.tokenizer, self._token_pieces(), prompt_length, prefix))
         if self.settings.coverage:
-            processors.append(self._coverage(prompt_length, sheet, prefix))
+            coverage = self._coverage(prompt_length, sheet, prefix)
+            processors.append(coverage)
+            if self.settings.missing_first:
+                processors.append(MissingFirst(self.tokenizer, self._token_pieces(), prompt_length, coverage, prefix))
         if processors:
             options["logits_processor"] = LogitsProcessorList(processors)
         output = self.model.generate(**encoded, audio_features=audio,
@@ -175,14 +182,15 @@ class Rationalizer:
         words = problems if self.settings.problem_words_only and problems else [w.text for w in sheet.words]
         clause_words = list(self._problem_phones(sheet)) if self.settings.coverage else None
         return QuotedWords(self.tokenizer, self._token_pieces(), prompt_length, words, prefix, clause_words,
-                           self.settings.lower_case_quotes)
+                           self.settings.lower_case_quotes, self.settings.whole_word_sentences)
 
     def _coverage(self, prompt_length: int, sheet: ScoreSheet, prefix: str) -> Coverage:
         named = problem_words(self.rubric, sheet)
         phones = [(w.text, p.phone) for w in named for p in w.phones]
         stops = [self.tokenizer.eos_token_id, *_as_list(self.model.generation_config.eos_token_id)]
         return Coverage(self.tokenizer, prompt_length, [w.text for w in named], phones,
-                        [w.text for w in sheet.words], [i for i in stops if i is not None], prefix)
+                        [w.text for w in sheet.words], [i for i in stops if i is not None], prefix,
+                        {w.text: _opening(w.word) for w in named})
 
     def _phone_symbols(self, prompt_length: int, sheet: ScoreSheet, prefix: str) -> PhoneSymbols:
         phones = {w.text: tuple(p.symbol for p in w.phones) for w in sheet.words}
@@ -242,6 +250,17 @@ def without_repeated_sentences(text: str) -> str:
             seen.add(sentence)
             kept.append(sentence)
     return " ".join(kept)
+
+
+def _opening(word) -> str:
+    """How a sentence naming a whole word opens: for a word left out, read as another word, read after a pause or
+    out of order, the rubric's whole sentence on it (the model, trained on few such words, garbled them: '"tea" was
+    heard as another word was read'); else the quoted word, the rest being the model's."""
+    key = word_key(word.text)
+    kind = "read_as" if word.heard_word and word.error_type != "Omission" else word.error_type
+    if kind in WORD_ONLY_TEMPLATES and kind != "other":
+        return " " + WORD_ONLY_TEMPLATES[kind][0].format(word=key, num="", heard=word_key(word.heard_word or ""))
+    return f' "{key}"'
 
 
 def _as_list(value) -> list:

@@ -415,6 +415,25 @@ def test_coverage_masks_the_end_until_the_problems_are_named(tiny_base):
     assert done[0, eos] == 0
 
 
+def test_missing_first_opens_the_next_sentence_on_what_is_still_missing(tiny_base):
+    from orthoepy.rationalizer.constraints import Coverage, MissingFirst, TokenPieces
+
+    _, tokenizer = load_compact_base(AUDIO_DIM, tiny_base)
+    cover = Coverage(tokenizer, 0, ["face", "she's"], [("she's", "Z")], ["face", "she's", "own"], [2])
+    assert cover.next_opening('Overall, the score is fair.') == ' "face"'
+    assert cover.next_opening('Overall, the score is fair. "face" was unclear.') == ' In "she\'s", /Z/'
+    assert cover.next_opening('Overall, fair. "face" was unclear. In "she\'s", /Z/ was unclear.') is None
+    breaks = Coverage(tokenizer, 0, ["home"], [], ["go", "home"], [2], openings={"home": ' There was a pause before "home"'})
+    assert breaks.next_opening("Overall, the score is good.") == ' There was a pause before "home"'
+    assert breaks.next_opening('Overall, good. There was a pause before "home"; keep going.') is None
+    first = MissingFirst(tokenizer, TokenPieces(tokenizer), 0, cover)
+    pieces = lambda ids: {tokenizer.decode([i]) for i in ids}
+    assert first.allowed_for("Accuracy is fair.") is None  # the judgements come first
+    opening = pieces(first.allowed_for("Accuracy is fair. Overall, the score is fair."))
+    assert opening and all(' "face"'.startswith(p) for p in opening)
+    assert first.allowed_for('Overall, the score is fair. "face" was') is None  # the sentence is the model's
+
+
 def test_sound_clause_quotes_only_words_with_sounds_to_name(tiny_base):
     from orthoepy.rationalizer.constraints import QuotedWords, TokenPieces
 
@@ -425,6 +444,11 @@ def test_sound_clause_quotes_only_words_with_sounds_to_name(tiny_base):
     assert any("w" in p for p in in_clause) and not any(p.startswith("c") for p in in_clause)
     assert any(p.startswith("c") for p in whole_word)
     assert any(p != p.lower() for p in whole_word)  # mixed-case pieces ("Can") as well, unless lower_case
+    sentences = QuotedWords(tokenizer, TokenPieces(tokenizer), 0, ["can", "with"], clause_words=["with"],
+                            whole_word_sentences=True)
+    opening, after_before = pieces(sentences.allowed_for('Fair. "')), pieces(sentences.allowed_for('A pause before "'))
+    assert any(p.startswith("c") for p in opening) and not any(p.startswith("w") for p in opening)
+    assert any(p.startswith("w") for p in after_before)  # not a sentence's start: any word
     lower = QuotedWords(tokenizer, TokenPieces(tokenizer), 0, ["can", "with"], lower_case=True)
     allowed = pieces(lower.allowed_for('Fair. "'))
     assert allowed and all(p == p.lower() for p in allowed) and any(p.startswith("c") for p in allowed)
@@ -438,3 +462,13 @@ def test_tips_after_the_wrong_sound_are_found():
     wrong = f'In "car", /AA/ sounded like /AH/ ({tip("AY").text}).'
     assert misplaced_tips(right) == [] and len(misplaced_tips(wrong)) == 1
     assert tip_after('In "car", /AA/ was unclear (') == tip("AA") and tip_after('Accuracy (') is None
+
+
+def test_whole_word_openings_are_the_rubrics_sentences():
+    from orthoepy.rationalizer.model import _opening
+
+    word = lambda error, heard=None: WordScore("Tea,", 3.0, 10.0, 3.0, (), error, heard)
+    assert _opening(word("Mispronunciation", "COFFEE")) == ' "tea" was heard as another word, coffee; say it as written.'
+    assert _opening(word("UnexpectedBreak")) == ' There was a pause before "tea"; keep going without stopping.'
+    assert _opening(word("Omission", "COFFEE")) == ' "tea" was left out; read every word.'
+    assert _opening(word("Mispronunciation")) == ' "tea"'
