@@ -141,7 +141,7 @@ class FaithfulnessEvaluator:
         phones = self._phone_check(parsed, sheet, notes)
         numbers = self._number_checks(parsed, sheet, notes)
         heard = self._heard_checks(parsed, sheet, notes)
-        claims = false_claims(text or "", sheet)
+        claims = false_claims(text or "", sheet) + tuple(misdescribed_words(text or "", sheet, self.rubric))
         notes.extend(claims)
         named = tuple(dict.fromkeys(w.word for w in parsed.words))
         in_text = {word_key(w.text) for w in sheet.words}
@@ -273,6 +273,36 @@ def false_claims(text: str, sheet: ScoreSheet) -> tuple[str, ...]:
 
 
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+# what a sentence on a word must say of it, for the words the rubric names by what happened to the whole word
+# (rubric.WORD_ONLY_TEMPLATES, either phrasing): left out, heard as another word, read after a pause, out of order
+_WORD_KIND_CUES = {"Omission": ("left out", "missing", "skipped", "not read", "omitted"),
+                   "UnexpectedBreak": ("pause", "break", "stop"),
+                   "read_as": ("another word", "different word", "came out as", "heard as"),
+                   "Reversal": ("out of order", "swapped", "order")}
+
+
+def misdescribed_words(text: str, sheet: ScoreSheet, rubric: Rubric) -> list[str]:
+    """Words the rubric names as a whole word for what happened to them (left out, heard as another word, a pause
+    before it, out of order) that the text quotes without saying so in any sentence that quotes them: the model
+    wrote '"and" was unclear' for a word left out, and the mention checks alone counted it faithful. A word the
+    rubric names in two ways (a word the text has twice) is not checked."""
+    kinds: dict[str, set] = {}
+    for problem in problem_words(rubric, sheet):
+        word = problem.word
+        kind = "read_as" if word.heard_word and word.error_type != "Omission" else word.error_type
+        kinds.setdefault(problem.text, set()).add(kind if not problem.phones and kind in _WORD_KIND_CUES else None)
+    sentences = _SENTENCE_END.split(text.strip())
+    found = []
+    for key, named_as in kinds.items():
+        (kind,) = named_as if len(named_as) == 1 else (None,)
+        about = [s for s in sentences if key in {word_key(q) for q in re.findall(r'"([^"]+)"', s)}]
+        if kind and about and not any(cue in s.lower() for s in about for cue in _WORD_KIND_CUES[kind]):
+            found.append(f"does not say what happened to \"{key}\" ({_KIND_NAMES[kind]}): \"{about[0]}\"")
+    return found
+
+
+_KIND_NAMES = {"Omission": "left out", "UnexpectedBreak": "a pause before it", "read_as": "heard as another word",
+               "Reversal": "read out of order"}
 # a word clause opened inside a phone clause: 'In "tea", "cup" was unclear' (the lead "In "X"" only ever opens a
 # list of sounds, with the word's score in brackets in the varied phrasing); a tip's example words ('as in "then",
 # not as in "zen"') are not a lead

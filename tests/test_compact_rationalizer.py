@@ -472,3 +472,19 @@ def test_whole_word_openings_are_the_rubrics_sentences():
     assert _opening(word("UnexpectedBreak")) == ' There was a pause before "tea"; keep going without stopping.'
     assert _opening(word("Omission", "COFFEE")) == ' "tea" was left out; read every word.'
     assert _opening(word("Mispronunciation")) == ' "tea"'
+
+
+def test_evaluator_rejects_a_word_described_as_something_else_than_what_happened_to_it():
+    from orthoepy.rationalizer.faithfulness import FaithfulnessEvaluator
+    from orthoepy.rationalizer.rubric import RubricWriter
+
+    words = (WordScore("six", 9.0, 10.0, 9.0, (PhoneScore("S", 1.9, None),), "UnexpectedBreak"),
+             WordScore("and", 0.0, 10.0, 0.0, (PhoneScore("AH0", 0.0, None),), "Omission"),
+             WordScore("tea", 3.0, 10.0, 3.0, (PhoneScore("T", 1.9, None),), "Mispronunciation", "COFFEE"))
+    sheet = ScoreSheet("six and tea", dict(accuracy=6.0, completeness=6.7, fluency=7.0, prosodic=7.0, total=6.5), words)
+    evaluator = FaithfulnessEvaluator()
+    garbled = evaluator.evaluate('Accuracy is fair. "six" was unclear. "and" was unclear. "tea" was unclear.', sheet)
+    assert len(garbled.false_claims) == 3 and not garbled.is_faithful()
+    for variant in range(12):  # the rubric's own texts, either phrasing, say what happened
+        text = RubricWriter(seed=variant, phrasing=("plain", "varied")[variant % 2]).write(sheet, variant=variant)
+        assert evaluator.evaluate(text, sheet).false_claims == (), text
