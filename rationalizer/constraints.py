@@ -254,7 +254,6 @@ class Coverage(LogitsProcessor):
         finds them (a phone named without its word, or with a word not in the text, counts for any word)."""
         parsed = parse_rationale(answer)
         named = {w.word for w in parsed.blamed_words}
-        phones = {(p.word, p.phone) for p in parsed.blamed_phones}
         out = [f'"{w}"' for w in self.words if w not in named]
         out += [f'/{p}/ in "{w}"' for w, p in self._missing_phones(parsed)]
         return out

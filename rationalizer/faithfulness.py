@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from .mentions import ParsedRationale, parse_rationale
 from .records import SENTENCE_ASPECTS, ScoreSheet, base_phone
 from .rubric import (Rubric, bands_within_tolerance, format_score, misplaced_tips, problem_phones, problem_words,
-                     sentence_band, word_key)
+                     sentence_band, word_key, word_only_kind)
 
 
 @dataclass(frozen=True)
@@ -288,8 +288,7 @@ def misdescribed_words(text: str, sheet: ScoreSheet, rubric: Rubric) -> list[str
     rubric names in two ways (a word the text has twice) is not checked."""
     kinds: dict[str, set] = {}
     for problem in problem_words(rubric, sheet):
-        word = problem.word
-        kind = "read_as" if word.heard_word and word.error_type != "Omission" else word.error_type
+        kind = word_only_kind(problem.word)
         kinds.setdefault(problem.text, set()).add(kind if not problem.phones and kind in _WORD_KIND_CUES else None)
     sentences = _SENTENCE_END.split(text.strip())
     found = []

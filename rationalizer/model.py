@@ -21,7 +21,7 @@ from .compact import load_compact_base
 from .constraints import Coverage, MissingFirst, PhoneSymbols, QuotedWords, SoundClause, TipText, TokenPieces
 from .data import render_prompt
 from .records import ScoreSheet, base_phone
-from .rubric import WORD_ONLY_TEMPLATES, Rubric, problem_phones, problem_words, word_key
+from .rubric import WORD_ONLY_TEMPLATES, Rubric, problem_phones, problem_words, word_key, word_only_kind
 
 SETTINGS_FILE, ADAPTER_DIR = "rationalizer.json", "adapter"
 
@@ -257,8 +257,8 @@ def _opening(word) -> str:
     out of order, the rubric's whole sentence on it (the model, trained on few such words, garbled them: '"tea" was
     heard as another word was read'); else the quoted word, the rest being the model's."""
     key = word_key(word.text)
-    kind = "read_as" if word.heard_word and word.error_type != "Omission" else word.error_type
-    if kind in WORD_ONLY_TEMPLATES and kind != "other":
+    kind = word_only_kind(word)
+    if kind != "other":
         return " " + WORD_ONLY_TEMPLATES[kind][0].format(word=key, num="", heard=word_key(word.heard_word or ""))
     return f' "{key}"'
 

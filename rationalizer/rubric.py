@@ -68,6 +68,14 @@ class ProblemWord:
         return word_key(self.word.text)
 
 
+def word_only_kind(word: WordScore) -> str:
+    """Which WORD_ONLY_TEMPLATES sentence names a word without its sounds: "read_as" for a word heard as another
+    word (not left out), its error type where a template has one, else "other"."""
+    if word.heard_word and word.error_type != "Omission":
+        return "read_as"
+    return word.error_type if word.error_type in WORD_ONLY_TEMPLATES else "other"
+
+
 def word_key(text: str) -> str:
     """How a word is named and matched in rationales: lower case, outer punctuation stripped."""
     return re.sub(r"^[^\w']+|[^\w']+$", "", text.strip().lower()).strip("'")
@@ -397,11 +405,9 @@ class RubricWriter:
     def _word_sentence(self, rng: random.Random, problem: ProblemWord) -> str:
         num = f" ({format_score(problem.word.accuracy)}/10)" if rng.random() < self.number_rate else ""
         if not problem.phones:
-            kind = problem.word.error_type if problem.word.error_type in WORD_ONLY_TEMPLATES else "other"
-            if problem.word.heard_word and problem.word.error_type != "Omission":
-                kind = "read_as"
             heard = word_key(problem.word.heard_word or "")
-            return self._choice(rng, WORD_ONLY_TEMPLATES[kind]).format(word=problem.text, num=num, heard=heard)
+            return self._choice(rng, WORD_ONLY_TEMPLATES[word_only_kind(problem.word)]).format(
+                word=problem.text, num=num, heard=heard)
         leads = WORD_LEAD_TEMPLATES[1:2] if self.plain else WORD_LEAD_TEMPLATES  # plain: the shortest, "In ..."
         lead = self._choice(rng, leads).format(word=problem.text, num=num)
         return lead + "; ".join(self._phone_clause(rng, p) for p in problem.phones) + "."

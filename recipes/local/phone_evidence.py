@@ -194,18 +194,17 @@ def fit(args) -> None:
         print(json.dumps(report))
         return
     weights = [0.0] + [w for w in args.augmented_weights if w > 0] if augmented.any() else [0.0]
+    real, substituted_rows = ~augmented, [r for r, a in zip(rows, augmented) if a]
     candidates = []
     for w in weights:
         oof, alphas = _out_of_fold(X, labels, speakers, np.where(augmented, w, 1.0), n_folds)
-        real = ~augmented
         candidates.append({"weight": w, "real": measures(oof[real], labels[real]),
-                           "substituted": localisation(oof[augmented], [r for r, a in zip(rows, augmented) if a])
-                           if augmented.any() else None, "fold_alphas": alphas})
+                           "substituted": localisation(oof[augmented], substituted_rows) if substituted_rows else None,
+                           "fold_alphas": alphas})
     chosen = choose_weight(candidates, args.pcc_tolerance, args.max_false_flags)
     row_weights = np.where(augmented, chosen["weight"], 1.0)
     keep = row_weights > 0
     fusion = PhoneEvidenceFusion().fit(X[keep], labels[keep], sample_weight=row_weights[keep])
-    real = ~augmented
     report = {"fitted_on": f"{raw['split']} ({len(set(speakers))} speakers, {int(real.sum())} phones of real readings,"
                            f" {int(augmented.sum())} of text-side substitution copies at weight {chosen['weight']})",
               "cross_validation": f"{n_folds} speaker-disjoint folds",
@@ -213,8 +212,7 @@ def fit(args) -> None:
                       f"{args.max_false_flags} of phones scored 2 flagged",
               "network": measures(X[real, 0], labels[real]), "fused_out_of_fold": chosen["real"],
               "substituted_out_of_fold": chosen["substituted"],
-              "network_on_substituted": localisation(X[augmented, 0], [r for r, a in zip(rows, augmented) if a])
-              if augmented.any() else None,
+              "network_on_substituted": localisation(X[augmented, 0], substituted_rows) if substituted_rows else None,
               "candidates": candidates, "alpha": fusion.alpha_, "heard": heard_measures(raw),
               "command": "python recipes/local/phone_evidence.py " + " ".join(sys.argv[1:])}
     fusion.save(args.model, report)
