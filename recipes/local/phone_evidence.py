@@ -183,6 +183,7 @@ def choose_weight(candidates: list[dict], pcc_tolerance: float, max_false_flags:
 
 def fit(args) -> None:
     X, labels, speakers, raw = _arrays(args.rows)
+    Path(args.model).mkdir(parents=True, exist_ok=True)
     rows = raw["rows"]
     augmented = np.array([bool(r.get("augmented")) for r in rows])
     n_folds = min(args.folds, len(set(speakers)))
