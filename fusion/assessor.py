@@ -34,6 +34,7 @@ from .rationale import RationaleGuard, RationaleResult, sheet_from_words
 from .schema import RESPONSE_SCHEMA_VERSION
 
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "models" / "default"
+SAMPLE_DIR = Path(__file__).resolve().parent / "samples"
 MODEL_CARD = "README.md"
 LOW_PHONE_SCORE = SCALES["phone"].edges[0]  # below this a phone is reported as mispronounced or missing: "poor"
 
@@ -117,6 +118,15 @@ class Assessor:
         return cls(Scorer.from_pretrained(directory, backend=backend), directory.name, lexicon,
                    RationaleGuard.for_model_directory(directory, rationale), verify, _miscue_detector(directory),
                    _phone_evidence(directory))
+
+    def warm_up(self) -> None:
+        """Loads what the first assessment would otherwise load (the verification's and the rationale's models,
+        the number reader): one assessment of the bundled sample, then a text with a number. A service calls it at
+        startup so that its first request costs what the others do (the number reader's import alone takes about
+        4 s here)."""
+        meta = json.loads((SAMPLE_DIR / "demo.json").read_text())
+        self.assess(SAMPLE_DIR / meta["audio"], meta["text"])
+        self.lexicon.readings("It was 1990.")
 
     def assess(self, audio, text: str, sample_rate: int | None = None) -> Assessment:
         """audio: a path, encoded bytes, or a sample array with its sample_rate.

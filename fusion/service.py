@@ -62,7 +62,9 @@ AssessorFactory = Callable[[], AssessorLike]
 def default_assessor_factory() -> AssessorLike:
     from .assessor import Assessor
 
-    return Assessor.from_pretrained()
+    assessor = Assessor.from_pretrained()
+    assessor.warm_up()  # the first request then costs what the others do
+    return assessor
 
 
 @dataclass(frozen=True)

@@ -94,6 +94,15 @@ class AudioPrefixLlamaForCausalLM(LlamaForCausalLM):
         # named here so that `generate` accepts them and hands them on to every step
         return super().forward(input_ids=input_ids, audio_features=audio_features, audio_mask=audio_mask, **kwargs)
 
+    def prompt_embeddings(self, input_ids: torch.Tensor, audio_features: torch.Tensor | None = None,
+                          audio_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, T) token ids -> (B, T, hidden) input embeddings, each audio placeholder's replaced by the projected
+        audio features (B, W, d_audio), as the prompt pass of `forward` does; for decoders run outside PyTorch."""
+        placeholders = input_ids == self.config.audio_token_id
+        if audio_features is None or not placeholders.any():
+            return self.model.embed_tokens(input_ids)
+        return self.model._embed_with_audio(input_ids, placeholders, audio_features, audio_mask)
+
 
 def load_compact_base(audio_dim: int, path: str | Path | None = None, seed: int = 0
                       ) -> tuple[AudioPrefixLlamaForCausalLM, PreTrainedTokenizerBase]:

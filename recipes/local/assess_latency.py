@@ -46,7 +46,8 @@ def main() -> None:
     if len(items) < 2:
         raise SystemExit(f"{fixture}: fewer than two utterances with audio")
     assessor = Assessor.from_pretrained(args.model, rationale=args.rationale)
-    assessor.assess(*items[0])  # warm-up: lazy model loads, first-call allocations
+    assessor.warm_up()  # as the service does at startup: lazy model loads, the number reader's import
+    assessor.assess(*items[0])  # first-call allocations
     totals, stages, sources = [], {}, Counter()
     for path, text in items[1:]:
         started = time.perf_counter()

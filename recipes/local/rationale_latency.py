@@ -1,11 +1,12 @@
 #!/usr/bin/env python3
 """Rationale generation latency of a trained rationalizer on this CPU: LoRA merged or apart, plain greedy vs
-prompt-lookup decoding.
+prompt-lookup decoding, PyTorch vs onnxruntime.
 
 usage: rationale_latency.py --corpus DIR --features DIR/test --model MODEL_DIR --rationalizer DIR --out FILE
-       [--limit 30] [--threads 1] [--lookup 0,5,10]
+       [--limit 30] [--seed 1] [--threads 1] [--lookup 0,5,10] [--backends onnxruntime] [--no-apart]
 Greedy decoding throughout; prompt lookup only proposes tokens copied from the prompt, which the model verifies,
-so it should not change the text ("same text": identical to the first variant's text).
+and the onnxruntime decoder runs the same greedy loop, so neither should change the text ("same text": identical to
+the first variant's text).
 """
 from __future__ import annotations
 
@@ -28,17 +29,23 @@ def main() -> None:
         parser.add_argument(name, required=name != "--corpus")
     parser.add_argument("--split", default="test")
     parser.add_argument("--limit", type=int, default=30)
+    parser.add_argument("--seed", type=int, default=1, help="which utterances are drawn (fusion.rationale_sources)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--lookup", default="0,5,10", help="prompt_lookup_num_tokens values (0 = plain greedy)")
+    parser.add_argument("--backends", default="", help="decoders besides PyTorch, e.g. onnxruntime (plain greedy)")
+    parser.add_argument("--no-apart", action="store_true", help="leave out the variant with the LoRA apart")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     scorer = Scorer.from_pretrained(args.model)
-    cases = rationale_cases(scorer, sample_utterances(load_corpus(args.corpus, args.split), args.limit, 1),
+    cases = rationale_cases(scorer, sample_utterances(load_corpus(args.corpus, args.split), args.limit, args.seed),
                             args.features, Path(args.model).name)
     served = Rationalizer.from_pretrained(args.rationalizer)  # LoRA merged, as served
-    apart = Rationalizer.from_pretrained(args.rationalizer, merge=False)
     variants = [(f"LoRA merged, {_decoding(k)}", served, k) for k in (int(x) for x in args.lookup.split(","))]
-    variants.append(("LoRA apart, plain greedy", apart, 0))
+    for backend in filter(None, args.backends.split(",")):
+        variants.append((f"LoRA merged, {backend}, plain greedy",
+                         Rationalizer.from_pretrained(args.rationalizer, backend=backend), 0))
+    if not args.no_apart:
+        variants.append(("LoRA apart, plain greedy", Rationalizer.from_pretrained(args.rationalizer, merge=False), 0))
     rows, reference = [], None
     for name, rationalizer, lookup in variants:
         rationalizer.settings.prompt_lookup_tokens = lookup
