@@ -1,5 +1,6 @@
 """The shipped default model through the one-call API and the `assess` command."""
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -97,3 +98,18 @@ def test_scores_of_the_words_read_are_spread_over_the_whole_text():
     assert full.phone.tolist() == pytest.approx([1.9, 0, 0, 0, 0, 1.8, 1.7])
     assert full.word["accuracy"].tolist() == [9.0, 0.0, 8.0] and full.sentence == {"total": 7.0}
     assert read_words(None, 3) == [0, 1, 2]
+
+
+def test_warm_up_assesses_the_bundled_sample_and_reads_a_number(monkeypatch):
+    from orthoepy.encoder.lexicon import Lexicon
+
+    calls = []
+    warm = Assessor.__new__(Assessor)  # warm_up needs only assess and the lexicon
+    warm.lexicon = Lexicon()
+    monkeypatch.setattr(warm, "assess", lambda audio, text: calls.append((Path(audio), text)), raising=False)
+    read = []
+    monkeypatch.setattr(warm.lexicon, "readings", lambda text: read.append(text), raising=False)
+    warm.warm_up()
+    (audio, text), = calls
+    assert audio.is_file() and audio.suffix == ".flac" and text.strip()
+    assert any(ch.isdigit() for ch in read[0])
