@@ -300,3 +300,68 @@ class MissingFirst(_AnswerConstraint):
         if opening is None or tail == opening or not opening.startswith(tail):
             return None
         return continuations(self.pieces.cased, [opening[len(tail):]])
+
+
+_NUMBER_BEING_WRITTEN = re.compile(r"(?<![\w.])(\d+(?:\.\d*)?)$")
+_COUNT_LEAD = re.compile(r"(?<![\w.])(\d+) of $")
+_NUMBER_IN_TEXT = re.compile(r"\d+(?:\.\d+)?")
+
+
+class SheetNumbers(LogitsProcessor):
+    """A number in the answer is one of the sheet's numbers, and a count says how many words were read of how many.
+
+    numbers: the numbers the answer may write, as the prompt spells them ("8.8", "10", "6.5"; e.g. every number of
+    the rendered prompt). A number is written digit by digit (the tokenizer has one token a digit), so each digit or
+    decimal point must keep it the start of one of them, and it cannot stop before it is one of them. A count
+    ("N of M words were read", as the rubric writes it and faithfulness.false_claims checks it): " of" can follow a
+    number only when it is `read`, and the number after "`read` of " can only be `total`. The model had written
+    "8 of 9 words were read" for 10 of 10 (docs/rationales.md, session 15).
+    """
+
+    def __init__(self, tokenizer, pieces: TokenPieces, prompt_length: int, numbers, read: int, total: int,
+                 prefix: str = ""):
+        self.tokenizer, self.prompt_length, self.prefix = tokenizer, prompt_length, prefix
+        self.numbers = sorted({str(n) for n in numbers} | {str(read), str(total)})
+        self.read, self.total = str(read), str(total)
+        self.digits = {d: [t for t, p in pieces.cased.get(d, ()) if p == d] for d in "0123456789"}
+        self.point = [t for t, p in pieces.cased.get(".", ()) if p == "."]
+        self.of = [t for t, p in pieces.by_first.get(" ", ()) if re.fullmatch(r" of\b.*", p)]
+        self.any_digit = [t for d in self.digits.values() for t in d]
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        for row in range(input_ids.shape[0]):
+            answer = self.prefix + self.tokenizer.decode(input_ids[row, self.prompt_length:], skip_special_tokens=True)
+            only, banned = self.rule(answer)
+            if only is not None and only:
+                keep = torch.full_like(scores[row], float("-inf"))
+                keep[only] = scores[row, only]
+                scores[row] = keep
+            elif banned:
+                scores[row, banned] = float("-inf")
+        return scores
+
+    def rule(self, answer: str) -> tuple[list[int] | None, list[int]]:
+        """(the only tokens allowed next, or None) and (tokens banned next) after `answer`."""
+        written = _NUMBER_BEING_WRITTEN.search(answer)
+        if written is None:  # a number may start only as one of the numbers starts (not inside a word: "AH0")
+            if answer and (answer[-1].isalnum() or answer[-1] == "."):
+                return None, []
+            targets = [self.total] if _COUNT_LEAD.search(answer) else self.numbers
+            return None, [t for d, ids in self.digits.items() if not any(n.startswith(d) for n in targets) for t in ids]
+        number = written.group(1)
+        # after "N of " (N can only be `read` there: " of" follows no other number) comes the number of words
+        targets = [self.total] if _COUNT_LEAD.search(answer[:written.start()]) else self.numbers
+        grow = [t for d, ids in self.digits.items() if any(n.startswith(number + d) for n in targets) for t in ids]
+        if "." not in number and any(n.startswith(number + ".") for n in targets):
+            grow += self.point
+        if number.rstrip(".") not in targets and number not in targets:
+            return grow, []  # not one of them yet: it must go on
+        banned = [t for t in self.any_digit if t not in grow]
+        if number != self.read:
+            banned += self.of
+        return None, banned
+
+
+def sheet_numbers(prompt: str) -> list[str]:
+    """Every number a rendered prompt spells ("8.8", "10", "6.5")."""
+    return _NUMBER_IN_TEXT.findall(prompt)

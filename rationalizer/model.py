@@ -19,7 +19,8 @@ from peft import PeftModel
 from transformers import LogitsProcessorList, NoBadWordsLogitsProcessor, StoppingCriteria, StoppingCriteriaList
 
 from .compact import load_compact_base, smollm2_folder
-from .constraints import Coverage, MissingFirst, PhoneSymbols, QuotedWords, SoundClause, TipText, TokenPieces
+from .constraints import (Coverage, MissingFirst, PhoneSymbols, QuotedWords, SheetNumbers, SoundClause, TipText,
+                          TokenPieces, sheet_numbers)
 from .data import render_prompt
 from .onnx_decoder import BACKENDS, OnnxDecoder, cached_decoder
 from .records import ScoreSheet, base_phone
@@ -69,6 +70,9 @@ class RationalizerSettings:
     whole_word_sentences: bool = False
     # with coverage: after the sentence judgements, each new sentence opens on the first mention still missing
     missing_first: bool = False
+    # constrained decoding (session 16): a number is one of the prompt's numbers, and a count "N of M words were
+    # read" gives the words read and the words of the text (rationalizer.constraints.SheetNumbers)
+    sheet_numbers: bool = False
     # how the decoder runs: "torch", or "onnxruntime" (the merged model exported once and cached; the same texts,
     # faster on CPU). rationalizer.onnx_decoder; speeds in docs/rationales.md
     backend: str = "torch"
@@ -181,6 +185,8 @@ class Rationalizer:
             processors.append(coverage)
             if self.settings.missing_first:
                 processors.append(MissingFirst(self.tokenizer, self._token_pieces(), prompt_length, coverage, prefix))
+        if self.settings.sheet_numbers:
+            processors.append(self._sheet_numbers(prompt_length, sheet, prefix))
         if processors:
             options["logits_processor"] = LogitsProcessorList(processors)
         output = self._generate(encoded["input_ids"], audio, options)
@@ -200,6 +206,12 @@ class Rationalizer:
             processors.insert(0, NoBadWordsLogitsProcessor(options["bad_words_ids"], eos))
         return self.decoder.generate(input_ids, audio, mask, options["max_new_tokens"], eos, processors,
                                      options.get("stopping_criteria"))
+
+    def _sheet_numbers(self, prompt_length: int, sheet: ScoreSheet, prefix: str) -> SheetNumbers:
+        total = len(sheet.words)
+        read = total - sum(w.error_type == "Omission" for w in sheet.words)  # as the rubric counts them
+        return SheetNumbers(self.tokenizer, self._token_pieces(), prompt_length, sheet_numbers(self.prompt(sheet)),
+                            read, total, prefix)
 
     def _quoted_words(self, prompt_length: int, sheet: ScoreSheet, prefix: str) -> QuotedWords:
         problems = [p.text for p in problem_words(self.rubric, sheet, capped=False)]

@@ -488,3 +488,31 @@ def test_evaluator_rejects_a_word_described_as_something_else_than_what_happened
     for variant in range(12):  # the rubric's own texts, either phrasing, say what happened
         text = RubricWriter(seed=variant, phrasing=("plain", "varied")[variant % 2]).write(sheet, variant=variant)
         assert evaluator.evaluate(text, sheet).false_claims == (), text
+
+
+def test_a_number_is_one_of_the_sheets_and_a_count_gives_the_words_read(tiny_base):
+    import torch
+
+    from orthoepy.rationalizer.constraints import SheetNumbers, TokenPieces, sheet_numbers
+
+    _, tokenizer = load_compact_base(AUDIO_DIM, tiny_base)
+    assert sheet_numbers("accuracy 8.8 (excellent), fluency 9, poor <4, words 0-10") == ["8.8", "9", "4", "0", "10"]
+    numbers = SheetNumbers(tokenizer, TokenPieces(tokenizer), 0, ["8.8", "9", "10"], read=9, total=10)
+    digit = lambda d: tokenizer(d, add_special_tokens=False)["input_ids"][0]
+
+    def allowed(answer: str) -> set[str]:
+        scores = numbers(torch.tensor([tokenizer(answer, add_special_tokens=False)["input_ids"]]),
+                         torch.zeros(1, len(tokenizer)))
+        return {d for d in "0123456789." if scores[0, digit(d)] == 0}
+
+    assert allowed("Accuracy is ") == {"1", "8", "9", "."}  # a number starts as one of the sheet's does
+    assert allowed("Accuracy is 8") == {"."} and allowed("Accuracy is 8.") == {"8"}  # "8" alone is not on it
+    assert "0" in allowed("Overall 1") and allowed("Overall 10") == {"."}  # "10" is complete: a full stop may follow
+    assert allowed("In AH") == set("0123456789.")  # a phone's stress digit is no number
+    assert allowed("9 of ") - {"."} == {"1"} and allowed("9 of 1") == {"0"}  # the count: read of total
+    numbers.of = [digit("x")]  # the tiny tokenizer spells " of" byte by byte: a stand-in token for it
+    assert numbers.rule("Fluency 8.8")[1][-1:] == numbers.of  # " of" follows no number but the words read
+    assert numbers.of[0] not in numbers.rule("Then 9")[1]
+    ids = torch.tensor([tokenizer("Only 8", add_special_tokens=False)["input_ids"]])
+    must_go_on = numbers(ids, torch.zeros(1, len(tokenizer)))
+    assert (must_go_on[0] == 0).sum() == 1  # "8" must become "8.8": only the point is left
