@@ -106,18 +106,22 @@ class Assessor:
 
     @classmethod
     def from_pretrained(cls, path: str | Path | None = None, backend: str = "auto", lexicon: Lexicon | None = None,
-                        rationale: str = "auto", verify: bool = True) -> "Assessor":
+                        rationale: str = "auto", verify: bool = True, warm: bool = False) -> "Assessor":
         """The shipped default model when path is None, else a model directory from `orthoepy train-scorer`.
 
         rationale: "auto" (the directory's rationalizer/ when it loads, else rubric text), "model", "rubric" or "none".
         verify: run the reading verification (speech, language, words read); False scores the text as given.
+        warm: call `warm_up` before returning (a service's workers: the first request then costs what others do).
         """
         directory = Path(path) if path is not None else DEFAULT_MODEL_DIR
         if not directory.is_dir():
             raise ModelDirectoryError(f"model directory not found: {directory}")
-        return cls(Scorer.from_pretrained(directory, backend=backend), directory.name, lexicon,
-                   RationaleGuard.for_model_directory(directory, rationale), verify, _miscue_detector(directory),
-                   _phone_evidence(directory))
+        assessor = cls(Scorer.from_pretrained(directory, backend=backend), directory.name, lexicon,
+                       RationaleGuard.for_model_directory(directory, rationale), verify, _miscue_detector(directory),
+                       _phone_evidence(directory))
+        if warm:
+            assessor.warm_up()
+        return assessor
 
     def warm_up(self) -> None:
         """Loads what the first assessment would otherwise load (the verification's and the rationale's models,

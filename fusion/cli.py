@@ -551,7 +551,8 @@ def _run_serve(args: argparse.Namespace) -> int:
     if args.workers < 1 or args.max_queue < 0 or args.max_upload_mb <= 0:
         print("orthoepy: error: --workers and --max-upload-mb must be positive, --max-queue at least 0", file=sys.stderr)
         return 2
-    factory = functools.partial(Assessor.from_pretrained, model, rationale=args.rationale)  # picklable: for processes
+    # picklable, for processes; warm: each worker assesses the bundled sample once before it takes requests
+    factory = functools.partial(Assessor.from_pretrained, model, rationale=args.rationale, warm=True)
     app = create_app(factory, max_upload_bytes=int(args.max_upload_mb * 2**20), max_queue=args.max_queue,
                      workers=args.workers, processes=not args.threads)
     uvicorn.run(app, host=args.host, port=args.port)

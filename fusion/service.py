@@ -62,9 +62,7 @@ AssessorFactory = Callable[[], AssessorLike]
 def default_assessor_factory() -> AssessorLike:
     from .assessor import Assessor
 
-    assessor = Assessor.from_pretrained()
-    assessor.warm_up()  # the first request then costs what the others do
-    return assessor
+    return Assessor.from_pretrained(warm=True)  # the first request then costs what the others do
 
 
 @dataclass(frozen=True)
