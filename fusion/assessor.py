@@ -21,7 +21,7 @@ from ..encoder.features.frontend import FrontEnd, FrontEndConfig, PhoneFeatures
 from ..encoder.lexicon import MAX_TEXT_PHONES, Lexicon, Pronunciation, check_length  # noqa: F401 (re-exported)
 from ..encoder.scorer.phone_evidence import PhoneEvidenceError, PhoneEvidenceFusion
 from ..encoder.scorer.pipeline import ModelDirectoryError, Scorer, ScoredUtterance
-from ..encoder.variants import choose_pronunciation, refine_variants
+from ..encoder.variants import choose_pronunciation
 from ..encoder.miscues import MiscueDetector
 from ..encoder.phone_gains import PhoneEditGains
 from ..encoder.phoneset import PHONES
@@ -190,15 +190,11 @@ class Assessor:
         return None if recogniser is None else aligned_edit_gains(recogniser, clip, features)
 
     def _reading(self, clip, candidates: list[Pronunciation], timings: dict[str, float]) -> Pronunciation:
-        """The reading of the text (numbers, variants) that the audio supports best (encoder.variants): the reading
-        by forced alignment, each word's variant again under the phone recogniser when the front end has one."""
+        """The reading of the text (numbers, variants) that the audio supports best (encoder.variants)."""
         if len(candidates) == 1 and all(len(v) == 1 for v in candidates[0].variants):
             return candidates[0]
         mark = time.perf_counter()
         chosen = choose_pronunciation(self.frontend.aligner, clip, candidates)
-        recogniser = self.frontend.groups.get("posterior_gop")
-        if recogniser is not None:  # its posteriors are cached for the verification and the front end
-            chosen = refine_variants(recogniser.frame_log_probs(clip), chosen)
         timings["reading"] = time.perf_counter() - mark
         return chosen
 

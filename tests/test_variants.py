@@ -4,7 +4,6 @@ from __future__ import annotations
 import shutil
 import subprocess
 
-import numpy as np
 import pytest
 
 from orthoepy.encoder.alignment import AlternativeChoice, ForcedAligner
@@ -98,43 +97,3 @@ def test_nothing_aligns_gives_the_default_and_empty_is_an_error():
 def test_choose_alternatives_rejects_a_word_without_pronunciation(speech, aligner):
     with pytest.raises(ValueError, match="at least one pronunciation"):
         aligner.choose_alternatives(speech["year"], [[("IH", "N")], []])
-
-
-def _frames_saying(phones: list[str], frames_each: int = 4) -> "np.ndarray":
-    """(T, 41) CTC log-probabilities of a recogniser that clearly hears `phones` (blank between them)."""
-    import numpy as np
-
-    from orthoepy.encoder.phoneset import PHONE_INDEX
-
-    rows = []
-    for phone in phones:
-        for k in range(frames_each):
-            row = np.full(41, 0.01 / 40)
-            row[PHONE_INDEX[phone] + 1 if k < 2 else 0] = 0.99
-            rows.append(row)
-    return np.log(np.asarray(rows))
-
-
-def test_the_phone_recogniser_picks_the_variant_it_hears():
-    from orthoepy.encoder.lexicon import Pronunciation
-    from orthoepy.encoder.variants import refine_variants
-
-    cant = ("K", "AA1", "N", "T"), ("K", "AE1", "N", "T")
-    reading = Pronunciation(("I", "CAN'T"), (("AY1",), cant[0]), ("cmudict", "cmudict"),
-                            variants=((("AY1",),), cant))
-    heard_ae = refine_variants(_frames_saying(["AY", "K", "AE", "N", "T"]), reading)
-    assert heard_ae.phones[1] == cant[1] and heard_ae.variants[1][0] == cant[1] and heard_ae.phones[0] == ("AY1",)
-    assert refine_variants(_frames_saying(["AY", "K", "AA", "N", "T"]), reading) == reading  # already the one heard
-    flat = np.log(np.full((20, 41), 1 / 41))  # the recogniser hears nothing either way: the aligner's choice stays
-    assert refine_variants(flat, reading) == reading
-    single = Pronunciation(("I",), (("AY1",),), ("cmudict",))
-    assert refine_variants(_frames_saying(["AY"]), single) is single
-
-
-def test_a_weak_and_a_strong_form_stay_as_aligned():
-    from orthoepy.encoder.lexicon import Pronunciation
-    from orthoepy.encoder.variants import refine_variants
-
-    the = ("DH", "AH0"), ("DH", "IY0")
-    reading = Pronunciation(("THE",), (the[0],), ("cmudict",), variants=(the,))
-    assert refine_variants(_frames_saying(["DH", "IY"]), reading) == reading
