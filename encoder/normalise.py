@@ -163,7 +163,10 @@ def _number(token: str) -> list[str]:
 def _year_readings(number: int) -> list[str]:
     if 2000 <= number <= 2009:  # "two thousand five", "two thousand and five"
         return [cardinal(str(number)), cardinal(str(number), andword="and"), year(number)]
-    return [year(number), cardinal(str(number)), cardinal(str(number), andword="and")]
+    readings = [year(number)]
+    if number < 2000 and number % 100:  # "nineteen hundred ninety" (espeak-ng reads 1990 so)
+        readings.append(f"{cardinal(str(number // 100))} hundred {cardinal(str(number % 100))}")
+    return readings + [cardinal(str(number)), cardinal(str(number), andword="and")]
 
 
 def _decade(token: str) -> list[str]:

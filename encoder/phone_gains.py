@@ -96,6 +96,12 @@ def gains(log_probs: np.ndarray, words: list[list[int]], times: list[tuple[float
     return PhoneGains(_floats(skip), _floats(repeat), _floats(insert))
 
 
+def sequence_log_likelihoods(log_probs: np.ndarray, sequences: list[list[int]]) -> np.ndarray:
+    """(len(sequences),) log P(sequence | all frames of `log_probs` (T, 41)) by the CTC forward algorithm, nats
+    (label ids as `phone_ids` gives them, flattened per sequence); -1e6 where the frames are too few."""
+    return _sequence_log_likelihoods(log_probs, sequences, [(0, len(log_probs))] * len(sequences))
+
+
 def replace_gains(log_probs: np.ndarray, words: list[list[int]], others: dict[int, list[int]],
                   times: list[tuple[float, float]] | None = None, frame_seconds: float = 0.02) -> dict[int, float]:
     """Per word k of `others`: log P(text with word k read as others[k]) - log P(text), nats, over the same block

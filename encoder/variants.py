@@ -5,29 +5,43 @@ each force-aligned once; the best mean path score per frame wins. Within that on
 several accepted pronunciations (`Pronunciation.variants`: "either" as IY DH ER or AY DH ER) is entered as
 pocketsphinx dictionary alternates, whose alignment search picks one per word (checked: an /AY DH ER/ recording
 aligns to the WORD(2) entry); so the cost is one alignment per candidate reading, whatever the number of variants.
+
+Between whole readings, which differ by words ("nineteen ninety" / "nineteen hundred ninety"), the aligner's score
+per frame often preferred a reading with a word missing or extra (docs/frontend.md, "Readings of numbers"). Given
+the CTC phone recogniser's frames, the reading whose phones they make likeliest wins instead; pocketsphinx still
+picks the variants within each reading (hama's vowels were no better judges of those).
 """
 from __future__ import annotations
+
+import numpy as np
 
 from .alignment import AlternativeChoice, ForcedAligner
 from .audio import Audio
 from .lexicon import Pronunciation
+from .phone_gains import phone_ids, sequence_log_likelihoods
 from .phoneset import split_stress
 
+MAX_CTC_FRAMES = 3000  # 60 s of 20 ms frames; longer recordings keep the aligner's choice (whole-text CTC passes)
 
-def choose_pronunciation(aligner: ForcedAligner, audio: Audio, candidates: list[Pronunciation]) -> Pronunciation:
+
+def choose_pronunciation(aligner: ForcedAligner, audio: Audio, candidates: list[Pronunciation],
+                         log_probs: np.ndarray | None = None) -> Pronunciation:
     """The candidate reading that fits `audio` best, each word pronounced as its best-fitting variant.
 
-    candidates: whole-text readings, the default first (as from `Lexicon.readings`). When no candidate aligns,
-    the first is returned unchanged. Raises ValueError when candidates is empty.
+    candidates: whole-text readings, the default first (as from `Lexicon.readings`). log_probs: the CTC phone
+    recogniser's frames over the recording, (T, 41) (PosteriorGOP.frame_log_probs); with them, and several
+    candidates, the reading they make likeliest wins, else the one with the best alignment score per frame. When no
+    candidate aligns, the first is returned unchanged. Raises ValueError when candidates is empty.
     """
     if not candidates:
         raise ValueError("choose_pronunciation needs at least one candidate pronunciation")
-    best: tuple[float, Pronunciation] | None = None
-    for candidate in candidates:
-        scored = _align_candidate(aligner, audio, candidate)
-        if scored is not None and (best is None or scored[0] > best[0]):
-            best = scored
-    return candidates[0] if best is None else best[1]
+    aligned = [scored for scored in (_align_candidate(aligner, audio, c) for c in candidates) if scored is not None]
+    if not aligned:
+        return candidates[0]
+    if log_probs is not None and len(aligned) > 1 and len(log_probs) <= MAX_CTC_FRAMES:
+        texts = [[t for word in phone_ids([tuple(p) for p in reading.phones]) for t in word] for _, reading in aligned]
+        return aligned[int(np.argmax(sequence_log_likelihoods(log_probs, texts)))][1]
+    return max(aligned, key=lambda scored: scored[0])[1]
 
 
 def _align_candidate(aligner: ForcedAligner, audio: Audio, candidate: Pronunciation) -> tuple[float, Pronunciation] | None:

@@ -194,7 +194,9 @@ class Assessor:
         if len(candidates) == 1 and all(len(v) == 1 for v in candidates[0].variants):
             return candidates[0]
         mark = time.perf_counter()
-        chosen = choose_pronunciation(self.frontend.aligner, clip, candidates)
+        recogniser = self.frontend.groups.get("posterior_gop")  # its posteriors are cached for what follows
+        log_probs = recogniser.frame_log_probs(clip) if recogniser is not None and len(candidates) > 1 else None
+        chosen = choose_pronunciation(self.frontend.aligner, clip, candidates, log_probs)
         timings["reading"] = time.perf_counter() - mark
         return chosen
 

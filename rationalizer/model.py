@@ -118,7 +118,7 @@ class Rationalizer:
         scorer_fingerprint: the fingerprint of the scorer that will supply the phone states; raises
         RationalizerDirectoryError when the rationalizer records another one (its audio inputs would be foreign).
         backend: one of onnx_decoder.BACKENDS (None: the settings'); an onnxruntime backend exports the merged
-        model on first use (about 30 s) and caches it under $ORTHOEPY_CACHE. Raises RationalizerDirectoryError for
+        model on first use (about 15 s) and caches it under $ORTHOEPY_CACHE. Raises RationalizerDirectoryError for
         an unknown backend, onnx_decoder.OnnxDecoderError when the export or onnxruntime fails."""
         directory = Path(directory)
         settings_file, adapter = directory / SETTINGS_FILE, directory / ADAPTER_DIR

@@ -75,7 +75,10 @@ def test_spoken_forms(text, words):
 def test_readings_give_alternatives_default_first():
     readings = Lexicon().readings("In 1990.")
     assert [" ".join(r.words) for r in readings] == [
-        "IN NINETEEN NINETY", "IN ONE THOUSAND NINE HUNDRED NINETY", "IN ONE THOUSAND NINE HUNDRED AND NINETY"]
+        "IN NINETEEN NINETY", "IN NINETEEN HUNDRED NINETY", "IN ONE THOUSAND NINE HUNDRED NINETY",
+        "IN ONE THOUSAND NINE HUNDRED AND NINETY"]
+    assert [" ".join(r.words) for r in Lexicon().readings("In 1900.")] == ["IN NINETEEN HUNDRED",
+                                                                        "IN ONE THOUSAND NINE HUNDRED"]
     assert readings[0] == Lexicon().pronounce("In 1990.")
     assert all(r.punctuation[-1] == "." for r in readings)
     money = [" ".join(r.words) for r in Lexicon().readings("$5.50", limit=10)]

@@ -4,6 +4,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 
+import numpy as np
 import pytest
 
 from orthoepy.encoder.alignment import AlternativeChoice, ForcedAligner
@@ -77,7 +78,8 @@ class StubAligner:
 
 
 def test_best_scoring_candidate_with_its_chosen_variants():
-    short, long = Lexicon().readings("either 1990")[:2]  # EITHER NINETEEN NINETY / EITHER ONE THOUSAND ...
+    readings = Lexicon().readings("either 1990")
+    short, long = readings[0], next(r for r in readings if "THOUSAND" in r.words)  # NINETEEN NINETY / ONE THOUSAND ...
     stub = StubAligner({3: AlternativeChoice([1, 0, 0], -2.0), 6: AlternativeChoice([0] * 6, -1.5)})
     chosen = choose_pronunciation(stub, None, [short, long])
     assert chosen.words == long.words
@@ -97,3 +99,26 @@ def test_nothing_aligns_gives_the_default_and_empty_is_an_error():
 def test_choose_alternatives_rejects_a_word_without_pronunciation(speech, aligner):
     with pytest.raises(ValueError, match="at least one pronunciation"):
         aligner.choose_alternatives(speech["year"], [[("IH", "N")], []])
+
+
+def _frames_saying(phones: list[str], frames_each: int = 4) -> np.ndarray:
+    """(T, 41) CTC log-probabilities of a recogniser that clearly hears `phones` (a blank after each)."""
+    from orthoepy.encoder.phoneset import PHONE_INDEX
+
+    rows = []
+    for phone in phones:
+        for k in range(frames_each):
+            row = np.full(41, 0.01 / 40)
+            row[PHONE_INDEX[phone] + 1 if k < 2 else 0] = 0.99
+            rows.append(row)
+    return np.log(np.asarray(rows))
+
+
+def test_the_phone_recogniser_picks_the_reading_it_hears():
+    readings = Lexicon().readings("in 1990")
+    short, long = readings[0], next(r for r in readings if "THOUSAND" in r.words)
+    stub = StubAligner({3: AlternativeChoice([0, 0, 0], -2.0), 6: AlternativeChoice([0] * 6, -1.5)})
+    said = [p.rstrip("012") for word in short.phones for p in word]
+    assert choose_pronunciation(stub, None, [short, long], _frames_saying(said)).words == short.words
+    assert choose_pronunciation(stub, None, [short, long]).words == long.words  # the aligner's score alone
+    assert choose_pronunciation(stub, None, [short], _frames_saying(said)).words == short.words

@@ -91,6 +91,12 @@ class PosteriorGOP:
             self._last = (digest, self._posteriors(wav))
         return self._last[1]
 
+    def frame_log_probs(self, audio: Audio) -> np.ndarray:
+        """(T, 41) per-frame CTC log-probabilities (blank, the 39 phones, any other token) over the whole recording,
+        20 ms frames (encoder.phone_gains.ctc_log_probs of `frame_posteriors`)."""
+        post = self.frame_posteriors(audio)
+        return ctc_log_probs(post.phone, post.blank, post.other)
+
     def edit_gains(self, audio: Audio, words: list[list[str]], times: list[tuple[float, float]] | None) -> PhoneEditGains:
         """Per phone of `words` (ARPAbet per word, stress optional), its segmentation-free substitution and deletion
         gains under this recogniser (encoder.phone_gains.phone_edit_gains); times: per word, (start, end) seconds,
