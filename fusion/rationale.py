@@ -7,6 +7,8 @@ fails, the deterministic rubric text is returned. The response says which of the
 """
 from __future__ import annotations
 
+import warnings
+
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -73,7 +75,11 @@ class RationaleGuard:
         except Exception as err:  # any load failure (no adapter, no base weights) falls back in "auto" mode
             if mode == "model":
                 raise
-            return cls(None, unavailable_note=f"no rationale model ({type(err).__name__}: {err}); rubric text")
+            note = f"no rationale model ({type(err).__name__}: {err}); rubric text"
+            if (Path(directory) / RATIONALIZER_DIR).is_dir():  # there is one, but it does not load: say so once
+                warnings.warn(f"{directory}: the rationalizer does not load, rationales are the rubric's text: {note}",
+                              RuntimeWarning, stacklevel=2)
+            return cls(None, unavailable_note=note)
 
     def explain(self, sheet: ScoreSheet, word_states: np.ndarray | None, first=None) -> RationaleResult:
         """first: the rationalizer's unconstrained Generation when the caller already has it."""

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 
 import jsonschema
 import numpy as np
@@ -94,7 +95,9 @@ def test_unknown_mode_and_missing_rationalizer(tmp_path):
     with pytest.raises(ValueError, match="rationale mode"):
         RationaleGuard.for_model_directory(tmp_path, "sometimes")
     assert RationaleGuard.for_model_directory(tmp_path, "none") is None
-    fallback = RationaleGuard.for_model_directory(tmp_path, "auto")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no rationalizer at all: the rubric, quietly
+        fallback = RationaleGuard.for_model_directory(tmp_path, "auto")
     assert fallback.rationalizer is None and "no rationale model" in fallback.unavailable_note
     with pytest.raises(Exception):
         RationaleGuard.for_model_directory(tmp_path, "model")
@@ -105,7 +108,8 @@ def test_a_rationalizer_of_another_scorer_falls_back_to_the_rubric(tmp_path):
     (tmp_path / "rationalizer" / "adapter").mkdir(parents=True)
     (tmp_path / "rationalizer" / "rationalizer.json").write_text(
         json.dumps({"audio_dim": 96, "scorer_fingerprint": "0123456789abcdef"}))
-    fallback = RationaleGuard.for_model_directory(tmp_path, "auto")
+    with pytest.warns(RuntimeWarning, match="does not load"):  # a rationalizer there that fails: said aloud
+        fallback = RationaleGuard.for_model_directory(tmp_path, "auto")
     assert fallback.rationalizer is None and "another scorer" in fallback.unavailable_note
     with pytest.raises(ValueError, match="another scorer"):
         RationaleGuard.for_model_directory(tmp_path, "model")
