@@ -157,6 +157,8 @@ def _number(token: str) -> list[str]:
     readings = [cardinal(token), cardinal(token, andword="and")]
     if re.fullmatch(r"0\.\d+", token):  # "point five" for 0.5
         readings.append(readings[0].removeprefix("zero "))
+    if re.fullmatch(r"10\d[1-9]|10[1-9]0", token):  # 1066 may be a year too: "ten sixty-six"
+        readings.append(year(int(token)))
     return readings
 
 

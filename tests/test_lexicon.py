@@ -79,6 +79,8 @@ def test_readings_give_alternatives_default_first():
         "IN ONE THOUSAND NINE HUNDRED AND NINETY"]
     assert [" ".join(r.words) for r in Lexicon().readings("In 1900.")] == ["IN NINETEEN HUNDRED",
                                                                         "IN ONE THOUSAND NINE HUNDRED"]
+    assert [" ".join(r.words) for r in Lexicon().readings("In 1066.")][::2] == [
+        "IN ONE THOUSAND SIXTY SIX", "IN TEN SIXTY SIX"]  # the cardinal first, the year as another reading
     assert readings[0] == Lexicon().pronounce("In 1990.")
     assert all(r.punctuation[-1] == "." for r in readings)
     money = [" ".join(r.words) for r in Lexicon().readings("$5.50", limit=10)]
