@@ -2,8 +2,8 @@
 
 On the 2-core CPU this project serves from, one decoding step of SmolLM2-135M in eager PyTorch took 45 ms, of which
 about 16 ms is reading the float32 weights (540 MB) and the rest the cost of some 1,200 small ops
-(docs/rationales.md, "Session 16: decoding on onnxruntime"). Here the merged model (LoRA folded in) is exported once to ONNX
-with its key/value cache as inputs and outputs, float32, and cached on disk like the float32 SmolLM2 copy
+(docs/rationales.md, "Session 16: decoding on onnxruntime"). Here the merged model (LoRA folded in) is exported
+once to ONNX with its key/value cache as inputs and outputs, float32, and cached on disk like the float32 SmolLM2 copy
 (`compact.smollm2_folder`). The audio prefix stays in PyTorch: the graph takes `inputs_embeds`, so the prompt's
 placeholder embeddings are the projector's, as in `generate`. Smaller weights were measured and left out: int8
 (dynamic or weight-only) and 4-bit weights each changed the texts for the worse or ran slower (docs/rationales.md).
