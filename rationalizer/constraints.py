@@ -45,8 +45,9 @@ class TokenPieces:
 
 class _AnswerConstraint(LogitsProcessor):
     """Masks, row by row, every token but those `allowed_for(answer)` returns (None or []: no constraint there, so
-    a row is never left with nothing to generate). The answer is decoded after prompt_length tokens; prefix: the
-    answer's start when it was given in the prompt (a constrained regeneration's)."""
+    a row is never left with nothing to generate), or, where a subclass's `rule` bans tokens instead, those. The
+    answer is decoded after prompt_length tokens; prefix: the answer's start when it was given in the prompt (a
+    constrained regeneration's)."""
 
     def __init__(self, tokenizer, pieces: TokenPieces, prompt_length: int, prefix: str = ""):
         self.tokenizer, self.pieces, self.prompt_length, self.prefix = tokenizer, pieces, prompt_length, prefix
@@ -54,12 +55,18 @@ class _AnswerConstraint(LogitsProcessor):
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
         for row in range(input_ids.shape[0]):
             answer = self.prefix + self.tokenizer.decode(input_ids[row, self.prompt_length:], skip_special_tokens=True)
-            allowed = self.allowed_for(answer)
+            allowed, banned = self.rule(answer)
             if allowed:
                 keep = torch.full_like(scores[row], float("-inf"))
                 keep[allowed] = scores[row, allowed]
                 scores[row] = keep
+            elif banned:
+                scores[row, banned] = float("-inf")
         return scores
+
+    def rule(self, answer: str) -> tuple[list[int] | None, list[int]]:
+        """(the only tokens allowed next, or None) and (tokens banned next) after `answer`."""
+        return self.allowed_for(answer), []
 
     def allowed_for(self, answer: str) -> list[int] | None:
         raise NotImplementedError
@@ -307,7 +314,7 @@ _COUNT_LEAD = re.compile(r"(?<![\w.])(\d+) of $")
 _NUMBER_IN_TEXT = re.compile(r"\d+(?:\.\d+)?")
 
 
-class SheetNumbers(LogitsProcessor):
+class SheetNumbers(_AnswerConstraint):
     """A number in the answer is one of the sheet's numbers, and a count says how many words were read of how many.
 
     numbers: the numbers the answer may write, as the prompt spells them ("8.8", "10", "6.5"; e.g. every number of
@@ -320,7 +327,7 @@ class SheetNumbers(LogitsProcessor):
 
     def __init__(self, tokenizer, pieces: TokenPieces, prompt_length: int, numbers, read: int, total: int,
                  prefix: str = ""):
-        self.tokenizer, self.prompt_length, self.prefix = tokenizer, prompt_length, prefix
+        super().__init__(tokenizer, pieces, prompt_length, prefix)
         self.numbers = sorted({str(n) for n in numbers} | {str(read), str(total)})
         self.read, self.total = str(read), str(total)
         self.digits = {d: [t for t, p in pieces.cased.get(d, ()) if p == d] for d in "0123456789"}
@@ -328,20 +335,7 @@ class SheetNumbers(LogitsProcessor):
         self.of = [t for t, p in pieces.by_first.get(" ", ()) if re.fullmatch(r" of\b.*", p)]
         self.any_digit = [t for d in self.digits.values() for t in d]
 
-    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
-        for row in range(input_ids.shape[0]):
-            answer = self.prefix + self.tokenizer.decode(input_ids[row, self.prompt_length:], skip_special_tokens=True)
-            only, banned = self.rule(answer)
-            if only is not None and only:
-                keep = torch.full_like(scores[row], float("-inf"))
-                keep[only] = scores[row, only]
-                scores[row] = keep
-            elif banned:
-                scores[row, banned] = float("-inf")
-        return scores
-
     def rule(self, answer: str) -> tuple[list[int] | None, list[int]]:
-        """(the only tokens allowed next, or None) and (tokens banned next) after `answer`."""
         written = _NUMBER_BEING_WRITTEN.search(answer)
         if written is None:  # a number may start only as one of the numbers starts (not inside a word: "AH0")
             if answer and (answer[-1].isalnum() or answer[-1] == "."):

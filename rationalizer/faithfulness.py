@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from .mentions import ParsedRationale, parse_rationale
 from .records import SENTENCE_ASPECTS, ScoreSheet, base_phone
 from .rubric import (Rubric, bands_within_tolerance, format_score, misplaced_tips, problem_phones, problem_words,
-                     sentence_band, word_key, word_only_kind)
+                     sentence_band, word_key, word_only_kind, words_read)
 
 
 @dataclass(frozen=True)
@@ -264,8 +264,7 @@ def false_claims(text: str, sheet: ScoreSheet) -> tuple[str, ...]:
     must give the text's number of words and, of them, those not left out (error type Omission), as the rubric
     writes it."""
     found = [message for pattern, contradicted, message in _CLAIMS if pattern.search(text) and contradicted(sheet)]
-    total = len(sheet.words)
-    read = total - sum(w.error_type == "Omission" for w in sheet.words)
+    read, total = words_read(sheet)
     for m in _COUNT_CLAIM.finditer(text):
         if (int(m.group(1)), int(m.group(2))) != (read, total):
             found.append(f"says \"{m.group(0)}\", but {read} of {total} words were read")

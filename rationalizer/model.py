@@ -24,7 +24,8 @@ from .constraints import (Coverage, MissingFirst, PhoneSymbols, QuotedWords, She
 from .data import render_prompt
 from .onnx_decoder import BACKENDS, OnnxDecoder, cached_decoder
 from .records import ScoreSheet, base_phone
-from .rubric import WORD_ONLY_TEMPLATES, Rubric, problem_phones, problem_words, word_key, word_only_kind
+from .rubric import (WORD_ONLY_TEMPLATES, Rubric, problem_phones, problem_words, word_key, word_only_kind,
+                     words_read)
 
 SETTINGS_FILE, ADAPTER_DIR = "rationalizer.json", "adapter"
 
@@ -200,18 +201,20 @@ class Rationalizer:
             return self.model.generate(input_ids=input_ids, attention_mask=torch.ones_like(input_ids),
                                        audio_features=audio, audio_mask=mask, **options)
         processors = LogitsProcessorList(options.get("logits_processor", []))
-        eos = [i for i in (self.tokenizer.eos_token_id, *_as_list(self.model.generation_config.eos_token_id))
-               if i is not None]
+        eos = self._stop_ids()
         if options.get("bad_words_ids"):
             processors.insert(0, NoBadWordsLogitsProcessor(options["bad_words_ids"], eos))
         return self.decoder.generate(input_ids, audio, mask, options["max_new_tokens"], eos, processors,
                                      options.get("stopping_criteria"))
 
+    def _stop_ids(self) -> list[int]:
+        """The token ids that end an answer: the tokenizer's EOS and the generation config's."""
+        stops = (self.tokenizer.eos_token_id, *_as_list(self.model.generation_config.eos_token_id))
+        return [i for i in stops if i is not None]
+
     def _sheet_numbers(self, prompt_length: int, sheet: ScoreSheet, prefix: str) -> SheetNumbers:
-        total = len(sheet.words)
-        read = total - sum(w.error_type == "Omission" for w in sheet.words)  # as the rubric counts them
         return SheetNumbers(self.tokenizer, self._token_pieces(), prompt_length, sheet_numbers(self.prompt(sheet)),
-                            read, total, prefix)
+                            *words_read(sheet), prefix)
 
     def _quoted_words(self, prompt_length: int, sheet: ScoreSheet, prefix: str) -> QuotedWords:
         problems = [p.text for p in problem_words(self.rubric, sheet, capped=False)]
@@ -223,9 +226,8 @@ class Rationalizer:
     def _coverage(self, prompt_length: int, sheet: ScoreSheet, prefix: str) -> Coverage:
         named = problem_words(self.rubric, sheet)
         phones = [(w.text, p.phone) for w in named for p in w.phones]
-        stops = [self.tokenizer.eos_token_id, *_as_list(self.model.generation_config.eos_token_id)]
         return Coverage(self.tokenizer, prompt_length, [w.text for w in named], phones,
-                        [w.text for w in sheet.words], [i for i in stops if i is not None], prefix,
+                        [w.text for w in sheet.words], self._stop_ids(), prefix,
                         {w.text: _opening(w.word) for w in named})
 
     def _phone_symbols(self, prompt_length: int, sheet: ScoreSheet, prefix: str) -> PhoneSymbols:

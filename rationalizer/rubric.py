@@ -76,6 +76,13 @@ def word_only_kind(word: WordScore) -> str:
     return word.error_type if word.error_type in WORD_ONLY_TEMPLATES else "other"
 
 
+def words_read(sheet: ScoreSheet) -> tuple[int, int]:
+    """(words read, words of the text): a word left out (error type Omission) is not read; a count in a rationale
+    ("N of M words were read") must give these."""
+    total = len(sheet.words)
+    return total - sum(w.error_type == "Omission" for w in sheet.words), total
+
+
 def word_key(text: str) -> str:
     """How a word is named and matched in rationales: lower case, outer punctuation stripped."""
     return re.sub(r"^[^\w']+|[^\w']+$", "", text.strip().lower()).strip("'")
@@ -310,9 +317,8 @@ def misplaced_tips(text: str) -> list[str]:
 def _comment(rng: random.Random, aspect: str, band_name: str, sheet: ScoreSheet, rubric: Rubric) -> str:
     """A short reason after an aspect judgement. Completeness counts the words left out instead of going by
     its band: one word missing of seven is 8.6, an "excellent" band, but not "every word was read"."""
-    omitted = sum(w.error_type == "Omission" for w in sheet.words)
-    if aspect == "completeness" and omitted:
-        read, total = len(sheet.words) - omitted, len(sheet.words)
+    read, total = words_read(sheet)
+    if aspect == "completeness" and read < total:
         if abs(10.0 * read / total - sheet.sentence["completeness"]) < COUNT_TOLERANCE:
             return f"{read} of {total} words were read"
         # the count would contradict the score (a recording of another text: completeness 0 with few omissions)
