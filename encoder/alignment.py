@@ -72,6 +72,12 @@ STRICT_SEARCH = DecoderSettings()
 RELAXED_SEARCH = DecoderSettings(beam=1e-100, wbeam=1e-80, pbeam=1e-100, maxhmmpf=-1)
 LOOP_LANGUAGE_WEIGHT = 6.5  # pocketsphinx's default for the phone bigram
 WIDEN_S = (0.3, 1.0)  # a chunk that fails to align is retried this much wider on each side, in turn
+# A word aligned with no overlap with where the transcription heard it, even widened by this much on each side
+# (Whisper's word times are rarely further off), is misplaced; a chunk with at least MISPLACED_SHARE of its
+# anchored words misplaced (and at least MIN_ANCHORED of them) is aligned again in parts, cut between heard words
+ANCHOR_TOLERANCE_S = 0.25
+MISPLACED_SHARE = 0.5
+MIN_ANCHORED = 2
 
 
 class AlignmentFailed(RuntimeError):
@@ -126,7 +132,8 @@ class ForcedAligner:
                          note="uniform fallback: " + "; ".join(notes))
 
     def align_chunks(self, audio: Audio, phones: list[CanonicalPhone], chunks: list[tuple[float, float, int, int]],
-                     spare_cuts: list[tuple[int, float]] = ()) -> Alignment:
+                     spare_cuts: list[tuple[int, float]] = (),
+                     anchors: list[tuple[float, float] | None] | None = None) -> Alignment:
         """Align each chunk (start s, end s, first word, end word) on its own stretch of audio, then join.
 
         Long readings and long pauses defeat one whole-utterance search (it falls back or puts a word on the
@@ -134,15 +141,20 @@ class ForcedAligner:
         fails is split again at the spare cut (first word of the second part, time s) nearest its middle,
         down to single words, before its phones are spread uniformly. The phone loop runs over the whole
         recording. No chunks and no spare cuts is the same as `align`.
+
+        anchors: per word of the text, where a transcription heard it (start s, end s), None where it did not. A
+        chunk whose words mostly lie elsewhere (`misplaced`) is split between two heard words, nearest its middle,
+        and the parts are kept when fewer words are misplaced so: on a poor reading the search can take the first
+        words' audio for silence and squeeze the rest into the last few hundred milliseconds.
         """
-        if len(chunks) <= 1 and not spare_cuts:
+        if len(chunks) <= 1 and not spare_cuts and not anchors:
             return self.align(audio, phones)
         chunks = chunks or [(0.0, audio.duration, 0, phones[-1].word_index + 1 if phones else 0)]
         segments: list[PhoneSegment] = []
         pauses: list[tuple[float, float]] = []
         notes: list[str] = []
         for chunk in chunks:
-            for sub, start in self._align_chunk(audio, phones, chunk, list(spare_cuts)):
+            for sub, start in self._align_chunk(audio, phones, chunk, list(spare_cuts), anchors):
                 shifted = [_shifted(s, start) for s in sub.segments]
                 if segments and shifted:
                     shifted = _after(shifted, segments[-1].end)  # a widened retry may reach into the previous chunk
@@ -156,13 +168,16 @@ class ForcedAligner:
                          fallback=bool(notes), note="; ".join(notes))
 
     def _align_chunk(self, audio: Audio, phones: list[CanonicalPhone], chunk: tuple[float, float, int, int],
-                     spare_cuts: list[tuple[int, float]]) -> list[tuple[Alignment, float]]:
+                     spare_cuts: list[tuple[int, float]],
+                     anchors: list[tuple[float, float] | None] | None = None) -> list[tuple[Alignment, float]]:
         start, end, first_word, end_word = chunk
         part = [p for p in phones if first_word <= p.word_index < end_word]
         if not part:
             return []
         a, b = int(round(start * audio.sample_rate)), int(round(end * audio.sample_rate))
         result = self.align(Audio(audio.samples[a:b], audio.sample_rate), part)
+        if anchors and not result.fallback:
+            return self._anchored(audio, phones, chunk, spare_cuts, anchors, result)
         inside = [(w, t) for w, t in spare_cuts if first_word < w < end_word and start < t < end]
         if result.fallback and not inside:  # a cut may have sliced a word: give the search some of each neighbour
             for widen in WIDEN_S:
@@ -176,8 +191,25 @@ class ForcedAligner:
                 result = _noted(result, f"words {first_word}-{end_word - 1}: {result.note}")
             return [(result, start)]
         word, time = min(inside, key=lambda c: abs(c[1] - 0.5 * (start + end)))
-        return (self._align_chunk(audio, phones, (start, time, first_word, word), spare_cuts)
-                + self._align_chunk(audio, phones, (time, end, word, end_word), spare_cuts))
+        return (self._align_chunk(audio, phones, (start, time, first_word, word), spare_cuts, anchors)
+                + self._align_chunk(audio, phones, (time, end, word, end_word), spare_cuts, anchors))
+
+    def _anchored(self, audio: Audio, phones: list[CanonicalPhone], chunk: tuple[float, float, int, int],
+                  spare_cuts: list[tuple[int, float]], anchors: list[tuple[float, float] | None],
+                  result: Alignment) -> list[tuple[Alignment, float]]:
+        """The chunk's alignment, or its parts aligned apart when that misplaces fewer of its heard words."""
+        start, end, first_word, end_word = chunk
+        whole = [(result, start)]
+        anchored, wrong = misplaced(_pieces_spans(whole), anchors)
+        cuts = [(w, t) for w, t in anchor_cuts(anchors) if first_word < w < end_word and start < t < end]
+        if anchored < MIN_ANCHORED or wrong < MISPLACED_SHARE * anchored or not cuts:
+            return whole
+        word, time = min(cuts, key=lambda c: abs(c[1] - 0.5 * (start + end)))
+        parts = (self._align_chunk(audio, phones, (start, time, first_word, word), spare_cuts, anchors)
+                 + self._align_chunk(audio, phones, (time, end, word, end_word), spare_cuts, anchors))
+        if any(p.fallback for p, _ in parts) or misplaced(_pieces_spans(parts), anchors)[1] >= wrong:
+            return whole
+        return parts
 
     def phone_loop(self, audio: Audio, raw: bytes | None = None) -> list[LoopPhone]:
         """Free phone recognition (phone bigram, no text); empty when the search yields nothing."""
@@ -297,6 +329,31 @@ def word_spans(word_index: list[int], starts, ends) -> list[tuple[float, float, 
         span = spans.setdefault(k, [float(start), float(end), 0])
         span[1], span[2] = float(end), span[2] + 1
     return [tuple(spans[k]) for k in sorted(spans)]
+
+
+def misplaced(spans: dict[int, tuple[float, float]], anchors: list[tuple[float, float] | None],
+              tolerance: float = ANCHOR_TOLERANCE_S) -> tuple[int, int]:
+    """(words with both an aligned span and an anchor, those of them misplaced): the aligned span (s, by word
+    index) does not overlap the anchor (where the transcription heard the word) widened by `tolerance` s."""
+    pairs = [(spans[k], anchors[k]) for k in spans if k < len(anchors) and anchors[k] is not None]
+    wrong = sum(e < a - tolerance or s > b + tolerance for (s, e), (a, b) in pairs)
+    return len(pairs), wrong
+
+
+def anchor_cuts(anchors: list[tuple[float, float] | None]) -> list[tuple[int, float]]:
+    """(first word after the cut, time s) midway between every two consecutive heard words that do not overlap."""
+    return [(k + 1, round(0.5 * (a[1] + b[0]), 3)) for k, (a, b) in enumerate(zip(anchors, anchors[1:]))
+            if a is not None and b is not None and b[0] >= a[1]]
+
+
+def _pieces_spans(pieces: list[tuple[Alignment, float]]) -> dict[int, tuple[float, float]]:
+    """Per word index, the (start, end) seconds of its phones over alignments of chunks starting at the offsets."""
+    spans: dict[int, tuple[float, float]] = {}
+    for alignment, offset in pieces:
+        for s in alignment.segments:
+            k = s.phone.word_index
+            spans[k] = (spans[k][0] if k in spans else s.start + offset, s.end + offset)
+    return spans
 
 
 def forget_history(decoder: Any) -> None:

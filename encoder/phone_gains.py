@@ -137,6 +137,26 @@ def window_gains(log_probs: np.ndarray, words: list[list[int]], owner: list[int]
     return PhoneGains(tuple(skip), tuple(repeat), tuple(insert))
 
 
+def text_lpr(log_probs: np.ndarray, words: list[list[int]], owner: list[int], windows: list[tuple[float, float]],
+             frame_seconds: float) -> float | None:
+    """The text's log posterior ratio per phone under the recogniser, nats (about 0 or below): per window,
+    log P(its words' phones | its frames) (CTC forward) minus the log-probability of the frames' best free path
+    (each frame's likeliest token, no text), summed over windows and divided by their phones. Near 0: the audio
+    is this text as the recogniser hears it, accent and all; another text's phones cost several nats each (dev
+    readings -0.1 to -3.1, the same recordings against another utterance's text -3.3 to -11.7). None where it
+    cannot be measured: no window with words (or only windows of more than MAX_WORDS words), or a window with
+    more phones than its frames can hold."""
+    total, phones = 0.0, 0
+    for mine, frames, _ in _per_window(log_probs, owner, windows, [(0.0, 0.0)] * len(owner), frame_seconds):
+        sequence = [t for i in mine for t in words[i]]
+        text = float(sequence_log_likelihoods(frames, [sequence])[0])
+        if text <= -1e5:
+            return None
+        total += text - float(frames[:, :-1].max(axis=1).sum())  # the unknown column is no token of a free path
+        phones += len(sequence)
+    return round(total / phones, 3) if phones else None
+
+
 def window_replace_gains(log_probs: np.ndarray, words: list[list[int]], others: dict[int, list[int]],
                          owner: list[int], windows: list[tuple[float, float]], times: list[tuple[float, float]],
                          frame_seconds: float) -> dict[int, float]:

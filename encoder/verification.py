@@ -29,7 +29,7 @@ import numpy as np
 from .audio import Audio, AudioError
 from .lexicon import Lexicon, TextError, normalise_text
 from .miscues import DOUBLED_UNKNOWN, MiscueDetector
-from .phone_gains import PhoneGains, ctc_log_probs, phone_ids, window_gains, window_replace_gains
+from .phone_gains import PhoneGains, ctc_log_probs, phone_ids, text_lpr, window_gains, window_replace_gains
 from .phoneset import split_stress
 from .text_language import TextLanguage, identify
 
@@ -69,6 +69,12 @@ class VerifierConfig:
     non_english_probability: float = 0.8  # language identification this sure of another language flags the audio
     mismatch_share: float = 0.5  # below this share of words read, the audio does not match the text
     mismatch_forced: float = 0.02  # below this median forced word probability, the audio is of another text
+    # ...unless the phone recogniser, which has no language model, finds the text this likely: its log posterior
+    # ratio per phone (Evidence.text_lpr, nats) at or above this, the language not identified as another with
+    # confidence. Whisper misses accented readings of names and letters ("JIM CAN SEE THE T V ROOM" heard "JIM
+    # CASSINE'S TV VIEW"). At most 1% of each kind of train recordings that are not readings of their text reach
+    # it (recipes/local/text_lpr_threshold.py, docs/verification.md); None: no such check
+    read_text_lpr: float | None = -2.16
     # a reading that broke off: this many words or more unread at the end, after a start read this completely
     stopped_min_words: int = 2
     stopped_read_share: float = 0.75
@@ -182,6 +188,9 @@ class Evidence:
     # the phone recogniser (nats; encoder.phone_gains.replace_gains); None where that transcription heard the word
     # (or nothing) there, or for evidence gathered before session 14
     other_word_gains: tuple[float | None, ...] | None = None
+    # the text's log posterior ratio per phone under the phone recogniser (encoder.phone_gains.text_lpr, nats);
+    # None where not measured (or for evidence gathered before session 17)
+    text_lpr: float | None = None
 
     @classmethod
     def from_dict(cls, e: dict) -> "Evidence":
@@ -194,7 +203,8 @@ class Evidence:
                    tuple(tuple(p) for p in e.get("speech", ())), words("prompted"), tuple(e.get("doubled", ())),
                    TextLanguage(**e["text_language"]) if e.get("text_language") else None,
                    PhoneGains(**{k: tuple(v) for k, v in e["phone_gains"].items()}) if e.get("phone_gains") else None,
-                   tuple(e["other_word_gains"]) if e.get("other_word_gains") is not None else None)
+                   tuple(e["other_word_gains"]) if e.get("other_word_gains") is not None else None,
+                   e.get("text_lpr"))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -263,11 +273,20 @@ def _other_text(evidence: Evidence, reference: list[tuple[str, ...]], config: Ve
     forced = list(evidence.forced)
     if _too_long(reference, evidence.speech_seconds, config):  # Whisper's language model happily "hears" more
         return True
-    if by_word:
+    if by_word or heard_as_text(evidence, config):
         return False
     if detector is not None and forced:
         return detector.other_text(evidence, reference) >= detector.text.threshold
     return bool(forced) and float(np.median(forced)) < config.mismatch_forced
+
+
+def heard_as_text(evidence: Evidence, config: VerifierConfig) -> bool:
+    """The phone recogniser finds the text as likely as readings of their own text are (`read_text_lpr`), and the
+    language identification is not sure of another language (synthetic French or German speech comes closest to
+    readings of an English text)."""
+    return (config.read_text_lpr is not None and evidence.text_lpr is not None
+            and evidence.text_lpr >= config.read_text_lpr
+            and not _not_english(evidence.language, evidence.language_probability, config))
 
 
 def _detected(evidence: Evidence, words: list[str], reference: list[tuple[str, ...]],
@@ -697,7 +716,8 @@ class ReadingVerifier:
                         tuple((round(a, 2), round(b, 2)) for a, b in segments), tuple(prompted),
                         tuple(round(d, 3) for d in doubled), identify(words, [self._source(w) for w in words]),
                         self._phone_gains(audio, reference, owner, windows, times),
-                        self._other_word_gains(audio, reference, prompted, owner, windows, times))
+                        self._other_word_gains(audio, reference, prompted, owner, windows, times),
+                        self._text_lpr(audio, reference, owner, windows))
 
     def confirm(self, verification: Verification, words: list[str], reference: list[tuple[str, ...]],
                 aligned: list[tuple[float, float, int]]) -> Verification:
@@ -706,6 +726,14 @@ class ReadingVerifier:
 
     def chunks(self, verification: Verification, duration: float) -> list[Chunk]:
         return chunks_at_pauses(list(verification.words), list(verification.pauses), duration, self.config)
+
+    def anchors(self, verification: Verification, reference: list[tuple[str, ...]]) -> list[tuple[float, float] | None]:
+        """Per word, where a transcription heard it as itself (within `similar_word`), else None: the forced
+        alignment's check (ForcedAligner.align_chunks)."""
+        evidence = verification.evidence
+        if evidence is None:
+            return [None] * len(reference)
+        return heard_spans(reference, [list(evidence.heard), list(evidence.prompted)], self.config.similar_word)
 
     @staticmethod
     def spare_cuts(verification: Verification) -> list[tuple[int, float]]:
@@ -770,6 +798,12 @@ class ReadingVerifier:
         from .features.posterior_gop import FRAME_SECONDS
 
         return window_gains(self.frame_log_probs(audio), phone_ids(reference), owner, windows, times, FRAME_SECONDS)
+
+    def _text_lpr(self, audio: Audio, reference: list[tuple[str, ...]], owner: list[int],
+                  windows: list[tuple[float, float]]) -> float | None:
+        from .features.posterior_gop import FRAME_SECONDS
+
+        return text_lpr(self.frame_log_probs(audio), phone_ids(reference), owner, windows, FRAME_SECONDS)
 
     def _other_word_gains(self, audio: Audio, reference: list[tuple[str, ...]], prompted: list[HeardWord],
                           owner: list[int], windows: list[tuple[float, float]],
@@ -948,15 +982,7 @@ def word_times(reference: list[tuple[str, ...]], transcriptions: list[list[Heard
     """Per reference word, the span (s) of the heard word aligned to it in the transcription that matches most
     words; a word heard nowhere gets the stretch between its neighbours' spans (the recording's start or end at
     the edges)."""
-    best: list[tuple[float, float] | None] = [None] * len(reference)
-    for heard in transcriptions:
-        spans: list[tuple[float, float] | None] = [None] * len(reference)
-        for r, h in align_words(reference, [w.phones for w in heard]):
-            if r is not None and h is not None and phone_distance(reference[r], heard[h].phones) <= 0.5:
-                spans[r] = (heard[h].start, heard[h].end)
-        if sum(s is not None for s in spans) > sum(s is not None for s in best):
-            best = spans
-    spans, times = best, []
+    spans, times = heard_spans(reference, transcriptions, 0.5), []
     for i, span in enumerate(spans):
         if span is None:
             before = next((spans[j][1] for j in range(i - 1, -1, -1) if spans[j] is not None), 0.0)
@@ -964,6 +990,21 @@ def word_times(reference: list[tuple[str, ...]], transcriptions: list[list[Heard
             span = (before, max(before, after))
         times.append(span)
     return times
+
+
+def heard_spans(reference: list[tuple[str, ...]], transcriptions: list[list[HeardWord]],
+                max_distance: float) -> list[tuple[float, float] | None]:
+    """Per reference word, the span (s) of the heard word aligned to it within `max_distance` (phone edit
+    distance, 0-1), in the transcription that has the most words so; None where that one has none."""
+    best: list[tuple[float, float] | None] = [None] * len(reference)
+    for heard in transcriptions:
+        spans: list[tuple[float, float] | None] = [None] * len(reference)
+        for r, h in align_words(reference, [w.phones for w in heard]):
+            if r is not None and h is not None and phone_distance(reference[r], heard[h].phones) <= max_distance:
+                spans[r] = (heard[h].start, heard[h].end)
+        if sum(s is not None for s in spans) > sum(s is not None for s in best):
+            best = spans
+    return best
 
 
 def forced_pieces(tokens: list[list[int]], limit: int) -> list[list[list[int]]]:

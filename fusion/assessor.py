@@ -37,6 +37,7 @@ DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "models" / "default"
 SAMPLE_DIR = Path(__file__).resolve().parent / "samples"
 MODEL_CARD = "README.md"
 LOW_PHONE_SCORE = SCALES["phone"].edges[0]  # below this a phone is reported as mispronounced or missing: "poor"
+ANCHORED_ALIGNMENT = False  # Assessor.anchored_alignment's default: measured, not on (docs/frontend.md)
 
 
 @dataclass
@@ -103,6 +104,8 @@ class Assessor:
         self.rationale = rationale
         self.verifier = ReadingVerifier(lexicon=self.lexicon, detector=miscues,
                                         phone_recogniser=self.frontend.groups.get("posterior_gop")) if verify else None
+        # split a chunk whose alignment misplaces the words the transcriptions heard (docs/frontend.md)
+        self.anchored_alignment = ANCHORED_ALIGNMENT
 
     @classmethod
     def from_pretrained(cls, path: str | Path | None = None, backend: str = "auto", lexicon: Lexicon | None = None,
@@ -211,12 +214,14 @@ class Assessor:
     def _features(self, clip, pronunciation: Pronunciation, verification: Verification | None,
                   timings: dict[str, float]) -> PhoneFeatures:
         """Alignment (in chunks cut at verified pauses, when verified) and the phone features."""
-        chunks = spare = None
+        chunks = spare = anchors = None
         if verification is not None:
             chunks = _chunk_tuples(self.verifier.chunks(verification, clip.duration))
             spare = self.verifier.spare_cuts(verification)
+            if self.anchored_alignment:
+                anchors = self.verifier.anchors(verification, [tuple(p) for p in pronunciation.phones])
         mark = time.perf_counter()
-        features = self.frontend.extract(clip, pronunciation.canonical, chunks, spare)
+        features = self.frontend.extract(clip, pronunciation.canonical, chunks, spare, anchors)
         timings["frontend"] = time.perf_counter() - mark
         return features
 

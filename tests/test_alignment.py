@@ -136,3 +136,56 @@ def test_segments_after_a_seam_stay_in_order():
     assert starts_ends == [(1.71, 1.72), (1.72, 1.73), (1.73, 1.78), (1.80, 1.90)]
     assert all(b.start >= a.end for a, b in zip(moved, moved[1:]))
     assert _after(segments[3:], 1.5) == segments[3:]  # nothing before the seam: unchanged
+
+
+def test_misplaced_counts_words_aligned_away_from_where_they_were_heard():
+    from orthoepy.encoder.alignment import misplaced
+
+    spans = {0: (1.25, 1.51), 1: (1.51, 2.20), 2: (2.20, 2.58), 3: (2.58, 2.67)}
+    anchors = [None, (0.0, 0.82), (0.82, 1.38), (2.50, 2.70)]
+    assert misplaced(spans, anchors) == (3, 2)  # word 0 has no anchor; word 3 overlaps its own
+    assert misplaced(spans, anchors, tolerance=1.0) == (3, 0)
+    assert misplaced({}, anchors) == (0, 0)
+
+
+def test_anchor_cuts_lie_between_consecutive_heard_words():
+    from orthoepy.encoder.alignment import anchor_cuts
+
+    anchors = [(0.0, 0.8), (0.9, 1.3), None, (2.0, 2.4), (2.3, 2.6)]
+    assert anchor_cuts(anchors) == [(1, 0.85)]  # none across an unheard word, none between overlapping spans
+
+
+class _ScriptedAligner(ForcedAligner):
+    """align() returns the span each chunk length was scripted with, without pocketsphinx."""
+
+    def __init__(self, script):
+        self.script = script  # {(first word, end word): [(start, end) per word, relative to the chunk]}
+
+    def align(self, audio, phones):
+        from orthoepy.encoder.alignment import PhoneSegment, _assemble
+
+        words = sorted({p.word_index for p in phones})
+        spans = self.script[(words[0], words[-1] + 1)]
+        segments = [PhoneSegment(p, *spans[p.word_index - words[0]], 1, -1.0) for p in phones]
+        return _assemble(segments, [], [], audio.duration, fallback=False, note="")
+
+    def phone_loop(self, audio, raw=None):
+        return []
+
+
+def test_a_chunk_that_misplaces_its_heard_words_is_aligned_again_in_parts():
+    phones = canonical_phones([["HH", "IY1"], ["K", "UH1", "D"], ["S", "IY1"]])
+    audio = Audio(np.zeros(16000 * 3, np.float32))
+    anchors = [(0.2, 0.5), (0.6, 1.0), (1.1, 1.5)]
+    squeezed = [(2.70, 2.80), (2.80, 2.90), (2.90, 2.95)]  # the whole search put every word at the end
+    script = {(0, 3): squeezed, (0, 2): [(0.25, 0.45), (0.6, 0.95)], (2, 3): [(0.1, 0.4)]}
+    aligned = _ScriptedAligner(script).align_chunks(audio, phones, [], [], anchors)
+    starts = [round(aligned.segments[i].start, 2) for i in (0, 2, 5)]  # each word's first phone
+    assert starts == [0.25, 0.6, 1.15]  # cut at 1.05 (nearest the middle), between heard words
+    # parts that misplace as many words as the whole are not taken
+    script.update({(0, 2): [(2.0, 2.1), (2.1, 2.2)], (0, 1): [(2.0, 2.1)], (1, 2): [(1.5, 1.6)], (2, 3): [(1.5, 1.6)]})
+    kept = _ScriptedAligner(script).align_chunks(audio, phones, [], [], anchors)
+    assert [round(s.start, 2) for s in kept.segments][0] == 2.70
+    # without anchors the whole search stands
+    plain = _ScriptedAligner(script).align_chunks(audio, phones, [(0.0, 3.0, 0, 3)], [(1, 0.55)])
+    assert [round(s.start, 2) for s in plain.segments][0] == 2.70

@@ -109,6 +109,18 @@ def test_word_times_take_the_better_transcription_and_fill_unheard_words():
     assert word_times(reference, [[]], 2.0) == [(0.0, 2.0)] * 3
 
 
+def test_heard_spans_keep_only_words_heard_as_themselves():
+    from orthoepy.encoder.verification import heard_spans
+
+    reference = [("K", "AE1", "T"), ("S", "AE1", "T"), ("M", "AE1", "T")]
+    free = [HeardWord("CAT", 0.0, 0.3, 0.9, ("K", "AE", "T")), HeardWord("SAD", 0.3, 0.7, 0.9, ("S", "AE", "D"))]
+    prompted = free[:1] + [HeardWord("SAT", 0.3, 0.7, 0.9, ("S", "AE", "T")),
+                           HeardWord("MAT", 0.8, 1.1, 0.9, ("M", "AE", "T"))]
+    assert heard_spans(reference, [free, prompted], 0.25) == [(0.0, 0.3), (0.3, 0.7), (0.8, 1.1)]
+    assert heard_spans(reference, [free], 0.25) == [(0.0, 0.3), None, None]  # SAD is another word at 0.25
+    assert heard_spans(reference, [free], 0.5) == [(0.0, 0.3), (0.3, 0.7), None]
+
+
 def test_evidence_keeps_its_phone_gains_through_a_dict_and_older_records_have_none():
     gained = PhoneGains((1.0, 2.0), (-3.0, -4.0), (0.5, INSERT_UNKNOWN))
     e = Evidence(1.0, "en", 0.9, (), (0.9, 0.9), (), phone_gains=gained)
@@ -224,3 +236,23 @@ def test_another_word_said_in_a_words_place_has_a_positive_replace_gain():
     assert per_window[1] == pytest.approx(replace_gains(frames, ids, {1: dog}, [(0.0, len(frames) * FRAME_S)] *
                                                         len(ids), FRAME_S)[1])
     assert replace_gains(frames, ids, {}) == {}
+
+
+def test_text_lpr_is_near_zero_for_the_text_said_and_far_below_for_another_text():
+    from orthoepy.encoder.phone_gains import text_lpr
+
+    ids = phone_ids(WORDS)
+    log_probs = frames_saying(said(ids))
+    whole = [(0.0, len(log_probs) * FRAME_S)]
+    own = text_lpr(log_probs, ids, [0] * len(ids), whole, FRAME_S)
+    other_words = phone_ids([["B", "IH1", "G"], ["D", "AO1", "G"], ["R", "AH1", "N"], ["F", "AE1", "S", "T"]])
+    other = text_lpr(log_probs, other_words, [0] * 4, whole, FRAME_S)
+    assert abs(own) < 0.5  # the forward sum over all paths may exceed the best path a little
+    assert other < own - 3.0
+    # two windows give the same as one when each holds its own words
+    half = 5 * len(said(ids[:2])) * FRAME_S
+    split = text_lpr(log_probs, ids, [0, 0, 1, 1, 1], [(0.0, half), (half, whole[0][1])], FRAME_S)
+    assert split == pytest.approx(own, abs=0.05)
+    # more phones than frames can hold: not measured, rather than a number that looks like another text
+    assert text_lpr(log_probs[:6], ids, [0] * len(ids), [(0.0, 6 * FRAME_S)], FRAME_S) is None
+    assert text_lpr(log_probs, [], [], whole, FRAME_S) is None

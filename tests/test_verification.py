@@ -477,3 +477,34 @@ def test_completeness_counts_words_attempted_not_words_read_as_written():
     # another text: every word "substituted" by what was heard, yet nothing of this text was attempted
     assert share_attempted(["substituted"] * 4, 0.0, matches_text=False) == 0.0
     assert gated_sentence(sentence, 0.0, share_attempted(["substituted"] * 4, 0.0, False))["completeness"] == 0.0
+
+
+def test_a_text_the_phone_recogniser_hears_is_not_judged_another_text():
+    """Whisper heard "JIM CASSINE'S TV VIEW" for a dev reading of "JIM CAN SEE THE T V ROOM" (labelled 8), and the
+    text judgement scored it 0; the phone recogniser, with no language model, finds the text likely."""
+    from orthoepy.encoder.verification import Evidence, decide
+
+    words, reference = ["I", "THINK", "SO"], [I, THINK, SO]
+    evidence = Evidence(1.0, "en", 0.9, (heard("HI", ("HH", "AY"), 0, .3),), (0.3, 0.3, 0.3), (), text_lpr=-1.2)
+    # the rule's text judgement (median forced word probability under mismatch_forced), set to fire here
+    config = replace(CONFIG, mismatch_forced=0.5, read_text_lpr=None)
+    assert not decide(evidence, words, reference, config).matches_text  # no check configured: another text
+    checked = replace(config, read_text_lpr=-2.0)
+    assert decide(evidence, words, reference, checked).matches_text
+    assert not decide(replace(evidence, text_lpr=-4.5), words, reference, checked).matches_text
+    assert not decide(replace(evidence, text_lpr=None), words, reference, checked).matches_text  # not measured
+    # a language identified with confidence is not overruled: synthetic French comes closest to a reading
+    french = replace(evidence, language="fr", language_probability=0.95)
+    assert not decide(french, words, reference, checked).matches_text
+
+
+def test_older_evidence_records_have_no_text_lpr():
+    from dataclasses import asdict
+
+    from orthoepy.encoder.verification import Evidence
+
+    evidence = Evidence(1.0, "en", 0.9, (), (0.5,), (), text_lpr=-0.7)
+    record = json.loads(json.dumps(asdict(evidence)))
+    assert Evidence.from_dict(record).text_lpr == -0.7
+    del record["text_lpr"]
+    assert Evidence.from_dict(record).text_lpr is None

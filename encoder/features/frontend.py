@@ -165,15 +165,17 @@ class FrontEnd:
 
     def extract(self, audio: Audio, phones: list[CanonicalPhone],
                 chunks: list[tuple[float, float, int, int]] | None = None,
-                spare_cuts: list[tuple[int, float]] | None = None) -> PhoneFeatures:
-        """chunks: (start s, end s, first word, end word) stretches aligned separately (verified pauses), and
-        spare_cuts: (word, time s) where a chunk whose alignment fails may be split (ForcedAligner.align_chunks);
+                spare_cuts: list[tuple[int, float]] | None = None,
+                anchors: list[tuple[float, float] | None] | None = None) -> PhoneFeatures:
+        """chunks: (start s, end s, first word, end word) stretches aligned separately (verified pauses),
+        spare_cuts: (word, time s) where a chunk whose alignment fails may be split, and anchors: per word where a
+        transcription heard it (s), to split a chunk whose alignment misplaces its words (ForcedAligner.align_chunks);
         None aligns the whole recording at once, as the training features were."""
         if not phones:
             raise FrontEndError("no canonical phones to align")
         timings: dict[str, float] = {}
         alignment = _timed(timings, "alignment", self.aligner.align_chunks, audio, phones, chunks or [],
-                           spare_cuts or [])
+                           spare_cuts or [], anchors)
         outputs = {name: _timed(timings, name, group.extract, audio, alignment) for name, group in self.groups.items()}
         utterance = None
         if self.pool is not None:
