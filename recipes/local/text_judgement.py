@@ -4,9 +4,9 @@ Cases from one split (dev by default: its 12 speakers are held out from the ship
 every recording with its own text (a reading), every recording with the text of the recording 37 places on (another
 text), and espeak-ng speech in French, German, Spanish and Italian (recipes/local/text_lpr_threshold.py's sentences,
 two speeds) with English texts of the split (another language). Each case runs through the whole Assessor with the
-check on; where the check changed the judgement (the text detector alone said another text), once more with it off. Reported per kind: the share judged not to
-match the text, the share with total <= 3, and for readings the sentence total's PCC and MSE against the labels.
-Only rates and our own totals are written (no labels).
+check on; where the check changed the judgement (the text detector alone said another text), once more with it off.
+Reported per kind: the share judged not to match the text, the share with total <= 3, and for readings the sentence
+total's PCC and MSE against the labels. Only rates and our own totals are written (no labels).
 
     python recipes/local/text_judgement.py --corpus $SO762_DIR --work exp/text_judgement --nj 2 \\
         --out docs/text_judgement_dev.json          # ~20 min here (520 cases; a rerun resumes from --work)
