@@ -234,9 +234,10 @@ def decide(evidence: Evidence, words: list[str], reference: list[tuple[str, ...]
     foreign = evidence.text_language if evidence.text_language and evidence.text_language.foreign else None
     # language identification alone misjudges short or strongly accented readings (train cases: it added no
     # other-language recording the text detector missed and called 11 readings not English), so it only names
-    # what the text judgement found: a recording that is not a reading of its text
+    # what the text judgement found (a recording that is not a reading of its text), or what the phone
+    # recogniser does not find the text in (Whisper hears an English translation in French speech)
     not_english = foreign is not None or (_not_english(evidence.language, evidence.language_probability, config)
-                                          and (other_text or by_word))
+                                          and (other_text or by_word or _text_not_heard(evidence, config)))
     if aligned is not None and detector is not None and not (other_text or not_english or no_words):
         checks, insertions = _detected(evidence, words, reference, aligned, detector, checks, insertions, config,
                                        by_word)
@@ -279,6 +280,19 @@ def _other_text(evidence: Evidence, reference: list[tuple[str, ...]], config: Ve
     if detector is not None and forced:
         return detector.other_text(evidence, reference) >= detector.text.threshold
     return bool(forced) and float(np.median(forced)) < config.mismatch_forced
+
+
+def text_check_applies(evidence: Evidence, config: VerifierConfig) -> bool:
+    """Whether `read_text_lpr` can change what `decide` makes of this evidence: the text LPR clears it, or it is
+    below the threshold while the language identification names another language."""
+    return heard_as_text(evidence, config) or (
+        _text_not_heard(evidence, config) and _not_english(evidence.language, evidence.language_probability, config))
+
+
+def _text_not_heard(evidence: Evidence, config: VerifierConfig) -> bool:
+    """The phone recogniser's text LPR was measured and falls below `read_text_lpr`."""
+    return (config.read_text_lpr is not None and evidence.text_lpr is not None
+            and evidence.text_lpr < config.read_text_lpr)
 
 
 def heard_as_text(evidence: Evidence, config: VerifierConfig) -> bool:

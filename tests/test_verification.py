@@ -508,3 +508,24 @@ def test_older_evidence_records_have_no_text_lpr():
     assert Evidence.from_dict(record).text_lpr == -0.7
     del record["text_lpr"]
     assert Evidence.from_dict(record).text_lpr is None
+
+
+def test_another_language_the_phone_recogniser_does_not_hear_the_text_in_is_not_english():
+    """French speech against its English translation: Whisper's forced decoding finds the translation likely and the
+    text judgement took it for a reading; the language identification (fr, 0.98) now names it where the phone
+    recogniser does not find the text (text LPR under `read_text_lpr`)."""
+    from orthoepy.encoder.verification import Evidence, decide, text_check_applies
+
+    words, reference = ["I", "THINK", "SO"], [I, THINK, SO]
+    config = replace(CONFIG, read_text_lpr=-2.0)
+    french = Evidence(1.0, "fr", 0.98, (heard("I", I, 0, .2), heard("THINK", THINK, .2, .5), heard("SO", SO, .5, .8)),
+                      (0.9, 0.9, 0.9), (), text_lpr=-2.5)
+    result = decide(french, words, reference, config)
+    assert not result.matches_text and result.share_read == 0.0
+    assert text_check_applies(french, config)
+    # the phone recogniser finds the text: an accented reading the identification misjudged stays a reading
+    assert decide(replace(french, text_lpr=-1.0), words, reference, config).matches_text
+    # not measured, or no check configured: the identification alone still decides nothing
+    assert decide(replace(french, text_lpr=None), words, reference, config).matches_text
+    assert decide(french, words, reference, replace(config, read_text_lpr=None)).matches_text
+    assert not text_check_applies(replace(french, language="en"), config)

@@ -4,7 +4,7 @@ Cases from one split (dev by default: its 12 speakers are held out from the ship
 every recording with its own text (a reading), every recording with the text of the recording 37 places on (another
 text), and espeak-ng speech in French, German, Spanish and Italian (recipes/local/text_lpr_threshold.py's sentences,
 two speeds) with English texts of the split (another language). Each case runs through the whole Assessor with the
-check on; where the check changed the judgement (the text detector alone said another text), once more with it off.
+check on; where the check can have changed the judgement (`verification.text_check_applies`), once more without it.
 Reported per kind: the share judged not to match the text, the share with total <= 3, and for readings the sentence
 total's PCC and MSE against the labels. Only rates and our own totals are written (no labels).
 
@@ -30,7 +30,7 @@ from text_lpr_threshold import FOREIGN, _espeak  # noqa: E402
 from orthoepy.encoder.audio import load_audio  # noqa: E402
 from orthoepy.encoder.corpus import load_corpus, resolve_corpus_dir  # noqa: E402
 from orthoepy.encoder.lexicon import Lexicon  # noqa: E402
-from orthoepy.encoder.verification import heard_as_text  # noqa: E402
+from orthoepy.encoder.verification import text_check_applies  # noqa: E402
 
 OTHER_TEXT_OFFSET = 37
 KINDS = ("reading", "other_text", "other_language")
@@ -68,10 +68,8 @@ def run_part(corpus: Path, split: str, part: int, parts: int, work: Path) -> Non
             clip = _espeak(*audio) if kind == "other_language" else load_audio(audio)
             row = {"id": f"{kind}:{case_id}", "kind": kind, "label": label}
             row["on"] = _assess(assessor, with_check, clip, text)
-            evidence, reference = kept[-1].evidence, kept[-1].reference
-            changed = heard_as_text(evidence, with_check) and \
-                assessor.verifier.detector.other_text(evidence, reference) >= assessor.verifier.detector.text.threshold
-            row["off"] = _assess(assessor, without, clip, text) if changed else row["on"]
+            may_differ = text_check_applies(kept[-1].evidence, with_check)
+            row["off"] = _assess(assessor, without, clip, text) if may_differ else row["on"]
             out.write(json.dumps(row) + "\n")
             out.flush()
 
