@@ -348,12 +348,9 @@ def anchor_cuts(anchors: list[tuple[float, float] | None]) -> list[tuple[int, fl
 
 def _pieces_spans(pieces: list[tuple[Alignment, float]]) -> dict[int, tuple[float, float]]:
     """Per word index, the (start, end) seconds of its phones over alignments of chunks starting at the offsets."""
-    spans: dict[int, tuple[float, float]] = {}
-    for alignment, offset in pieces:
-        for s in alignment.segments:
-            k = s.phone.word_index
-            spans[k] = (spans[k][0] if k in spans else s.start + offset, s.end + offset)
-    return spans
+    segments = [(s.phone.word_index, s.start + offset, s.end + offset) for a, offset in pieces for s in a.segments]
+    index, starts, ends = zip(*segments) if segments else ((), (), ())
+    return {k: (start, end) for k, (start, end, _) in zip(sorted(set(index)), word_spans(index, starts, ends))}
 
 
 def forget_history(decoder: Any) -> None:

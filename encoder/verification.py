@@ -29,7 +29,7 @@ import numpy as np
 from .audio import Audio, AudioError
 from .lexicon import Lexicon, TextError, normalise_text
 from .miscues import DOUBLED_UNKNOWN, MiscueDetector
-from .phone_gains import PhoneGains, ctc_log_probs, phone_ids, text_lpr, window_gains, window_replace_gains
+from .phone_gains import PhoneGains, phone_ids, text_lpr, window_gains, window_replace_gains
 from .phoneset import split_stress
 from .text_language import TextLanguage, identify
 
@@ -289,19 +289,24 @@ def text_check_applies(evidence: Evidence, config: VerifierConfig) -> bool:
         _text_not_heard(evidence, config) and _not_english(evidence.language, evidence.language_probability, config))
 
 
+def _text_lpr_reaches(evidence: Evidence, config: VerifierConfig) -> bool | None:
+    """Whether the text LPR is at or above `read_text_lpr`; None where it was not measured or no check is set."""
+    if config.read_text_lpr is None or evidence.text_lpr is None:
+        return None
+    return evidence.text_lpr >= config.read_text_lpr
+
+
 def _text_not_heard(evidence: Evidence, config: VerifierConfig) -> bool:
     """The phone recogniser's text LPR was measured and falls below `read_text_lpr`."""
-    return (config.read_text_lpr is not None and evidence.text_lpr is not None
-            and evidence.text_lpr < config.read_text_lpr)
+    return _text_lpr_reaches(evidence, config) is False
 
 
 def heard_as_text(evidence: Evidence, config: VerifierConfig) -> bool:
     """The phone recogniser finds the text as likely as readings of their own text are (`read_text_lpr`), and the
     language identification is not sure of another language (synthetic French or German speech comes closest to
     readings of an English text)."""
-    return (config.read_text_lpr is not None and evidence.text_lpr is not None
-            and evidence.text_lpr >= config.read_text_lpr
-            and not _not_english(evidence.language, evidence.language_probability, config))
+    return bool(_text_lpr_reaches(evidence, config)) and not _not_english(evidence.language,
+                                                                         evidence.language_probability, config)
 
 
 def _detected(evidence: Evidence, words: list[str], reference: list[tuple[str, ...]],
@@ -805,8 +810,7 @@ class ReadingVerifier:
     def frame_log_probs(self, audio: Audio) -> np.ndarray:
         """(T, 41) the phone recogniser's frame log-probabilities as the phone gains read them
         (encoder.phone_gains.ctc_log_probs; 20 ms frames); the recogniser's pass is cached per recording."""
-        post = self._phone_recogniser.frame_posteriors(audio)
-        return ctc_log_probs(post.phone, post.blank, post.other)
+        return self._phone_recogniser.frame_log_probs(audio)
 
     def _phone_gains(self, audio: Audio, reference: list[tuple[str, ...]], owner: list[int],
                      windows: list[tuple[float, float]], times: list[tuple[float, float]]) -> PhoneGains:
